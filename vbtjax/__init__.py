@@ -1,0 +1,22 @@
+"""vbtjax: differentiable Virtual Brain Twins on JAX.
+
+Import as ``import vbtjax as vbt``. Units: time in ms, lengths in mm, speeds in mm/ms (= m/s).
+Arrays are laid out ``(time, state_variable, region)``.
+"""
+
+from . import coupling as coupling
+from . import datasets as datasets
+from . import delays as delays
+from . import models as models
+from . import monitors as monitors
+from . import noise as noise
+from .connectome import Connectome as Connectome
+from .network import Network as Network
+from .simulate import Solution as Solution
+from .simulate import initial_history as initial_history
+from .simulate import simulate as simulate
+from .solvers import RK4 as RK4
+from .solvers import Euler as Euler
+from .solvers import Heun as Heun
+
+__version__ = "0.1.0"

@@ -1,0 +1,426 @@
+"""Structural connectomes: coupling weights, tract lengths, region centres and labels.
+
+Convention: ``weights[i, j]`` is the connection **from source region j to target region i** (row = target,
+column = source), as in TVB's coupling sum ``c_i = sum_j W[i, j] x_j``. Tract lengths are in mm, centres in mm.
+Weights are used as given; normalisation is the explicit transform :meth:`Connectome.normalised`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._params import as_float_array, is_concrete
+
+__all__ = ["Connectome"]
+
+# Variable names recognised in .mat and .npz files, compared case-insensitively, in order of preference.
+_WEIGHT_NAMES = ("weights", "sc", "w", "cmat", "connectivity", "conn")
+_LENGTH_NAMES = ("tract_lengths", "lengths", "len", "tract_length", "length", "dmat", "l")
+_CENTRE_NAMES = ("centres", "centers")
+_LABEL_NAMES = ("labels", "region_labels")
+_MATRIX_SUFFIXES = (".csv", ".txt", ".tsv", ".dat", ".npy")
+
+
+def _optional_float_array(value: Any) -> Any:
+    return None if value is None else as_float_array(value)
+
+
+def _as_labels(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str | bytes):
+        raise ValueError("Connectome: labels must be a sequence of N strings (one per region), not a single string.")
+    return tuple(str(v) for v in np.asarray(value, dtype=object).ravel())
+
+
+class Connectome(eqx.Module):
+    """A region-level structural connectome.
+
+    **Arguments:**
+
+    - `weights`: `(N, N)` coupling weights (arbitrary units); `weights[i, j]` is from source `j` to target `i`.
+      Any finite values (negative ones too). Differentiable.
+    - `lengths`: `(N, N)` tract lengths, mm, finite and non-negative. Differentiable.
+    - `centres`: optional `(N, 3)` region centres, mm.
+    - `labels`: optional tuple of `N` region names (static).
+
+    Value checks (finite, non-negative lengths) are skipped when the arrays are traced (under `jit`/`vmap`);
+    shape checks always run.
+    """
+
+    weights: Float[Array, "N N"] = eqx.field(converter=as_float_array)
+    lengths: Float[Array, "N N"] = eqx.field(converter=as_float_array)
+    centres: Float[Array, "N 3"] | None = eqx.field(default=None, converter=_optional_float_array)
+    labels: tuple[str, ...] | None = eqx.field(default=None, static=True, converter=_as_labels)
+
+    def __check_init__(self):
+        w = self.weights
+        if w.ndim != 2 or w.shape[0] != w.shape[1] or w.shape[0] == 0:
+            raise ValueError(
+                f"Connectome: weights has shape {w.shape}; expected a square (N, N) matrix with N >= 1 "
+                "(row = target region, column = source region)."
+            )
+        n = w.shape[0]
+        if self.lengths.shape != w.shape:
+            raise ValueError(
+                f"Connectome: lengths has shape {self.lengths.shape} but weights has shape {w.shape}; give tract "
+                f"lengths (mm) of shape ({n}, {n})."
+            )
+        if self.centres is not None and self.centres.shape != (n, 3):
+            raise ValueError(
+                f"Connectome: centres has shape {self.centres.shape}; expected ({n}, 3) region centres in mm, or None."
+            )
+        if self.labels is not None and len(self.labels) != n:
+            raise ValueError(
+                f"Connectome: labels has {len(self.labels)} entries but there are {n} regions; give {n} labels or None."
+            )
+        for name in ("weights", "lengths", "centres"):
+            value = getattr(self, name)
+            if value is not None and is_concrete(value) and not bool(np.all(np.isfinite(np.asarray(value)))):
+                raise ValueError(f"Connectome: {name} contains NaN or inf; give finite values.")
+        if is_concrete(self.lengths) and bool(np.any(np.asarray(self.lengths) < 0)):
+            raise ValueError("Connectome: lengths contains negative values; tract lengths (mm) must be >= 0.")
+
+    @property
+    def n_regions(self) -> int:
+        """Number of regions ``N``."""
+        return self.weights.shape[0]
+
+    # ------------------------------------------------------------------ transforms (pure; return a new Connectome)
+
+    def normalised(self, mode: str = "max") -> Connectome:
+        """Return a copy with scaled weights; lengths, centres and labels unchanged.
+
+        - `"max"` (TVB's `scaled_weights("tract")`; alias `"tract"`): `W / max_ij |W_ij|`, so the strongest single
+          connection has magnitude 1.
+        - `"region"` (TVB's `scaled_weights("region")`): `W / max_i |sum_j W_ij|`, so the largest total input to any
+          region has magnitude 1 (one global factor).
+        - `"sum"`: `W / sum_ij |W_ij|`, so the absolute weights sum to 1.
+        - `"rows"`: each row divided by its own absolute sum, `W_ij / sum_k |W_ik|`, so every region's total
+          absolute input is 1 (in-strength normalisation; changes the relative strength of regions).
+
+        A zero factor (all-zero matrix or row) leaves the weights unchanged instead of dividing by zero.
+        """
+        w = self.weights
+        a = jnp.abs(w)
+        if mode in ("max", "tract"):
+            factor = jnp.max(a)
+        elif mode == "region":
+            factor = jnp.max(jnp.abs(jnp.sum(w, axis=1)))
+        elif mode == "sum":
+            factor = jnp.sum(a)
+        elif mode == "rows":
+            factor = jnp.sum(a, axis=1, keepdims=True)
+        else:
+            raise ValueError(
+                f"Connectome.normalised: unknown mode {mode!r}; use 'max' (alias 'tract'), 'region', 'sum' or 'rows'."
+            )
+        factor = jnp.where(factor == 0, 1.0, factor)
+        return eqx.tree_at(lambda c: c.weights, self, w / factor)
+
+    def without_self_connections(self) -> Connectome:
+        """Return a copy whose weights have a zero diagonal (no region couples to itself)."""
+        w = self.weights * (1.0 - jnp.eye(self.n_regions, dtype=self.weights.dtype))
+        return eqx.tree_at(lambda c: c.weights, self, w)
+
+    def delays(self, speed: Any) -> Float[Array, "N N"]:
+        """Conduction delays ``lengths / speed`` in ms, shape ``(N, N)``; ``speed`` in mm/ms (scalar or broadcastable
+        to ``(N, N)``), positive."""
+        speed = as_float_array(speed)
+        if is_concrete(speed) and not bool(np.all(np.asarray(speed) > 0)):
+            raise ValueError(f"Connectome.delays: speed must be positive (mm/ms); got {np.asarray(speed)}.")
+        return self.lengths / speed
+
+    # ------------------------------------------------------------------ files
+
+    def save_npz(self, path: str | os.PathLike) -> Path:
+        """Write ``weights``, ``lengths`` and, when present, ``centres`` and ``labels`` to ``path`` (exactly that
+        name) as an uncompressed ``.npz`` that :meth:`from_file` reads back unchanged. Returns the path."""
+        path = Path(path)
+        arrays = {"weights": np.asarray(self.weights), "lengths": np.asarray(self.lengths)}
+        if self.centres is not None:
+            arrays["centres"] = np.asarray(self.centres)
+        if self.labels is not None:
+            arrays["labels"] = np.array(self.labels, dtype=str)
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+        return path
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike,
+        *,
+        lengths: str | os.PathLike | None = None,
+        weights_key: str | None = None,
+        lengths_key: str | None = None,
+    ) -> Connectome:
+        """Read a connectome from ``path``.
+
+        Supported (chosen by what ``path`` is):
+
+        - a TVB connectivity **zip** or **folder** holding ``weights.txt``, ``tract_lengths.txt`` and optionally
+          ``centres.txt`` (rows ``label x y z``); members may be ``.bz2``-compressed and may sit in one subfolder;
+        - **.npz** with ``weights`` and ``lengths`` (or ``tract_lengths``), optional ``centres``, ``labels``;
+        - MATLAB **.mat** (read with ``scipy.io.loadmat``) with weights under ``weights``/``sc``/``SC``/``W``/... and
+          lengths under ``tract_lengths``/``lengths``/``len``/... (names matched case-insensitively);
+        - a plain matrix file (**.csv**, **.txt**, **.tsv**, **.dat**, optionally ``.bz2``; or **.npy**) of weights,
+          with comma or whitespace delimiters; its lengths must be given with ``lengths=``.
+
+        **Arguments:**
+
+        - `lengths`: a separate file with the tract lengths (mm): a matrix file as above, a ``.npy``, or a ``.mat``
+          /``.npz`` (a known name, or its only variable). Overrides lengths found in ``path``.
+        - `weights_key`, `lengths_key`: variable names to use in ``.mat``/``.npz`` files instead of the known ones.
+
+        Raises ``FileNotFoundError`` for a missing path and ``ValueError`` for unreadable files or missing variables.
+        """
+        path = Path(path)
+        _require_exists(path)
+        centres = labels = None
+        if path.is_dir() or path.suffix.lower() == ".zip":
+            files = _TvbFiles(path)
+            w = files.matrix("weights")
+            ln = files.matrix("tract_lengths") if lengths is None else None
+            centres, labels = files.centres()
+        elif path.suffix.lower() in (".npz", ".mat"):
+            variables = _load_variables(path)
+            single = lengths is not None
+            w = _pick(variables, path, "weights", weights_key, _WEIGHT_NAMES, single_ok=single)
+            ln = None
+            if lengths is None:
+                ln = _pick(variables, path, "lengths", lengths_key, _LENGTH_NAMES, single_ok=False, hint=True)
+            c = _find(variables, _CENTRE_NAMES)
+            centres = None if c is None else np.asarray(c, dtype=float)
+            lab = _find(variables, _LABEL_NAMES)
+            labels = None if lab is None else _labels_from(lab, strip=path.suffix.lower() == ".mat")
+        elif _is_matrix_file(path):
+            w = _read_matrix(path)
+            if lengths is None:
+                raise ValueError(
+                    f"Connectome.from_file: {path} holds one matrix (the weights); give the tract lengths with "
+                    f"lengths=PATH, e.g. Connectome.from_file({str(path)!r}, lengths='lengths{path.suffix}')."
+                )
+            ln = None
+        else:
+            raise ValueError(
+                f"Connectome.from_file: cannot tell the format of {path}; expected a TVB .zip or folder, .npz, .mat, "
+                "or a matrix file (.csv, .txt, .tsv, .dat, .npy) with lengths=PATH."
+            )
+        if lengths is not None:
+            ln = _read_lengths_file(Path(lengths), lengths_key)
+        return cls(weights=w, lengths=ln, centres=centres, labels=labels)
+
+
+# ---------------------------------------------------------------------- readers (numpy, outside of any trace)
+
+
+def _require_exists(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"Connectome.from_file: {path} does not exist.")
+
+
+def _is_matrix_file(path: Path) -> bool:
+    name = path.name.lower().removesuffix(".bz2")
+    return name.endswith(_MATRIX_SUFFIXES)
+
+
+def _parse_matrix(text: str, source: str) -> np.ndarray:
+    delimiter = "," if "," in text else None
+    try:
+        m = np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=2, dtype=float)
+    except ValueError as e:
+        raise ValueError(
+            f"Connectome.from_file: could not read {source} as a numeric matrix (comma or whitespace separated): {e}"
+        ) from None
+    return m
+
+
+def _read_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.lower().endswith(".bz2"):
+        data = _bunzip(data, str(path))
+    return data
+
+
+def _bunzip(data: bytes, source: str) -> bytes:
+    try:
+        return bz2.decompress(data)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"Connectome.from_file: {source} is not valid bzip2 data: {e}") from None
+
+
+def _decode(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"Connectome.from_file: {source} is not a text file.") from None
+
+
+def _read_matrix(path: Path) -> np.ndarray:
+    """One matrix from a .npy or delimited text file (optionally .bz2)."""
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.asarray(np.load(path, allow_pickle=False), dtype=float)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"Connectome.from_file: could not read {path} as a .npy array: {e}") from None
+    return _parse_matrix(_decode(_read_bytes(path), str(path)), str(path))
+
+
+def _read_lengths_file(path: Path, key: str | None) -> np.ndarray:
+    _require_exists(path)
+    if path.suffix.lower() in (".mat", ".npz"):
+        return _pick(_load_variables(path), path, "lengths", key, _LENGTH_NAMES, single_ok=True)
+    if _is_matrix_file(path):
+        return _read_matrix(path)
+    raise ValueError(
+        f"Connectome.from_file: cannot tell the format of lengths file {path}; expected .csv, .txt, .tsv, .dat, "
+        ".npy, .mat or .npz."
+    )
+
+
+def _load_variables(path: Path) -> dict[str, Any]:
+    """The named arrays in a .npz or .mat file (MATLAB's ``__header__`` etc. dropped)."""
+    if path.suffix.lower() == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as e:
+            raise ValueError(f"Connectome.from_file: could not read {path} as a .npz archive: {e}") from None
+    import scipy.io
+
+    try:
+        data = scipy.io.loadmat(path)
+    except NotImplementedError:
+        raise ValueError(
+            f"Connectome.from_file: {path} is a MATLAB v7.3 (HDF5) file, which scipy cannot read; save it with "
+            "save(..., '-v7') or convert it to .npz."
+        ) from None
+    except Exception as e:  # scipy raises several types for corrupt files
+        raise ValueError(f"Connectome.from_file: could not read {path} as a MATLAB .mat file: {e}") from None
+    return {k: v for k, v in data.items() if not k.startswith("__")}
+
+
+def _labels_from(value: Any, strip: bool) -> list[str]:
+    """Region names from an .npz string array (kept exactly) or a MATLAB char/cell array (padding stripped)."""
+    out = []
+    for v in np.asarray(value, dtype=object).ravel():
+        while isinstance(v, np.ndarray) and v.size == 1:  # MATLAB cells hold 1-element arrays
+            v = v.ravel()[0]
+        out.append(str(v).strip() if strip else str(v))
+    return out
+
+
+def _find(variables: dict[str, Any], names: Sequence[str]) -> Any:
+    lower = {k.lower(): k for k in variables}
+    for name in names:
+        if name in lower:
+            return variables[lower[name]]
+    return None
+
+
+def _pick(
+    variables: dict[str, Any],
+    path: Path,
+    role: str,
+    key: str | None,
+    names: Sequence[str],
+    *,
+    single_ok: bool,
+    hint: bool = False,
+) -> np.ndarray:
+    """The ``role`` matrix: ``variables[key]``, else the first known name, else the only variable when allowed."""
+    found = ", ".join(sorted(variables)) or "none"
+    if key is not None:
+        if key not in variables:
+            raise ValueError(f"Connectome.from_file: {path} has no variable {key!r} for the {role}; found: {found}.")
+        value = variables[key]
+    else:
+        value = _find(variables, names)
+        if value is None and single_ok and len(variables) == 1:
+            value = next(iter(variables.values()))
+        if value is None:
+            extra = " or give the lengths file with lengths=PATH" if hint else ""
+            raise ValueError(
+                f"Connectome.from_file: {path} has no {role}; looked for variables {', '.join(names)} "
+                f"(any case), found: {found}. Name it with {role}_key='NAME'{extra}."
+            )
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"Connectome.from_file: the {role} in {path} are not numeric.") from None
+
+
+class _TvbFiles:
+    """The files of a TVB connectivity zip or folder, found by base name (``weights.txt`` or ``weights.txt.bz2``)
+    at the top level or, failing that, in a subfolder."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if path.is_dir():
+            files = [p for p in sorted(path.glob("*")) + sorted(path.glob("*/*")) if p.is_file()]
+            self.readers: dict[str, Callable[[], bytes]] = {p.relative_to(path).as_posix(): p.read_bytes for p in files}
+        else:
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    contents = {name: zf.read(name) for name in zf.namelist() if not name.endswith("/")}
+            except (zipfile.BadZipFile, OSError) as e:
+                raise ValueError(f"Connectome.from_file: could not open {path} as a zip archive: {e}") from None
+            self.readers = {name: (lambda data=data: data) for name, data in contents.items()}
+        self.names = sorted(self.readers)
+
+    def _text(self, stem: str) -> str | None:
+        for base in (f"{stem}.txt", f"{stem}.txt.bz2"):
+            matches = [n for n in self.names if n.rsplit("/", 1)[-1].lower() == base]
+            if not matches:
+                continue
+            depth = min(n.count("/") for n in matches)
+            matches = [n for n in matches if n.count("/") == depth]
+            if len(matches) > 1:
+                raise ValueError(
+                    f"Connectome.from_file: {self.path} holds several {base} files ({', '.join(matches)}); "
+                    "point from_file at the folder of the one you want."
+                )
+            source = f"{matches[0]} in {self.path}"
+            data = self.readers[matches[0]]()
+            if base.endswith(".bz2"):
+                data = _bunzip(data, source)
+            return _decode(data, source)
+        return None
+
+    def matrix(self, stem: str) -> np.ndarray:
+        text = self._text(stem)
+        if text is None:
+            raise ValueError(
+                f"Connectome.from_file: {self.path} has no {stem}.txt (or {stem}.txt.bz2); a TVB connectivity needs "
+                f"weights.txt and tract_lengths.txt. Found: {', '.join(self.names) or 'nothing'}."
+            )
+        return _parse_matrix(text, f"{stem}.txt in {self.path}")
+
+    def centres(self) -> tuple[np.ndarray | None, list[str] | None]:
+        """Centres ``(N, 3)`` mm and labels from rows ``label x y z [ignored ...]`` (or ``x y z``); else Nones."""
+        text = self._text("centres")
+        if text is None:
+            text = self._text("centers")
+        if text is None:
+            return None, None
+        rows = [line.split() for line in text.splitlines() if line.strip()]
+        labelled = all(len(r) >= 4 for r in rows)
+        try:
+            xyz = np.array([[float(v) for v in (r[1:4] if labelled else r[:3])] for r in rows])
+        except (ValueError, IndexError):
+            raise ValueError(
+                f"Connectome.from_file: could not read centres.txt in {self.path}; expected rows 'label x y z'."
+            ) from None
+        return xyz, ([r[0] for r in rows] if labelled else None)

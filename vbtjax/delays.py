@@ -1,0 +1,157 @@
+"""Conduction delays: TVB's discretisation and the layout of the ring buffer.
+
+Delays are ``tau[i, j] = lengths[i, j] / speed`` (ms), discretised as ``D = rint(tau / dt)`` steps (round half to
+even, as TVB). The coupling at step ``n`` reads source ``j`` at ``n - D[i, j]``; ``D = 0`` reads the current state.
+
+The simulator advances in *blocks* of ``K`` steps where ``K`` is the shortest non-zero delay (in steps, capped): within
+a block no edge with ``D >= K`` can see a state computed in that block, so all its delayed values are gathered from the
+ring buffer at once, and only the zero-delay edges (self-connections) are evaluated step by step. This is exact, not
+an approximation, and it is what makes the simulator fast.
+
+:class:`DelayPlan` holds the static (shape-determining) part of this: which edges exist, their delays in steps, the
+horizon and the block length. It is computed with NumPy from concrete values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+
+import numpy as np
+
+MAX_BLOCK = 64
+"""Longest block (steps) evaluated with one bulk gather from the ring buffer."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EdgePattern:
+    """Static description of a connectome's edges: the non-zero weights and their delays in ms.
+
+    Hashable by content, so that it can live in a static field of an Equinox module (jit cache key).
+    """
+
+    mask: np.ndarray  # (N, N) bool, W != 0
+    delays_ms: np.ndarray  # (N, N) float64, lengths / speed (0 where speed is inf)
+
+    @classmethod
+    def from_arrays(cls, weights, lengths, speed) -> EdgePattern:
+        w = np.asarray(weights, dtype=np.float64)
+        ln = np.asarray(lengths, dtype=np.float64)
+        speed = float(speed)
+        delays = np.zeros_like(ln) if math.isinf(speed) else ln / speed
+        mask = w != 0
+        mask.setflags(write=False)
+        delays.setflags(write=False)
+        return cls(mask=mask, delays_ms=delays)
+
+    @property
+    def n_regions(self) -> int:
+        return self.mask.shape[0]
+
+    def _key(self) -> bytes:
+        if not hasattr(self, "_digest"):
+            h = hashlib.sha1(self.mask.tobytes())
+            h.update(self.delays_ms.tobytes())
+            object.__setattr__(self, "_digest", h.digest())
+        return self._digest
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __eq__(self, other):
+        return isinstance(other, EdgePattern) and self._key() == other._key()
+
+
+def discretise(delays_ms: np.ndarray, dt: float) -> np.ndarray:
+    """TVB's delay discretisation: ``rint(delays / dt)`` (round half to even), int32 steps."""
+    return np.rint(np.asarray(delays_ms, dtype=np.float64) / dt).astype(np.int32)
+
+
+def _ell(mask: np.ndarray, values: np.ndarray, fill: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row-wise padded (ELL) layout of the True entries of ``mask``: sources (N, P), values (N, P), valid (N, P)."""
+    n = mask.shape[0]
+    counts = mask.sum(axis=1)
+    p = max(int(counts.max()) if n else 0, 1)
+    src = np.tile(np.arange(n, dtype=np.int32)[:, None], (1, p))
+    val = np.full((n, p), fill, dtype=np.int32)
+    valid = np.zeros((n, p), dtype=bool)
+    for i in range(n):
+        (js,) = np.nonzero(mask[i])
+        src[i, : js.size] = js
+        val[i, : js.size] = values[i, js]
+        valid[i, : js.size] = True
+    return src, val, valid
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DelayPlan:
+    """The static structure of a delayed network for one ``dt``.
+
+    Edges with ``D >= 1`` ("delayed") and ``D = 0`` ("instant") are stored row-wise (ELL layout): row ``i`` lists the
+    sources of target ``i``, padded with invalid entries of weight 0.
+
+    **Attributes:** `n_regions`; `horizon` ``H = max(D) + 1`` over existing edges (history rows needed);
+    `block` ``K`` (steps per bulk gather); `buffer_len` ring-buffer rows (a multiple of ``K``, ``>= H``);
+    `delayed_src`, `delayed_D`, `delayed_valid` (N, P); `instant_src`, `instant_valid` (N, P0).
+    """
+
+    n_regions: int
+    dt: float
+    horizon: int
+    block: int
+    buffer_len: int
+    delayed_src: np.ndarray
+    delayed_D: np.ndarray
+    delayed_valid: np.ndarray
+    instant_src: np.ndarray
+    instant_valid: np.ndarray
+
+    @classmethod
+    def build(cls, pattern: EdgePattern, dt: float, max_block: int = MAX_BLOCK) -> DelayPlan:
+        D = discretise(pattern.delays_ms, dt)
+        mask = pattern.mask
+        delayed = mask & (D > 0)
+        instant = mask & (D == 0)
+        horizon = int(D[mask].max()) + 1 if mask.any() else 1
+        block = int(min(D[delayed].min(), max_block)) if delayed.any() else max_block
+        buffer_len = block * math.ceil(max(horizon, 1) / block)
+        d_src, d_D, d_valid = _ell(delayed, D, fill=block)
+        i_src, _, i_valid = _ell(instant, D, fill=0)
+        return cls(
+            n_regions=pattern.n_regions,
+            dt=float(dt),
+            horizon=horizon,
+            block=block,
+            buffer_len=buffer_len,
+            delayed_src=d_src,
+            delayed_D=d_D,
+            delayed_valid=d_valid,
+            instant_src=i_src,
+            instant_valid=i_valid,
+        )
+
+    @property
+    def n_delayed(self) -> int:
+        return int(self.delayed_valid.sum())
+
+    @property
+    def n_instant(self) -> int:
+        return int(self.instant_valid.sum())
+
+    def gather_offsets(self) -> np.ndarray:
+        """Flat offsets ``(K, N, P)`` into the ring buffer (rows x regions), relative to a block's first step.
+
+        The source value for step ``m`` of a block starting after state ``n0`` sits at flat index
+        ``(n0 * N + offsets[m]) mod (buffer_len * N)``.
+        """
+        n = self.n_regions
+        m = np.arange(self.block, dtype=np.int64)[:, None, None]
+        return ((m - self.delayed_D[None].astype(np.int64) - 1) * n + self.delayed_src[None]).astype(np.int64)
+
+    # identity semantics: plans are cached per (pattern, dt); hashing by id is enough and cheap
+    def __hash__(self):
+        return id(self)
+
+    def __eq__(self, other):
+        return self is other

@@ -1,0 +1,147 @@
+"""Reduced Wong–Wang models: NMDA gating dynamics of one excitatory pool, or of coupled excitatory/inhibitory pools."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .._params import param
+from ._base import AbstractNeuralMass
+
+_SERIES_BELOW = 1e-3
+_EXP_FLOOR = -700.0
+
+
+def _rate(y, d):
+    r"""The transfer function $y / (1 - e^{-d y})$ without its removable singularity at $y = 0$.
+
+    Near $d y = 0$ the Taylor series $1/d + y/2 + d y^2/12$ replaces the quotient (more accurate than the quotient
+    there, and finite with finite gradients at $y = 0$). $d y$ is floored at $-700$ so that ``exp`` never overflows
+    (the rate there is below $10^{-300} |y|$, i.e. zero).
+    """
+    z = d * y
+    small = jnp.abs(z) < _SERIES_BELOW
+    z_safe = jnp.maximum(jnp.where(small, 1.0, z), _EXP_FLOOR)
+    direct = y / (-jnp.expm1(-z_safe))
+    series = 1.0 / d + 0.5 * y + d * y * y / 12.0
+    return jnp.where(small, series, direct)
+
+
+class ReducedWongWang(AbstractNeuralMass):
+    r"""NMDA gating variable ``S`` of one excitatory population (Deco et al. 2013 reduction of Wong & Wang 2006).
+
+    Equations (time in ms; $S$ dimensionless in $[0, 1]$):
+
+    $$x = w J_N S + I_o + J_N C_S$$
+    $$H(x) = \frac{a x - b}{1 - \exp(-d (a x - b))}$$
+    $$\dot S = -\frac{S}{\tau_s} + \gamma (1 - S) H(x)$$
+
+    where $C_S$ is the long-range coupling of ``S`` (``cvar = (0,)``) and $H$ is the population rate in kHz.
+    Bounds: ``S`` in ``[0, 1]`` (TVB's ``state_variable_boundaries``).
+
+    At $a x - b = 0$, where TVB's quotient is $0/0$, $H$ takes its limit $1/d$ (a Taylor series is used for
+    $|d (a x - b)| < 10^{-3}$); elsewhere the values equal TVB's to rounding.
+
+    References: Wong, K.-F., & Wang, X.-J. (2006). A recurrent network mechanism of time integration in perceptual
+    decisions. *Journal of Neuroscience*, 26(4), 1314–1328. Deco, G., Ponce-Alvarez, A., Mantini, D., Romani, G. L.,
+    Hagmann, P., & Corbetta, M. (2013). Resting-state functional connectivity emerges from structurally and
+    dynamically shaped slow linear fluctuations. *Journal of Neuroscience*, 33(27), 11239–11252.
+
+    **Parameters** (TVB names and defaults; each a scalar or per-region ``(N,)``):
+    `a` input gain (n/C, 0.270); `b` input shift (kHz, 0.108); `d` curvature of the transfer function (ms, 154.0);
+    `gamma` kinetic parameter (0.641); `tau_s` NMDA decay time constant (ms, 100.0); `w` excitatory recurrence
+    (0.6); `J_N` NMDA coupling strength (nA, 0.2609); `I_o` effective external input (nA, 0.33); `sigma_noise` noise
+    amplitude (nA, 1e-9; unused by the equations, kept for compatibility: set the noise on the integrator instead).
+    """
+
+    a: Float[Array, "*N"] = param(0.270)
+    b: Float[Array, "*N"] = param(0.108)
+    d: Float[Array, "*N"] = param(154.0)
+    gamma: Float[Array, "*N"] = param(0.641)
+    tau_s: Float[Array, "*N"] = param(100.0)
+    w: Float[Array, "*N"] = param(0.6)
+    J_N: Float[Array, "*N"] = param(0.2609)
+    I_o: Float[Array, "*N"] = param(0.33)
+    sigma_noise: Float[Array, "*N"] = param(1e-9)
+
+    state_variables: ClassVar[tuple[str, ...]] = ("S",)
+    cvar: ClassVar[tuple[int, ...]] = (0,)
+    state_variable_range: ClassVar[dict[str, tuple[float, float]]] = {"S": (0.0, 1.0)}
+    state_variable_boundaries: ClassVar[dict[str, tuple[float, float]]] = {"S": (0.0, 1.0)}
+
+    def dfun(self, state, coupling):
+        S = state[0]
+        x = self.w * self.J_N * S + self.I_o + self.J_N * coupling[0]
+        H = _rate(self.a * x - self.b, self.d)
+        dS = -(S / self.tau_s) + (1.0 - S) * H * self.gamma
+        return jnp.stack([dS])
+
+
+class ReducedWongWangExcInh(AbstractNeuralMass):
+    r"""NMDA gating ``S_e`` and GABA gating ``S_i`` of coupled excitatory and inhibitory pools (Deco et al. 2014).
+
+    Equations (time in ms; rates $H_e$, $H_i$ in Hz, hence $\gamma_e$, $\gamma_i$ carry a factor 1/1000):
+
+    $$G_k = G J_N C_{S_e}$$
+    $$y_e = a_e \left(w_p J_N S_e - J_i S_i + W_e I_o + G_k + I_{ext}\right) - b_e, \qquad
+      H_e = \frac{y_e}{1 - \exp(-d_e y_e)}$$
+    $$y_i = a_i \left(J_N S_e - S_i + W_i I_o + \lambda G_k\right) - b_i, \qquad
+      H_i = \frac{y_i}{1 - \exp(-d_i y_i)}$$
+    $$\dot S_e = -\frac{S_e}{\tau_e} + \gamma_e (1 - S_e) H_e$$
+    $$\dot S_i = -\frac{S_i}{\tau_i} + \gamma_i H_i$$
+
+    where $C_{S_e}$ is the long-range coupling of ``S_e`` (``cvar = (0,)``). Note that, as in TVB, the inhibitory
+    equation has no $(1 - S_i)$ saturation factor and the local inhibitory-to-inhibitory weight is fixed to 1.
+    Bounds: ``S_e`` and ``S_i`` in ``[0, 1]``. The removable singularity of $H$ at $y = 0$ is handled as in
+    :class:`ReducedWongWang`.
+
+    Reference: Deco, G., Ponce-Alvarez, A., Hagmann, P., Romani, G. L., Mantini, D., & Corbetta, M. (2014). How local
+    excitation–inhibition ratio impacts the whole brain dynamics. *Journal of Neuroscience*, 34(23), 7886–7898.
+
+    **Parameters** (TVB names and defaults; each a scalar or per-region ``(N,)``):
+    `a_e` excitatory input gain (n/C, 310.0); `b_e` excitatory input shift (Hz, 125.0); `d_e` excitatory curvature
+    (s, 0.160); `gamma_e` excitatory kinetic parameter (0.641/1000); `tau_e` excitatory (NMDA) decay time constant
+    (ms, 100.0); `w_p` excitatory recurrence weight (1.4); `J_N` NMDA current (nA, 0.15); `W_e` excitatory external
+    input weight (1.0); `a_i` inhibitory input gain (n/C, 615.0); `b_i` inhibitory input shift (Hz, 177.0); `d_i`
+    inhibitory curvature (s, 0.087); `gamma_i` inhibitory kinetic parameter (1/1000); `tau_i` inhibitory (GABA) decay
+    time constant (ms, 10.0); `J_i` local inhibitory current (nA, 1.0); `W_i` inhibitory external input weight (0.7);
+    `I_o` effective external input (nA, 0.382); `I_ext` external stimulus to the excitatory pool (nA, 0.0); `G` global
+    coupling scaling (2.0); `lamda` share of the long-range input that reaches the inhibitory pool (0.0).
+    """
+
+    a_e: Float[Array, "*N"] = param(310.0)
+    b_e: Float[Array, "*N"] = param(125.0)
+    d_e: Float[Array, "*N"] = param(0.160)
+    gamma_e: Float[Array, "*N"] = param(0.641 / 1000)
+    tau_e: Float[Array, "*N"] = param(100.0)
+    w_p: Float[Array, "*N"] = param(1.4)
+    J_N: Float[Array, "*N"] = param(0.15)
+    W_e: Float[Array, "*N"] = param(1.0)
+    a_i: Float[Array, "*N"] = param(615.0)
+    b_i: Float[Array, "*N"] = param(177.0)
+    d_i: Float[Array, "*N"] = param(0.087)
+    gamma_i: Float[Array, "*N"] = param(1.0 / 1000)
+    tau_i: Float[Array, "*N"] = param(10.0)
+    J_i: Float[Array, "*N"] = param(1.0)
+    W_i: Float[Array, "*N"] = param(0.7)
+    I_o: Float[Array, "*N"] = param(0.382)
+    I_ext: Float[Array, "*N"] = param(0.0)
+    G: Float[Array, "*N"] = param(2.0)
+    lamda: Float[Array, "*N"] = param(0.0)
+
+    state_variables: ClassVar[tuple[str, ...]] = ("S_e", "S_i")
+    cvar: ClassVar[tuple[int, ...]] = (0,)
+    state_variable_range: ClassVar[dict[str, tuple[float, float]]] = {"S_e": (0.0, 1.0), "S_i": (0.0, 1.0)}
+    state_variable_boundaries: ClassVar[dict[str, tuple[float, float]]] = {"S_e": (0.0, 1.0), "S_i": (0.0, 1.0)}
+
+    def dfun(self, state, coupling):
+        S_e, S_i = state[0], state[1]
+        long_range = self.G * self.J_N * coupling[0]
+        JN_Se = self.J_N * S_e
+        y_e = self.a_e * (self.w_p * JN_Se - self.J_i * S_i + self.W_e * self.I_o + long_range + self.I_ext) - self.b_e
+        y_i = self.a_i * (JN_Se - S_i + self.W_i * self.I_o + self.lamda * long_range) - self.b_i
+        dS_e = -(S_e / self.tau_e) + (1.0 - S_e) * _rate(y_e, self.d_e) * self.gamma_e
+        dS_i = -(S_i / self.tau_i) + _rate(y_i, self.d_i) * self.gamma_i
+        return jnp.stack([dS_e, dS_i])

@@ -1,0 +1,141 @@
+"""Monitors: pure stream transforms of the simulated states.
+
+A monitor sees every integration step (``update``) and emits a sample every ``period`` ms (``sample``), like TVB's
+monitors and like optax's ``init``/``update`` pairs. Only the samples are kept, so the memory of a long run is the
+monitor outputs plus the delay buffer.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PyTree
+
+
+class AbstractMonitor(eqx.Module):
+    """Base class of monitors.
+
+    **Fields:**
+    - `period`: sampling period in ms (``None``: every step). Must be a whole multiple of ``dt``.
+    - `variables_of_interest`: names or indices of the state variables to record (``None``: all of them).
+    """
+
+    period: float | None = eqx.field(default=None, static=True)
+    variables_of_interest: tuple | None = eqx.field(default=None, static=True, converter=lambda v: v if v is None else tuple(v))
+
+    def __check_init__(self):
+        if self.period is not None and not (self.period > 0 and math.isfinite(self.period)):
+            raise ValueError(f"{type(self).__name__}: period must be a positive number of ms, got {self.period!r}.")
+
+    # ---------------------------------------------------------------- static helpers
+    def istep(self, dt: float) -> int:
+        """Steps per sample, ``period / dt`` (1 when ``period`` is None)."""
+        if self.period is None:
+            return 1
+        q = round(self.period / dt)
+        if q < 1 or abs(q * dt - self.period) > 1e-6 * max(self.period, dt):
+            raise ValueError(
+                f"{type(self).__name__}: period={self.period} ms is not a whole multiple of dt={dt} ms; "
+                f"choose a period such as {max(q, 1) * dt:g} ms."
+            )
+        return q
+
+    def voi_indices(self, state_variables: tuple[str, ...]) -> tuple[int, ...]:
+        """Indices of the recorded state variables."""
+        if self.variables_of_interest is None:
+            return tuple(range(len(state_variables)))
+        out = []
+        for v in self.variables_of_interest:
+            if isinstance(v, str):
+                if v not in state_variables:
+                    raise ValueError(
+                        f"{type(self).__name__}: unknown variable of interest {v!r}; the model has {state_variables}."
+                    )
+                out.append(state_variables.index(v))
+            else:
+                if not 0 <= int(v) < len(state_variables):
+                    raise ValueError(
+                        f"{type(self).__name__}: variable index {v} out of range for {len(state_variables)} variables."
+                    )
+                out.append(int(v))
+        return tuple(out)
+
+    def sample_times(self, n_samples: int, dt: float) -> np.ndarray:
+        """Times (ms after t0) of the samples; sample ``k`` ends at step ``(k + 1) * istep``."""
+        q = self.istep(dt)
+        return (np.arange(1, n_samples + 1) * q) * dt
+
+    # ---------------------------------------------------------------- stream transform
+    @abc.abstractmethod
+    def init(self, x: Float[Array, "n_voi N"], dt: float) -> PyTree:
+        """Initial monitor state for a recorded state like ``x`` (the state at t0)."""
+
+    @abc.abstractmethod
+    def update(self, mstate: PyTree, x: Float[Array, "n_voi N"]) -> PyTree:
+        """Account for the state after one more step."""
+
+    @abc.abstractmethod
+    def sample(self, mstate: PyTree) -> tuple[Float[Array, "..."], PyTree]:
+        """Return ``(output, new_state)`` at the end of a sampling period."""
+
+
+class Raw(AbstractMonitor):
+    """Every integration step: ``ys`` has shape ``(T, n_voi, N)``, times ``dt, 2 dt, ..., T dt`` (ms after t0)."""
+
+    def __check_init__(self):
+        if self.period is not None:
+            raise ValueError("Raw: records every step and takes no period; use SubSample(period=...) instead.")
+
+    def init(self, x, dt):
+        return x
+
+    def update(self, mstate, x):
+        return x
+
+    def sample(self, mstate):
+        return mstate, mstate
+
+
+class SubSample(AbstractMonitor):
+    """The state at every ``period`` ms (TVB's ``SubSample``): sample ``k`` is the state at ``(k + 1) * period``."""
+
+    period: float | None = eqx.field(default=None, static=True)
+
+    def init(self, x, dt):
+        return x
+
+    def update(self, mstate, x):
+        return x
+
+    def sample(self, mstate):
+        return mstate, mstate
+
+
+class TemporalAverage(AbstractMonitor):
+    """Mean of the states over each ``period`` ms window (TVB's ``TemporalAverage``).
+
+    Sample ``k`` averages the ``q = period / dt`` states at steps ``k q + 1, ..., (k + 1) q``; its time stamp is
+    ``((k + 1) q - q / 2) dt``, as in TVB.
+    """
+
+    period: float | None = eqx.field(default=1.0, static=True)
+
+    def init(self, x, dt):
+        return jnp.zeros_like(x), jnp.zeros((), x.dtype)
+
+    def update(self, mstate, x):
+        total, count = mstate
+        return total + x, count + 1
+
+    def sample(self, mstate):
+        total, count = mstate
+        return total / count, (jnp.zeros_like(total), jnp.zeros_like(count))
+
+    def sample_times(self, n_samples, dt):
+        q = self.istep(dt)
+        return (np.arange(1, n_samples + 1) * q - 0.5 * q) * dt

@@ -1,0 +1,133 @@
+"""A brain network model: everything needed to advance the simulation by one step."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._params import as_float_array, is_concrete
+from .connectome import Connectome
+from .coupling import AbstractCoupling, Linear
+from .delays import DelayPlan, EdgePattern
+from .models._base import AbstractNeuralMass
+from .noise import AbstractNoise
+
+__all__ = ["Network"]
+
+
+class Network(eqx.Module):
+    """A neural mass model on every region of a connectome, coupled through delayed connections.
+
+    **Arguments:**
+    - `model`: a neural mass model (:mod:`vbtjax.models`), parameters scalar or per region ``(N,)``.
+    - `connectome`: a :class:`~vbtjax.Connectome` (weights used as given; lengths in mm).
+    - `coupling`: a coupling function (:mod:`vbtjax.coupling`); default ``Linear()`` (TVB's default).
+    - `speed`: conduction speed in mm/ms (= m/s), positive; ``inf`` removes the delays. Default 3.0 (TVB's).
+    - `noise`: ``None`` for a deterministic network, or e.g. ``vbtjax.noise.Additive(nsig=1e-3)``.
+
+    All numeric leaves (model and coupling parameters, weights, lengths, speed, noise) are differentiable. The edges
+    (non-zero weights) and their delays in ms are also recorded when the network is built (``edges``), so that a
+    simulation can still lay out its delay buffer when the network is passed through ``jax.jit`` as an argument.
+    """
+
+    model: AbstractNeuralMass
+    connectome: Connectome
+    coupling: AbstractCoupling
+    speed: Float[Array, ""]
+    noise: AbstractNoise | None
+    edges: EdgePattern | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        model: AbstractNeuralMass,
+        connectome: Connectome,
+        coupling: AbstractCoupling | None = None,
+        speed: float | Array = 3.0,
+        noise: AbstractNoise | None = None,
+    ):
+        if not isinstance(model, AbstractNeuralMass):
+            raise TypeError(f"Network: model must be a vbtjax.models model, got {type(model).__name__}.")
+        if not isinstance(connectome, Connectome):
+            raise TypeError(
+                f"Network: connectome must be a vbtjax.Connectome, got {type(connectome).__name__}; build one with "
+                "vbtjax.Connectome(weights=W, lengths=L) or vbtjax.datasets.tvb_connectome(76)."
+            )
+        coupling = Linear() if coupling is None else coupling
+        if not isinstance(coupling, AbstractCoupling):
+            raise TypeError(f"Network: coupling must be a vbtjax.coupling function, got {type(coupling).__name__}.")
+        if noise is not None and not isinstance(noise, AbstractNoise):
+            raise TypeError(f"Network: noise must be None or a vbtjax.noise object, got {type(noise).__name__}.")
+        speed = as_float_array(speed)
+        if speed.ndim != 0:
+            raise ValueError(f"Network: speed must be a scalar in mm/ms, got shape {speed.shape}.")
+        if is_concrete(speed) and not float(speed) > 0:
+            raise ValueError(f"Network: speed must be a positive conduction speed in mm/ms (e.g. 3.0), got {float(speed)}.")
+        n = connectome.n_regions
+        model.check_n_regions(n)
+        coupling.check_n_regions(n)
+        coupling.n_out(model.n_cvar)  # raises when the coupling cannot serve this model
+        if noise is not None:
+            noise.check_shape(model.n_svar, n)
+        self.model = model
+        self.connectome = connectome
+        self.coupling = coupling
+        self.speed = speed
+        self.noise = noise
+        self.edges = _pattern_or_none(connectome, speed)
+
+    @property
+    def n_regions(self) -> int:
+        return self.connectome.n_regions
+
+    def delays(self) -> Float[Array, "N N"]:
+        """Conduction delays ``lengths / speed`` in ms, ``(N, N)``."""
+        return self.connectome.lengths / self.speed
+
+    def delay_plan(self, dt: float) -> DelayPlan:
+        """The ring-buffer layout for time step ``dt`` (ms): horizon, block length, edges. See :mod:`vbtjax.delays`."""
+        pattern = _pattern_or_none(self.connectome, self.speed)
+        if pattern is None:
+            pattern = self.edges
+        if pattern is None:
+            raise ValueError(
+                "Network: the connectome and speed were traced when the network was built (inside jit/vmap), so "
+                "its delays are unknown; build the Network outside the transformed function."
+            )
+        return _plan(pattern, float(dt))
+
+    def horizon(self, dt: float) -> int:
+        """Number of history rows a simulation with step ``dt`` (ms) needs: ``max(rint(delay / dt)) + 1``."""
+        return self.delay_plan(dt).horizon
+
+
+def _pattern_or_none(connectome: Connectome, speed) -> EdgePattern | None:
+    leaves = (connectome.weights, connectome.lengths, speed)
+    if not all(is_concrete(x) for x in leaves):
+        return None
+    speed_value = float(speed)
+    return EdgePattern.from_arrays(np.asarray(connectome.weights), np.asarray(connectome.lengths), speed_value)
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(pattern: EdgePattern, dt: float) -> DelayPlan:
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"dt must be a positive time step in ms, got {dt}.")
+    return DelayPlan.build(pattern, dt)
+
+
+def delays_match_plan(net: Network, plan: DelayPlan) -> jax.Array:
+    """Traced check that the network's current delays discretise to the plan's (used when the plan came from
+    construction-time values because the arrays are traced)."""
+    rows = np.arange(plan.n_regions)[:, None]
+    lengths = net.connectome.lengths[rows, plan.delayed_src]
+    D = jnp.rint(lengths / (net.speed * plan.dt))
+    ok_delayed = jnp.all(jnp.where(plan.delayed_valid, D == plan.delayed_D, True))
+    lengths0 = net.connectome.lengths[rows, plan.instant_src]
+    ok_instant = jnp.all(jnp.where(plan.instant_valid, jnp.rint(lengths0 / (net.speed * plan.dt)) == 0, True))
+    return ok_delayed & ok_instant

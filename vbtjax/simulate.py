@@ -1,0 +1,369 @@
+"""Integrate a delayed network: :func:`simulate` and its result :class:`Solution`.
+
+Loop structure (see :mod:`vbtjax.delays` for why it is exact): an outer ``lax.scan`` over *chunks* (each under
+``jax.checkpoint``, so reverse-mode memory grows with the number of chunks, not of steps), a ``lax.scan`` over *blocks*
+of ``K`` steps (one bulk gather of delayed values from the ring buffer per block), and an inner ``lax.scan`` over the
+steps of a block, each calling a Diffrax solver's ``step`` with the coupling held constant over the step (TVB).
+Monitors are updated every step and keep only their samples.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PyTree
+
+from ._params import is_concrete
+from .delays import DelayPlan
+from .monitors import AbstractMonitor, Raw
+from .network import Network, _pattern_or_none, _plan, delays_match_plan
+from .noise import step_increments
+from .solvers import Heun, NetworkTerm, NoiseTerm, is_tvb_solver
+
+__all__ = ["simulate", "Solution", "initial_history"]
+
+CHUNK_STEPS = 1000
+"""Default steps per checkpointed chunk."""
+
+
+class Solution(eqx.Module):
+    """The result of :func:`simulate`.
+
+    **Fields:**
+    - `ts`: sample times in ms after t0, one array per monitor, with the same structure as the ``monitors`` argument
+      (a dict by default: ``ts["raw"]`` is ``(T,)``: ``dt, 2 dt, ..., T dt``).
+    - `ys`: the monitor outputs, same structure; ``ys["raw"]`` is ``(T, n_svar, N)`` (time, state variable, region).
+    - `final_state`: the state at the last step, ``(n_svar, N)``.
+    - `dt`, `n_steps`, `horizon`, `block`: step (ms), number of steps, history rows used, steps per bulk gather.
+    """
+
+    ts: PyTree[Float[Array, " T"]]
+    ys: PyTree[Float[Array, "T ..."]]
+    final_state: Float[Array, "n_svar N"]
+    dt: float = eqx.field(static=True)
+    n_steps: int = eqx.field(static=True)
+    horizon: int = eqx.field(static=True)
+    block: int = eqx.field(static=True)
+
+
+def _is_monitor(x) -> bool:
+    return isinstance(x, AbstractMonitor)
+
+
+def _n_steps(t1: float, dt: float) -> int:
+    if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"simulate: dt must be a positive time step in ms (e.g. 0.1), got {dt!r}.")
+    if not (isinstance(t1, int | float) and math.isfinite(t1) and t1 > 0):
+        raise ValueError(f"simulate: t1 must be a positive duration in ms, got {t1!r}.")
+    n = round(t1 / dt)
+    if n < 1 or abs(n * dt - t1) > 1e-6 * max(t1, dt):
+        raise ValueError(
+            f"simulate: t1={t1} ms is not a whole number of steps of dt={dt} ms; use t1={max(n, 1) * dt:g}."
+        )
+    return n
+
+
+def initial_history(
+    net: Network, dt: float, history: Any = None, *, key: jax.Array | None = None, dtype=None
+) -> Float[Array, "H n_svar N"]:
+    """The ``(H, n_svar, N)`` history a simulation starts from (oldest first, row ``-1`` is the state at t0).
+
+    **Arguments:**
+    - `history`: ``None``: a constant history, at a random state drawn in the model's ``state_variable_range`` if
+      `key` is given, else at the middle of those ranges; ``(n_svar, N)``: that state held constant;
+      ``(H', n_svar, N)`` with ``H' >= H``: its last ``H`` rows.
+    - `key`: random key for the random initial state.
+
+    State-variable bounds are applied to the history, as TVB does.
+    """
+    model = net.model
+    n = net.n_regions
+    H = net.horizon(dt)
+    dtype = dtype or jnp.result_type(float)
+    if history is None:
+        x0 = model.default_state(n, dtype) if key is None else model.random_state(key, n, dtype)
+        return jnp.broadcast_to(x0, (H, model.n_svar, n))
+    hist = jnp.asarray(history)
+    if not jnp.issubdtype(hist.dtype, jnp.floating):
+        hist = hist.astype(dtype)
+    expected = f"({H}, {model.n_svar}, {n}) (rows oldest first, last row = state at t0) or ({model.n_svar}, {n})"
+    if hist.ndim == 2:
+        if hist.shape != (model.n_svar, n):
+            raise ValueError(f"simulate: history has shape {hist.shape}; expected {expected}.")
+        hist = jnp.broadcast_to(hist, (H, model.n_svar, n))
+    elif hist.ndim == 3:
+        if hist.shape[1:] != (model.n_svar, n):
+            raise ValueError(f"simulate: history has shape {hist.shape}; expected {expected}.")
+        if hist.shape[0] < H:
+            raise ValueError(
+                f"simulate: history has {hist.shape[0]} rows but the longest delay needs H = {H} rows at dt={dt} ms; "
+                f"expected {expected}. Use net.horizon(dt) to size it, or pass a single state."
+            )
+        hist = hist[hist.shape[0] - H :]
+    else:
+        raise ValueError(f"simulate: history has shape {hist.shape}; expected {expected}.")
+    if is_concrete(hist) and not bool(jnp.all(jnp.isfinite(hist))):
+        raise ValueError("simulate: history contains NaN or inf.")
+    return jax.vmap(model.bound)(hist)
+
+
+def simulate(
+    net: Network,
+    t1: float,
+    dt: float,
+    history: Any = None,
+    solver: diffrax.AbstractSolver | None = None,
+    monitors: PyTree[AbstractMonitor] | None = None,
+    key: jax.Array | None = None,
+    *,
+    chunk_steps: int = CHUNK_STEPS,
+    progress: bool = False,
+) -> Solution:
+    """Simulate a network from t0 = 0 to ``t1`` ms with fixed step ``dt`` ms.
+
+    **Arguments:**
+    - `net`: the :class:`~vbtjax.Network`.
+    - `t1`: duration in ms (a whole number of steps).
+    - `dt`: integration step in ms.
+    - `history`: initial history, see :func:`initial_history`; e.g. an ``(H, n_svar, N)`` array, oldest first,
+      last row the state at t0 (TVB's ``initial_conditions``).
+    - `solver`: :class:`~vbtjax.Heun` (default), :class:`~vbtjax.Euler`, :class:`~vbtjax.RK4`, or any Diffrax
+      solver (its ``step`` is called with the coupling held fixed over the step; bounds applied after it).
+      With noise, the same solver integrates the SDE.
+    - `monitors`: one monitor or a dict/list/tuple of monitors (default ``{"raw": Raw()}``).
+      ``Solution.ts`` and ``Solution.ys`` have the same structure.
+    - `key`: ``jax.random`` key; required when the network has noise, and used for a random initial state when
+      `history` is None.
+    - `chunk_steps`: steps per checkpointed chunk (memory of reverse-mode gradients is about
+      ``n_steps / chunk_steps`` delay buffers plus the monitor outputs).
+    - `progress`: show a progress bar (one update per chunk).
+
+    Works under ``jax.jit``, ``jax.vmap`` and ``jax.grad`` with respect to any model, coupling, noise or connectome
+    parameter. Delays use TVB's discretisation ``rint(lengths / speed / dt)``, so they are piecewise constant in
+    ``speed`` and ``lengths``.
+    """
+    n_steps = _n_steps(t1, dt)
+    if not isinstance(net, Network):
+        raise TypeError(f"simulate: net must be a vbtjax.Network, got {type(net).__name__}.")
+    solver = Heun() if solver is None else solver
+    if not isinstance(solver, diffrax.AbstractSolver):
+        raise TypeError(
+            f"simulate: solver must be a Diffrax solver such as vbtjax.Heun(), got {type(solver).__name__}."
+        )
+    monitors = {"raw": Raw()} if monitors is None else monitors
+    leaves, mon_tree = jax.tree.flatten(monitors, is_leaf=_is_monitor)
+    if not leaves or not all(_is_monitor(m) for m in leaves):
+        raise TypeError("simulate: monitors must be a monitor or a dict/list/tuple of vbtjax.monitors objects.")
+    if net.noise is not None and key is None:
+        raise ValueError("simulate: the network has noise, so a key is required: simulate(..., key=jax.random.key(0)).")
+    if chunk_steps < 1:
+        raise ValueError(f"simulate: chunk_steps must be >= 1, got {chunk_steps}.")
+
+    pattern = _pattern_or_none(net.connectome, net.speed)
+    trusted = pattern is not None
+    plan = net.delay_plan(dt) if trusted else _traced_plan(net, dt)
+    key_hist = key_noise = None
+    if key is not None:
+        key_hist, key_noise = jax.random.split(key)
+    hist = initial_history(net, dt, history, key=key_hist if history is None else None)
+
+    qs = tuple(m.istep(dt) for m in leaves)
+    vois = tuple(m.voi_indices(net.model.state_variables) for m in leaves)
+    layout = _Layout.make(plan, n_steps, chunk_steps, qs)
+    ys, final = _run(net, hist, key_noise, solver, tuple(leaves), plan, layout, qs, vois, trusted, progress)
+    ts = [jnp.asarray(m.sample_times(n_steps // q, dt), hist.dtype) for m, q in zip(leaves, qs, strict=True)]
+    return Solution(
+        ts=jax.tree.unflatten(mon_tree, ts),
+        ys=jax.tree.unflatten(mon_tree, list(ys)),
+        final_state=final,
+        dt=float(dt),
+        n_steps=n_steps,
+        horizon=plan.horizon,
+        block=plan.block,
+    )
+
+
+def _traced_plan(net: Network, dt: float) -> DelayPlan:
+    if net.edges is None:
+        raise ValueError(
+            "simulate: the network's connectome/speed are traced and the network was built under a transformation, "
+            "so its delays are unknown; build the Network outside jit/vmap."
+        )
+    return _plan(net.edges, float(dt))
+
+
+class _Layout(eqx.Module):
+    """Static loop layout: blocks of K steps, C blocks per chunk, n_chunks chunks; per monitor, slots per chunk."""
+
+    block: int
+    blocks_per_chunk: int
+    n_chunks: int
+    n_steps: int
+    slots: tuple[int, ...]
+
+    @classmethod
+    def make(cls, plan: DelayPlan, n_steps: int, chunk_steps: int, qs: tuple[int, ...]) -> _Layout:
+        K = plan.block
+        n_blocks = -(-n_steps // K)
+        c0 = max(1, chunk_steps // K)
+        n_chunks = -(-n_blocks // c0)
+        C = -(-n_blocks // n_chunks)
+        L = C * K
+        slots = tuple(L // q + 1 for q in qs)
+        return cls(K, C, n_chunks, n_steps, slots)
+
+    @property
+    def chunk_len(self) -> int:
+        return self.block * self.blocks_per_chunk
+
+    def sample_index(self, q: int) -> np.ndarray:
+        """Flat indices into the (n_chunks * slots) stacked buffer of the samples, in time order."""
+        L, S = self.chunk_len, None
+        out = []
+        n_samples = self.n_steps // q
+        for c in range(self.n_chunks):
+            first = (c * L) // q
+            last = min((c * L + L) // q, n_samples)
+            S = L // q + 1
+            out.extend(c * S + np.arange(last - first))
+        return np.asarray(out, dtype=np.int64)
+
+
+@eqx.filter_jit
+def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, progress):
+    model, cpl, noise = net.model, net.coupling, net.noise
+    dtype = hist.dtype
+    N = plan.n_regions
+    K, C, Hb, H = layout.block, layout.blocks_per_chunk, plan.buffer_len, plan.horizon
+    L = layout.chunk_len
+    T = layout.n_steps
+    dt = plan.dt
+    cvar = np.asarray(model.cvar)
+    n_cvar = cvar.size
+    tvb_solver = is_tvb_solver(solver)
+    source_only = type(cpl).source_only
+    edge_cpl = cpl.for_edges()
+
+    if not trusted:
+        ok = delays_match_plan(net, plan)
+        hist = eqx.error_if(
+            hist,
+            ~ok,
+            "simulate: the network's delays (lengths / speed / dt) differ from those it was built with; under "
+            "jit/vmap the delay layout comes from construction time: rebuild the Network with the new lengths/speed.",
+        )
+
+    rows = np.arange(N)[:, None]
+    W = net.connectome.weights.astype(dtype)
+    w_delayed = jnp.where(plan.delayed_valid, W[rows, plan.delayed_src], 0.0)  # (N, P)
+    w_instant = jnp.where(plan.instant_valid, W[rows, plan.instant_src], 0.0)  # (N, P0)
+    offsets = jnp.asarray(plan.gather_offsets(), dtype=jnp.int32)  # (K, N, P)
+    flat_len = Hb * N
+
+    # ring buffer of the coupling variables, (n_cvar, Hb * N); state of relative index r at row (r - 1) mod Hb
+    buf = jnp.broadcast_to(hist[0, cvar][:, None, :], (n_cvar, Hb, N))
+    buf = buf.at[:, Hb - H :, :].set(jnp.moveaxis(hist[:, cvar, :], 0, 1)).reshape(n_cvar, flat_len)
+    y0 = hist[-1]
+
+    def coupling_sum(pre_fn, weights, x_j):
+        return jnp.sum(weights * pre_fn(x_j), axis=-1)
+
+    def step(carry, xs):
+        y, n, mstates, mbufs, chunk_start = carry
+        xc = y[cvar]
+        xi = xc[:, :, None]
+        gx = coupling_sum(lambda xj: edge_cpl.pre(xi, xj), w_instant, xc[:, plan.instant_src])
+        if source_only:
+            gx = gx + xs["gx"]
+        else:
+            gx = gx + coupling_sum(lambda xj: edge_cpl.pre(xi, xj), w_delayed, xs["xd"])
+        c = cpl.post(gx)
+        t = (n * dt).astype(dtype)
+        drift = NetworkTerm(model)
+        terms = drift if noise is None else diffrax.MultiTerm(drift, NoiseTerm(noise, xs["dW"]))
+        y1 = solver.step(terms, t, t + dt, y, c, None, True)[0]
+        if not tvb_solver:
+            y1 = model.bound(y1)
+        active = n < T
+        y1 = jnp.where(active, y1, y)
+        new_states, new_bufs = [], []
+        for mon, q, voi, ms, mb in zip(monitors, qs, vois, mstates, mbufs, strict=True):
+            ms1 = mon.update(ms, y1[np.asarray(voi)])
+            is_sample = active & ((n + 1) % q == 0)
+            value, ms_reset = mon.sample(ms1)
+            slot = jnp.clip((n + 1) // q - chunk_start // q - 1, 0, mb.shape[0] - 1)
+            mb = mb.at[slot].set(jnp.where(is_sample, value, mb[slot]))
+            ms1 = jax.tree.map(lambda a, b: jnp.where(is_sample, a, b), ms_reset, ms1)
+            ms1 = jax.tree.map(lambda a, b: jnp.where(active, a, b), ms1, ms)
+            new_states.append(ms1)
+            new_bufs.append(mb)
+        return (y1, n + 1, tuple(new_states), tuple(new_bufs), chunk_start), y1[cvar]
+
+    zero = jnp.asarray(0, jnp.int32)
+
+    def block(carry, _):
+        y, n, row0, buf, mstates, mbufs, chunk_start = carry
+        xs = {}
+        if plan.n_delayed:
+            idx = jnp.mod(row0 * N + offsets, flat_len)  # (K, N, P)
+            xd = buf[:, idx]  # (n_cvar, K, N, P)
+            if source_only:
+                xs["gx"] = jnp.moveaxis(coupling_sum(lambda xj: edge_cpl.pre(None, xj), w_delayed, xd), 1, 0)
+            else:
+                xs["xd"] = jnp.moveaxis(xd, 1, 0)
+        elif source_only:
+            xs["gx"] = jnp.zeros((K, cpl.n_out(n_cvar), N), dtype)
+        else:
+            xs["xd"] = jnp.zeros((K, n_cvar, N, 1), dtype)
+        if noise is not None:
+            xs["dW"] = step_increments(key, n + jnp.arange(K), (model.n_svar, N), dt, dtype)
+        (y, n, mstates, mbufs, _), new = jax.lax.scan(step, (y, n, mstates, mbufs, chunk_start), xs)
+        buf = jax.lax.dynamic_update_slice(buf.reshape(n_cvar, Hb, N), jnp.moveaxis(new, 0, 1), (zero, row0, zero))
+        return (y, n, (row0 + K) % Hb, buf.reshape(n_cvar, flat_len), mstates, mbufs, chunk_start), None
+
+    def chunk(carry, c_index):
+        y, n, row0, buf, mstates = carry
+        mbufs = tuple(
+            jnp.zeros((S, len(voi), N), dtype) for S, voi in zip(layout.slots, vois, strict=True)
+        )
+        (y, n, row0, buf, mstates, mbufs, _), _ = jax.lax.scan(
+            block, (y, n, row0, buf, mstates, mbufs, n), None, length=C
+        )
+        if progress:
+            jax.debug.callback(_progress_update, c_index, layout.n_chunks, ordered=False)
+        return (y, n, row0, buf, mstates), mbufs
+
+    mstates0 = tuple(mon.init(y0[np.asarray(voi)], dt) for mon, voi in zip(monitors, vois, strict=True))
+    carry0 = (y0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), buf, mstates0)
+    (y_final, *_), stacked = jax.lax.scan(jax.checkpoint(chunk), carry0, jnp.arange(layout.n_chunks))
+    outputs = []
+    for q, S, mb in zip(qs, layout.slots, stacked, strict=True):
+        flat = mb.reshape((layout.n_chunks * S,) + mb.shape[2:])
+        outputs.append(flat[layout.sample_index(q)])
+    return tuple(outputs), y_final
+
+
+_BARS: dict = {}
+
+
+def _progress_update(c_index, n_chunks):
+    from tqdm.auto import tqdm
+
+    c = int(c_index)
+    bar = _BARS.get("sim")
+    if bar is None or c == 0:
+        if bar is not None:
+            bar.close()
+        bar = _BARS["sim"] = tqdm(total=int(n_chunks), desc="simulate", unit="chunk", leave=False)
+    bar.update(1)
+    if c + 1 >= int(n_chunks):
+        bar.close()
+        _BARS.pop("sim", None)
+
+
