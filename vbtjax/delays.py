@@ -89,7 +89,9 @@ class DelayPlan:
     """The static structure of a delayed network for one ``dt``.
 
     Edges with ``D >= 1`` ("delayed") and ``D = 0`` ("instant") are stored row-wise (ELL layout): row ``i`` lists the
-    sources of target ``i``, padded with invalid entries of weight 0.
+    sources of target ``i``, padded with invalid entries of weight 0. The delayed edges are also listed flat
+    (``edge_target``, ``edge_source``, ``edge_D``, sorted by target), which is faster for couplings whose ``pre``
+    ignores the target's state.
 
     **Attributes:** `n_regions`; `horizon` ``H = max(D) + 1`` over existing edges (history rows needed);
     `block` ``K`` (steps per bulk gather); `buffer_len` ring-buffer rows (a multiple of ``K``, ``>= H``);
@@ -106,6 +108,9 @@ class DelayPlan:
     delayed_valid: np.ndarray
     instant_src: np.ndarray
     instant_valid: np.ndarray
+    edge_target: np.ndarray
+    edge_source: np.ndarray
+    edge_D: np.ndarray
 
     @classmethod
     def build(cls, pattern: EdgePattern, dt: float, max_block: int = MAX_BLOCK) -> DelayPlan:
@@ -118,6 +123,7 @@ class DelayPlan:
         buffer_len = block * math.ceil(max(horizon, 1) / block)
         d_src, d_D, d_valid = _ell(delayed, D, fill=block)
         i_src, _, i_valid = _ell(instant, D, fill=0)
+        tgt, src = np.nonzero(delayed)  # row-major: sorted by target
         return cls(
             n_regions=pattern.n_regions,
             dt=float(dt),
@@ -129,6 +135,9 @@ class DelayPlan:
             delayed_valid=d_valid,
             instant_src=i_src,
             instant_valid=i_valid,
+            edge_target=tgt.astype(np.int32),
+            edge_source=src.astype(np.int32),
+            edge_D=D[tgt, src].astype(np.int32),
         )
 
     @property
@@ -136,18 +145,16 @@ class DelayPlan:
         return int(self.delayed_valid.sum())
 
     @property
+    def instant_is_diagonal(self) -> bool:
+        """True when the only zero-delay edges are self-connections (one per row at most)."""
+        n = self.n_regions
+        return self.instant_src.shape[1] == 1 and bool(
+            np.all(np.where(self.instant_valid[:, 0], self.instant_src[:, 0] == np.arange(n), True))
+        )
+
+    @property
     def n_instant(self) -> int:
         return int(self.instant_valid.sum())
-
-    def gather_offsets(self) -> np.ndarray:
-        """Flat offsets ``(K, N, P)`` into the ring buffer (rows x regions), relative to a block's first step.
-
-        The source value for step ``m`` of a block starting after state ``n0`` sits at flat index
-        ``(n0 * N + offsets[m]) mod (buffer_len * N)``.
-        """
-        n = self.n_regions
-        m = np.arange(self.block, dtype=np.int64)[:, None, None]
-        return ((m - self.delayed_D[None].astype(np.int64) - 1) * n + self.delayed_src[None]).astype(np.int64)
 
     # identity semantics: plans are cached per (pattern, dt); hashing by id is enough and cheap
     def __hash__(self):

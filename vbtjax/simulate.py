@@ -123,6 +123,7 @@ def simulate(
     key: jax.Array | None = None,
     *,
     chunk_steps: int = CHUNK_STEPS,
+    unroll: int = 1,
     progress: bool = False,
 ) -> Solution:
     """Simulate a network from t0 = 0 to ``t1`` ms with fixed step ``dt`` ms.
@@ -142,6 +143,7 @@ def simulate(
       `history` is None.
     - `chunk_steps`: steps per checkpointed chunk (memory of reverse-mode gradients is about
       ``n_steps / chunk_steps`` delay buffers plus the monitor outputs).
+    - `unroll`: steps unrolled in the innermost loop (faster run, longer compile).
     - `progress`: show a progress bar (one update per chunk).
 
     Works under ``jax.jit``, ``jax.vmap`` and ``jax.grad`` with respect to any model, coupling, noise or connectome
@@ -175,7 +177,7 @@ def simulate(
 
     qs = tuple(m.istep(dt) for m in leaves)
     vois = tuple(m.voi_indices(net.model.state_variables) for m in leaves)
-    layout = _Layout.make(plan, n_steps, chunk_steps, qs)
+    layout = _Layout.make(plan, n_steps, chunk_steps, unroll)
     ys, final = _run(net, hist, key_noise, solver, tuple(leaves), plan, layout, qs, vois, trusted, progress)
     ts = [jnp.asarray(m.sample_times(n_steps // q, dt), hist.dtype) for m, q in zip(leaves, qs, strict=True)]
     return Solution(
@@ -199,39 +201,41 @@ def _traced_plan(net: Network, dt: float) -> DelayPlan:
 
 
 class _Layout(eqx.Module):
-    """Static loop layout: blocks of K steps, C blocks per chunk, n_chunks chunks; per monitor, slots per chunk."""
+    """Static loop layout: blocks of K steps, C blocks per chunk, n_chunks chunks, inner-loop unrolling."""
 
     block: int
     blocks_per_chunk: int
     n_chunks: int
     n_steps: int
-    slots: tuple[int, ...]
+    unroll: int
 
     @classmethod
-    def make(cls, plan: DelayPlan, n_steps: int, chunk_steps: int, qs: tuple[int, ...]) -> _Layout:
+    def make(cls, plan: DelayPlan, n_steps: int, chunk_steps: int, unroll: int) -> _Layout:
         K = plan.block
         n_blocks = -(-n_steps // K)
         c0 = max(1, chunk_steps // K)
-        n_chunks = -(-n_blocks // c0)
-        C = -(-n_blocks // n_chunks)
-        L = C * K
-        slots = tuple(L // q + 1 for q in qs)
-        return cls(K, C, n_chunks, n_steps, slots)
+        # prefer a chunk length that divides the run exactly (no padded steps to mask), else pad the last chunk
+        exact = [c for c in range(max(1, c0 // 2), 2 * c0 + 1) if n_blocks % c == 0]
+        C = min(exact, key=lambda c: abs(c - c0)) if exact else -(-n_blocks // -(-n_blocks // c0))
+        n_chunks = -(-n_blocks // C)
+        return cls(K, C, n_chunks, n_steps, max(1, min(unroll, K)))
+
+    @property
+    def padded(self) -> bool:
+        """True when the loops run past ``n_steps`` (those steps are masked)."""
+        return self.n_chunks * self.chunk_len != self.n_steps
 
     @property
     def chunk_len(self) -> int:
         return self.block * self.blocks_per_chunk
 
-    def sample_index(self, q: int) -> np.ndarray:
-        """Flat indices into the (n_chunks * slots) stacked buffer of the samples, in time order."""
-        L, S = self.chunk_len, None
+    def sample_index(self, q: int, n_slots: int) -> np.ndarray:
+        """Flat indices into the stacked ``(n_chunks * n_slots)`` monitor outputs of the samples, in time order."""
+        L = self.chunk_len
         out = []
-        n_samples = self.n_steps // q
         for c in range(self.n_chunks):
-            first = (c * L) // q
-            last = min((c * L + L) // q, n_samples)
-            S = L // q + 1
-            out.extend(c * S + np.arange(last - first))
+            count = min(c * L + L, self.n_steps) // q - (c * L) // q
+            out.extend(c * n_slots + np.arange(max(count, 0)))
         return np.asarray(out, dtype=np.int64)
 
 
@@ -263,26 +267,45 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
     W = net.connectome.weights.astype(dtype)
     w_delayed = jnp.where(plan.delayed_valid, W[rows, plan.delayed_src], 0.0)  # (N, P)
     w_instant = jnp.where(plan.instant_valid, W[rows, plan.instant_src], 0.0)  # (N, P0)
-    offsets = jnp.asarray(plan.gather_offsets(), dtype=jnp.int32)  # (K, N, P)
-    flat_len = Hb * N
-
-    # ring buffer of the coupling variables, (n_cvar, Hb * N); state of relative index r at row (r - 1) mod Hb
-    buf = jnp.broadcast_to(hist[0, cvar][:, None, :], (n_cvar, Hb, N))
-    buf = buf.at[:, Hb - H :, :].set(jnp.moveaxis(hist[:, cvar, :], 0, 1)).reshape(n_cvar, flat_len)
+    # ring buffer of the coupling variables, time contiguous: (n_cvar * N, Hb + K). The state of relative index r
+    # sits in column (r - 1) mod Hb; columns Hb..Hb+K-1 mirror columns 0..K-1 so that every window of K columns
+    # starting below Hb is contiguous.
+    if source_only:  # flat edge list, one window per (cvar, edge), summed per target
+        src_rows = np.concatenate([k * N + plan.edge_source for k in range(n_cvar)])
+        lag1 = np.tile(plan.edge_D + 1, n_cvar)
+        w_edges = W[plan.edge_target, plan.edge_source]
+        flat_cpl = jax.tree.map(lambda p: p[plan.edge_target][:, None] if getattr(p, "ndim", 0) == 1 else p, cpl)
+    else:  # row-wise (ELL) layout, so that pre(x_i, x_j) broadcasts the target's state
+        src_rows = (np.arange(n_cvar)[:, None, None] * N + plan.delayed_src[None]).reshape(-1)
+        lag1 = np.tile(plan.delayed_D[None] + 1, (n_cvar, 1, 1)).reshape(-1)
+    src_rows, lag1 = jnp.asarray(src_rows, jnp.int32), jnp.asarray(lag1, jnp.int32)
+    P = plan.delayed_src.shape[1]
+    hist_c = jnp.moveaxis(hist[:, cvar, :], 0, -1).reshape(n_cvar * N, H)  # (n_cvar * N, H), oldest first
+    buf = jnp.broadcast_to(hist_c[:, :1], (n_cvar * N, Hb + K))
+    buf = buf.at[:, Hb - H : Hb].set(hist_c)
     y0 = hist[-1]
+
+    def read_window(buf, row, col):
+        return jax.lax.dynamic_slice(buf, (row, col), (1, K))[0]
 
     def coupling_sum(pre_fn, weights, x_j):
         return jnp.sum(weights * pre_fn(x_j), axis=-1)
 
+    diagonal_instant = plan.instant_is_diagonal
+    w_diag = w_instant[:, 0]
+
     def step(carry, xs):
-        y, n, mstates, mbufs, chunk_start = carry
+        y, n = carry
         xc = y[cvar]
-        xi = xc[:, :, None]
-        gx = coupling_sum(lambda xj: edge_cpl.pre(xi, xj), w_instant, xc[:, plan.instant_src])
+        if diagonal_instant:  # self-connections only: no gather
+            gx = w_diag * edge_cpl.pre(xc, xc) if not source_only else w_diag * cpl.pre(None, xc)
+        else:
+            xi = xc[:, :, None]
+            gx = coupling_sum(lambda xj: edge_cpl.pre(xi, xj), w_instant, xc[:, plan.instant_src])
         if source_only:
             gx = gx + xs["gx"]
         else:
-            gx = gx + coupling_sum(lambda xj: edge_cpl.pre(xi, xj), w_delayed, xs["xd"])
+            gx = gx + coupling_sum(lambda xj: edge_cpl.pre(xc[:, :, None], xj), w_delayed, xs["xd"])
         c = cpl.post(gx)
         t = (n * dt).astype(dtype)
         drift = NetworkTerm(model)
@@ -290,62 +313,62 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
         y1 = solver.step(terms, t, t + dt, y, c, None, True)[0]
         if not tvb_solver:
             y1 = model.bound(y1)
-        active = n < T
-        y1 = jnp.where(active, y1, y)
-        new_states, new_bufs = [], []
-        for mon, q, voi, ms, mb in zip(monitors, qs, vois, mstates, mbufs, strict=True):
-            ms1 = mon.update(ms, y1[np.asarray(voi)])
-            is_sample = active & ((n + 1) % q == 0)
-            value, ms_reset = mon.sample(ms1)
-            slot = jnp.clip((n + 1) // q - chunk_start // q - 1, 0, mb.shape[0] - 1)
-            mb = mb.at[slot].set(jnp.where(is_sample, value, mb[slot]))
-            ms1 = jax.tree.map(lambda a, b: jnp.where(is_sample, a, b), ms_reset, ms1)
-            ms1 = jax.tree.map(lambda a, b: jnp.where(active, a, b), ms1, ms)
-            new_states.append(ms1)
-            new_bufs.append(mb)
-        return (y1, n + 1, tuple(new_states), tuple(new_bufs), chunk_start), y1[cvar]
+        if layout.padded:
+            y1 = jnp.where(n < T, y1, y)  # steps past the end (last chunk) leave the state unchanged
+        return (y1, n + 1), y1
 
     zero = jnp.asarray(0, jnp.int32)
 
     def block(carry, _):
-        y, n, row0, buf, mstates, mbufs, chunk_start = carry
+        y, n, col0, buf = carry
         xs = {}
         if plan.n_delayed:
-            idx = jnp.mod(row0 * N + offsets, flat_len)  # (K, N, P)
-            xd = buf[:, idx]  # (n_cvar, K, N, P)
+            starts = jnp.mod(col0 - lag1, Hb)
+            xd = jax.vmap(read_window, in_axes=(None, 0, 0))(buf, src_rows, starts)  # (n_cvar * E, K)
             if source_only:
-                xs["gx"] = jnp.moveaxis(coupling_sum(lambda xj: edge_cpl.pre(None, xj), w_delayed, xd), 1, 0)
+                pre = flat_cpl.pre(None, xd.reshape(n_cvar, -1, K))  # (n_out, E, K)
+                gx = jax.vmap(
+                    lambda v: jax.ops.segment_sum(
+                        w_edges[:, None] * v, plan.edge_target, num_segments=N, indices_are_sorted=True
+                    )
+                )(pre)  # (n_out, N, K)
+                xs["gx"] = jnp.moveaxis(gx, -1, 0)  # (K, n_out, N)
             else:
-                xs["xd"] = jnp.moveaxis(xd, 1, 0)
+                xs["xd"] = jnp.moveaxis(xd.reshape(n_cvar, N, P, K), -1, 0)  # (K, n_cvar, N, P)
         elif source_only:
             xs["gx"] = jnp.zeros((K, cpl.n_out(n_cvar), N), dtype)
         else:
             xs["xd"] = jnp.zeros((K, n_cvar, N, 1), dtype)
         if noise is not None:
             xs["dW"] = step_increments(key, n + jnp.arange(K), (model.n_svar, N), dt, dtype)
-        (y, n, mstates, mbufs, _), new = jax.lax.scan(step, (y, n, mstates, mbufs, chunk_start), xs)
-        buf = jax.lax.dynamic_update_slice(buf.reshape(n_cvar, Hb, N), jnp.moveaxis(new, 0, 1), (zero, row0, zero))
-        return (y, n, (row0 + K) % Hb, buf.reshape(n_cvar, flat_len), mstates, mbufs, chunk_start), None
+        (y, n), ys = jax.lax.scan(step, (y, n), xs, unroll=layout.unroll)
+        new = jnp.moveaxis(ys[:, cvar], 0, -1).reshape(n_cvar * N, K)
+        buf = jax.lax.dynamic_update_slice(buf, new, (zero, col0))
+        buf = jax.lax.dynamic_update_slice(buf, new, (zero, jnp.where(col0 == 0, Hb, col0)))
+        return (y, n, (col0 + K) % Hb, buf), ys
 
     def chunk(carry, c_index):
-        y, n, row0, buf, mstates = carry
-        mbufs = tuple(
-            jnp.zeros((S, len(voi), N), dtype) for S, voi in zip(layout.slots, vois, strict=True)
-        )
-        (y, n, row0, buf, mstates, mbufs, _), _ = jax.lax.scan(
-            block, (y, n, row0, buf, mstates, mbufs, n), None, length=C
-        )
+        y, n, col0, buf, mstates = carry
+        n_start = n
+        (y, n, col0, buf), ys = jax.lax.scan(block, (y, n, col0, buf), None, length=C)
+        ys = ys.reshape((L,) + ys.shape[2:])
+        outs, new_states = [], []
+        for mon, q, voi, ms in zip(monitors, qs, vois, mstates, strict=True):
+            ms, samples = mon.chunk(ms, ys[:, np.asarray(voi)], n_start, q)
+            new_states.append(ms)
+            outs.append(samples)
         if progress:
             jax.debug.callback(_progress_update, c_index, layout.n_chunks, ordered=False)
-        return (y, n, row0, buf, mstates), mbufs
+        return (y, n, col0, buf, tuple(new_states)), tuple(outs)
 
-    mstates0 = tuple(mon.init(y0[np.asarray(voi)], dt) for mon, voi in zip(monitors, vois, strict=True))
+    mstates0 = tuple(mon.init(y0[np.asarray(voi)], q) for mon, voi, q in zip(monitors, vois, qs, strict=True))
     carry0 = (y0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), buf, mstates0)
     (y_final, *_), stacked = jax.lax.scan(jax.checkpoint(chunk), carry0, jnp.arange(layout.n_chunks))
     outputs = []
-    for q, S, mb in zip(qs, layout.slots, stacked, strict=True):
+    for mon, q, mb in zip(monitors, qs, stacked, strict=True):
+        S = mb.shape[1]
         flat = mb.reshape((layout.n_chunks * S,) + mb.shape[2:])
-        outputs.append(flat[layout.sample_index(q)])
+        outputs.append(flat[layout.sample_index(q, S)])
     return tuple(outputs), y_final
 
 

@@ -17,7 +17,9 @@ def _as_flag(value: Any) -> bool | tuple[bool, ...]:
     """A hashable switch: one ``bool``, or a tuple of ``bool`` (one per region) for a per-region switch."""
     flags = np.asarray(value, dtype=bool).reshape(-1)
     if np.ndim(value) > 1:
-        raise ValueError(f"Epileptor: 'modification' must be a bool or one bool per region, got shape {np.shape(value)}.")
+        raise ValueError(
+            f"Epileptor: 'modification' must be a bool or one bool per region, got shape {np.shape(value)}."
+        )
     if np.ndim(value) == 0 or flags.size == 1:
         return bool(flags[0])
     return tuple(bool(f) for f in flags)

@@ -1,4 +1,4 @@
-"""Oscillator models: the generic 2D oscillator, the supercritical Hopf normal form and the Kuramoto phase oscillator."""
+"""Oscillators: the generic 2D oscillator, the supercritical Hopf normal form and the Kuramoto phase oscillator."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float, Int, PyTree
 
 
 class AbstractMonitor(eqx.Module):
@@ -71,17 +71,30 @@ class AbstractMonitor(eqx.Module):
         return (np.arange(1, n_samples + 1) * q) * dt
 
     # ---------------------------------------------------------------- stream transform
-    @abc.abstractmethod
-    def init(self, x: Float[Array, "n_voi N"], dt: float) -> PyTree:
-        """Initial monitor state for a recorded state like ``x`` (the state at t0)."""
+    def n_slots(self, q: int, chunk_len: int) -> int:
+        """Most samples one chunk of ``chunk_len`` steps can end: ``ceil(chunk_len / q)``."""
+        return -(-chunk_len // q)
 
     @abc.abstractmethod
-    def update(self, mstate: PyTree, x: Float[Array, "n_voi N"]) -> PyTree:
-        """Account for the state after one more step."""
+    def init(self, x: Float[Array, "n_voi N"], q: int) -> PyTree:
+        """Initial monitor state, given the recorded variables at t0 and ``q`` steps per sample."""
 
     @abc.abstractmethod
-    def sample(self, mstate: PyTree) -> tuple[Float[Array, "..."], PyTree]:
-        """Return ``(output, new_state)`` at the end of a sampling period."""
+    def chunk(
+        self, mstate: PyTree, xs: Float[Array, "L n_voi N"], n_start: Int[Array, ""], q: int
+    ) -> tuple[PyTree, Float[Array, "S ..."]]:
+        """Consume the states of one chunk of steps and return ``(new_state, samples)``.
+
+        ``xs[m]`` is the state after step ``n_start + m + 1`` (steps counted from 1). Sample ``j`` of the returned
+        ``(n_slots, ...)`` array must be the one that ends at the ``j``-th multiple of ``q`` after ``n_start``; slots
+        past the end of the chunk are ignored.
+        """
+
+
+def sample_positions(n_start, q: int, n_slots: int, chunk_len: int):
+    """Positions in a chunk of the steps that end samples: ``pos0 + j q`` (clipped to the chunk)."""
+    pos0 = ((n_start + q) // q) * q - n_start - 1
+    return jnp.minimum(pos0 + q * jnp.arange(n_slots), chunk_len - 1)
 
 
 class Raw(AbstractMonitor):
@@ -91,14 +104,11 @@ class Raw(AbstractMonitor):
         if self.period is not None:
             raise ValueError("Raw: records every step and takes no period; use SubSample(period=...) instead.")
 
-    def init(self, x, dt):
-        return x
+    def init(self, x, q):
+        return None
 
-    def update(self, mstate, x):
-        return x
-
-    def sample(self, mstate):
-        return mstate, mstate
+    def chunk(self, mstate, xs, n_start, q):
+        return mstate, xs
 
 
 class SubSample(AbstractMonitor):
@@ -106,14 +116,12 @@ class SubSample(AbstractMonitor):
 
     period: float | None = eqx.field(default=None, static=True)
 
-    def init(self, x, dt):
-        return x
+    def init(self, x, q):
+        return None
 
-    def update(self, mstate, x):
-        return x
-
-    def sample(self, mstate):
-        return mstate, mstate
+    def chunk(self, mstate, xs, n_start, q):
+        pos = sample_positions(n_start, q, self.n_slots(q, xs.shape[0]), xs.shape[0])
+        return mstate, xs[pos]
 
 
 class TemporalAverage(AbstractMonitor):
@@ -125,16 +133,19 @@ class TemporalAverage(AbstractMonitor):
 
     period: float | None = eqx.field(default=1.0, static=True)
 
-    def init(self, x, dt):
-        return jnp.zeros_like(x), jnp.zeros((), x.dtype)
+    def init(self, x, q):
+        return jnp.zeros_like(x)  # sum over the window still open at the chunk boundary
 
-    def update(self, mstate, x):
-        total, count = mstate
-        return total + x, count + 1
-
-    def sample(self, mstate):
-        total, count = mstate
-        return total / count, (jnp.zeros_like(total), jnp.zeros_like(count))
+    def chunk(self, mstate, xs, n_start, q):
+        L = xs.shape[0]
+        S = self.n_slots(q, L)
+        m = jnp.arange(L)
+        seg = (n_start + m) // q - n_start // q  # window of each step, 0 = the window open at n_start
+        sums = jax.ops.segment_sum(xs, seg, num_segments=S + 1)
+        sums = sums.at[0].add(mstate)
+        open_end = (n_start + L) % q != 0
+        carry = jnp.where(open_end, sums[seg[-1]], jnp.zeros_like(mstate))
+        return carry, sums[:S] / q
 
     def sample_times(self, n_samples, dt):
         q = self.istep(dt)
