@@ -14,6 +14,7 @@ from jaxtyping import Array, Float
 from ._params import as_float_array, is_concrete
 from .connectome import Connectome
 from .coupling import AbstractCoupling, Linear
+from . import delays as _delays
 from .delays import DelayPlan, EdgePattern
 from .models._base import AbstractNeuralMass
 from .noise import AbstractNoise
@@ -99,7 +100,7 @@ class Network(eqx.Module):
                 "Network: the connectome and speed were traced when the network was built (inside jit/vmap), so "
                 "its delays are unknown; build the Network outside the transformed function."
             )
-        return _plan(pattern, float(dt))
+        return _plan(pattern, float(dt), _delays.MAX_BLOCK)
 
     def horizon(self, dt: float) -> int:
         """Number of history rows a simulation with step ``dt`` (ms) needs: ``max(rint(delay / dt)) + 1``."""
@@ -115,10 +116,10 @@ def _pattern_or_none(connectome: Connectome, speed) -> EdgePattern | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _plan(pattern: EdgePattern, dt: float) -> DelayPlan:
+def _plan(pattern: EdgePattern, dt: float, max_block: int) -> DelayPlan:
     if not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive time step in ms, got {dt}.")
-    return DelayPlan.build(pattern, dt)
+    return DelayPlan.build(pattern, dt, max_block=max_block)
 
 
 def delays_match_plan(net: Network, plan: DelayPlan) -> jax.Array:

@@ -20,6 +20,7 @@ import numpy as np
 from jaxtyping import Array, Float, PyTree
 
 from ._params import is_concrete
+from . import delays as _delays
 from .delays import DelayPlan
 from .monitors import AbstractMonitor, Raw
 from .network import Network, _pattern_or_none, _plan, delays_match_plan
@@ -197,7 +198,7 @@ def _traced_plan(net: Network, dt: float) -> DelayPlan:
             "simulate: the network's connectome/speed are traced and the network was built under a transformation, "
             "so its delays are unknown; build the Network outside jit/vmap."
         )
-    return _plan(net.edges, float(dt))
+    return _plan(net.edges, float(dt), _delays.MAX_BLOCK)
 
 
 class _Layout(eqx.Module):
