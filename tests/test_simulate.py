@@ -32,8 +32,11 @@ def g2d_numpy(model):
 
     def dfun(x, c):
         V, W_ = x
-        dV = p["d"] * p["tau"] * (p["alpha"] * W_ - p["f"] * V**3 + p["e"] * V**2 + p["g"] * V + p["gamma"] * p["I"]
-                                  + p["gamma"] * c[0])
+        dV = (
+            p["d"]
+            * p["tau"]
+            * (p["alpha"] * W_ - p["f"] * V**3 + p["e"] * V**2 + p["g"] * V + p["gamma"] * p["I"] + p["gamma"] * c[0])
+        )
         dW = p["d"] * (p["a"] + p["b"] * V + p["c"] * V**2 - p["beta"] * W_) / p["tau"]
         return np.stack([dV, dW])
 
@@ -87,16 +90,32 @@ def test_euler_and_bounds_match_numpy():
         return np.stack([1.0 / np.pi + 2 * V * r, V * V - np.pi**2 * r * r - 4.0 + 15.0 * r + c[0]])
 
     bound = lambda x: np.stack([np.maximum(x[0], 0.0), x[1]])
-    ref = simulate_numpy(np.asarray(conn.weights), D, hist, dfun, lambda xi, xj: xj, lambda g: 0.5 * g, [0, 1], dt,
-                         200, bound=bound, scheme="euler")
+    ref = simulate_numpy(
+        np.asarray(conn.weights),
+        D,
+        hist,
+        dfun,
+        lambda xi, xj: xj,
+        lambda g: 0.5 * g,
+        [0, 1],
+        dt,
+        200,
+        bound=bound,
+        scheme="euler",
+    )
     sol = vbt.simulate(net, t1=200 * dt, dt=dt, history=hist, solver=vbt.Euler())
     np.testing.assert_allclose(np.asarray(sol.ys["raw"]), ref, rtol=1e-10, atol=1e-12)
 
 
 def test_blocking_and_chunking_are_exact(monkeypatch):
     conn = random_connectome(n=8, seed=4, max_len=30.0)
-    net = vbt.Network(model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn,
-                      coupling=vbt.coupling.Linear(a=0.05), speed=1.0, noise=vbt.noise.Additive(nsig=1e-3))
+    net = vbt.Network(
+        model=vbt.models.Generic2dOscillator(a=4.0),
+        connectome=conn,
+        coupling=vbt.coupling.Linear(a=0.05),
+        speed=1.0,
+        noise=vbt.noise.Additive(nsig=1e-3),
+    )
     key = jax.random.key(3)
     base = vbt.simulate(net, t1=100.0, dt=0.1, key=key)
     assert base.block > 1
@@ -126,8 +145,9 @@ def test_rk4_is_fourth_order_on_uncoupled_oscillator():
 
 def test_diffrax_solver_is_accepted():
     conn = random_connectome(seed=5)
-    net = vbt.Network(model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn,
-                      coupling=vbt.coupling.Linear(a=0.1), speed=2.0)
+    net = vbt.Network(
+        model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn, coupling=vbt.coupling.Linear(a=0.1), speed=2.0
+    )
     hist = 0.3 * np.ones((2, 6))
     ours = vbt.simulate(net, t1=20.0, dt=0.1, history=hist, solver=vbt.Heun())
     theirs = vbt.simulate(net, t1=20.0, dt=0.1, history=hist, solver=diffrax.Heun())
@@ -136,8 +156,9 @@ def test_diffrax_solver_is_accepted():
 
 def test_monitors_against_raw():
     conn = random_connectome(seed=6)
-    net = vbt.Network(model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn,
-                      coupling=vbt.coupling.Linear(a=0.1), speed=2.0)
+    net = vbt.Network(
+        model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn, coupling=vbt.coupling.Linear(a=0.1), speed=2.0
+    )
     mons = {
         "raw": vbt.monitors.Raw(),
         "sub": vbt.monitors.SubSample(period=0.7),
@@ -169,10 +190,15 @@ def test_additive_noise_variance_is_tvb():
     # Kuramoto with omega = 0 and no coupling: theta(T) - theta(0) = sqrt(2 nsig) W(T), variance 2 nsig T
     n, nsig, T = 4000, 0.05, 10.0
     conn = vbt.Connectome(weights=np.zeros((n, n)), lengths=np.zeros((n, n)))
-    net = vbt.Network(model=vbt.models.Kuramoto(omega=0.0), connectome=conn, coupling=vbt.coupling.Kuramoto(a=0.0),
-                      noise=vbt.noise.Additive(nsig=nsig))
-    sol = vbt.simulate(net, t1=T, dt=0.5, history=np.zeros((1, n)), key=jax.random.key(0),
-                       monitors=vbt.monitors.SubSample(period=T))
+    net = vbt.Network(
+        model=vbt.models.Kuramoto(omega=0.0),
+        connectome=conn,
+        coupling=vbt.coupling.Kuramoto(a=0.0),
+        noise=vbt.noise.Additive(nsig=nsig),
+    )
+    sol = vbt.simulate(
+        net, t1=T, dt=0.5, history=np.zeros((1, n)), key=jax.random.key(0), monitors=vbt.monitors.SubSample(period=T)
+    )
     var = float(jnp.var(sol.ys[-1, 0]))
     se = 2 * nsig * T * np.sqrt(2 / n)
     assert abs(var - 2 * nsig * T) < 4 * se
@@ -180,8 +206,13 @@ def test_additive_noise_variance_is_tvb():
 
 def test_noise_reproducible_and_key_dependent():
     conn = random_connectome(seed=7)
-    net = vbt.Network(model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn,
-                      coupling=vbt.coupling.Linear(a=0.1), speed=2.0, noise=vbt.noise.Additive(nsig=[1e-3, 0.0]))
+    net = vbt.Network(
+        model=vbt.models.Generic2dOscillator(a=4.0),
+        connectome=conn,
+        coupling=vbt.coupling.Linear(a=0.1),
+        speed=2.0,
+        noise=vbt.noise.Additive(nsig=[1e-3, 0.0]),
+    )
     a = vbt.simulate(net, t1=20.0, dt=0.1, key=jax.random.key(1)).ys["raw"]
     b = vbt.simulate(net, t1=20.0, dt=0.1, key=jax.random.key(1)).ys["raw"]
     c = vbt.simulate(net, t1=20.0, dt=0.1, key=jax.random.key(2)).ys["raw"]
@@ -191,8 +222,9 @@ def test_noise_reproducible_and_key_dependent():
 
 def test_jit_vmap_and_net_as_argument():
     conn = random_connectome(seed=8)
-    net = vbt.Network(model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn,
-                      coupling=vbt.coupling.Linear(a=0.1), speed=2.0)
+    net = vbt.Network(
+        model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn, coupling=vbt.coupling.Linear(a=0.1), speed=2.0
+    )
     hist = 0.1 * np.ones((2, 6))
     run = lambda n: vbt.simulate(n, t1=10.0, dt=0.1, history=hist).ys["raw"]
     direct = run(net)
@@ -225,8 +257,9 @@ def _loss(net, hist):
 )
 def test_gradients_match_finite_differences(where):
     conn = random_connectome(seed=9)
-    net = vbt.Network(model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn,
-                      coupling=vbt.coupling.Linear(a=0.1), speed=2.0)
+    net = vbt.Network(
+        model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn, coupling=vbt.coupling.Linear(a=0.1), speed=2.0
+    )
     hist = np.random.default_rng(0).uniform(-1, 1, (net.horizon(0.1), 2, 6))
     x0 = where(net)
     loss_at = lambda x: _loss(eqx.tree_at(where, net, x), hist)
@@ -242,10 +275,18 @@ def test_gradients_match_finite_differences(where):
 def test_per_region_parameters_equal_scalar():
     conn = random_connectome(seed=10)
     hist = 0.1 * np.ones((2, 6))
-    a = vbt.Network(model=vbt.models.Generic2dOscillator(a=4.0, I=0.2), connectome=conn,
-                    coupling=vbt.coupling.HyperbolicTangent(a=0.1), speed=2.0)
-    b = vbt.Network(model=vbt.models.Generic2dOscillator(a=4.0, I=np.full(6, 0.2)), connectome=conn,
-                    coupling=vbt.coupling.HyperbolicTangent(a=np.full(6, 0.1)), speed=2.0)
+    a = vbt.Network(
+        model=vbt.models.Generic2dOscillator(a=4.0, I=0.2),
+        connectome=conn,
+        coupling=vbt.coupling.HyperbolicTangent(a=0.1),
+        speed=2.0,
+    )
+    b = vbt.Network(
+        model=vbt.models.Generic2dOscillator(a=4.0, I=np.full(6, 0.2)),
+        connectome=conn,
+        coupling=vbt.coupling.HyperbolicTangent(a=np.full(6, 0.1)),
+        speed=2.0,
+    )
     ya = vbt.simulate(a, t1=10.0, dt=0.1, history=hist).ys["raw"]
     yb = vbt.simulate(b, t1=10.0, dt=0.1, history=hist).ys["raw"]
     np.testing.assert_allclose(ya, yb, rtol=1e-12)
@@ -254,8 +295,12 @@ def test_per_region_parameters_equal_scalar():
 def test_per_region_coupling_refers_to_target():
     conn = random_connectome(seed=11)
     a = np.linspace(0.05, 0.3, 6)
-    net = vbt.Network(model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn,
-                      coupling=vbt.coupling.HyperbolicTangent(a=a), speed=2.0)
+    net = vbt.Network(
+        model=vbt.models.Generic2dOscillator(a=4.0),
+        connectome=conn,
+        coupling=vbt.coupling.HyperbolicTangent(a=a),
+        speed=2.0,
+    )
     D = vdelays.discretise(np.asarray(conn.lengths) / 2.0, 0.1)
     hist = np.random.default_rng(3).uniform(-1, 1, (net.horizon(0.1), 2, 6))
     pre = lambda xi, xj: a[None, :, None] * (1 + np.tanh(xj))
@@ -322,8 +367,9 @@ def test_simulate_rejects_bad_input(small_net, kwargs, match):
 
 
 def test_noise_requires_key():
-    net = vbt.Network(model=vbt.models.Generic2dOscillator(), connectome=random_connectome(),
-                      noise=vbt.noise.Additive(nsig=1e-3))
+    net = vbt.Network(
+        model=vbt.models.Generic2dOscillator(), connectome=random_connectome(), noise=vbt.noise.Additive(nsig=1e-3)
+    )
     with pytest.raises(ValueError, match="key"):
         vbt.simulate(net, t1=1.0, dt=0.1)
 
@@ -334,14 +380,30 @@ def test_noise_requires_key():
         (lambda c: vbt.Network(model=vbt.models.Generic2dOscillator(), connectome=c, speed=0.0), "speed"),
         (lambda c: vbt.Network(model=vbt.models.Generic2dOscillator(), connectome=c, speed=-3.0), "speed"),
         (lambda c: vbt.Network(model=vbt.models.Generic2dOscillator(I=np.zeros(5)), connectome=c), "'I'"),
-        (lambda c: vbt.Network(model=vbt.models.Generic2dOscillator(), connectome=c,
-                               coupling=vbt.coupling.Linear(a=np.ones(4))), "'a'"),
-        (lambda c: vbt.Network(model=vbt.models.Kuramoto(), connectome=c,
-                               coupling=vbt.coupling.SigmoidalJansenRit()), "two coupling variables"),
-        (lambda c: vbt.Network(model=vbt.models.Generic2dOscillator(), connectome=c,
-                               noise=vbt.noise.Additive(nsig=np.ones(3))), "nsig"),
-        (lambda c: vbt.Network(model=vbt.models.Generic2dOscillator(), connectome=c,
-                               noise=vbt.noise.Additive(nsig=-1.0)), "nsig"),
+        (
+            lambda c: vbt.Network(
+                model=vbt.models.Generic2dOscillator(), connectome=c, coupling=vbt.coupling.Linear(a=np.ones(4))
+            ),
+            "'a'",
+        ),
+        (
+            lambda c: vbt.Network(
+                model=vbt.models.Kuramoto(), connectome=c, coupling=vbt.coupling.SigmoidalJansenRit()
+            ),
+            "two coupling variables",
+        ),
+        (
+            lambda c: vbt.Network(
+                model=vbt.models.Generic2dOscillator(), connectome=c, noise=vbt.noise.Additive(nsig=np.ones(3))
+            ),
+            "nsig",
+        ),
+        (
+            lambda c: vbt.Network(
+                model=vbt.models.Generic2dOscillator(), connectome=c, noise=vbt.noise.Additive(nsig=-1.0)
+            ),
+            "nsig",
+        ),
         (lambda c: vbt.Network(model="MontbrioPazoRoxin", connectome=c), "model"),
         (lambda c: vbt.Network(model=vbt.models.Generic2dOscillator(), connectome=np.eye(6)), "connectome"),
         (lambda c: vbt.models.Generic2dOscillator(a=np.ones((2, 2))), "'a'"),

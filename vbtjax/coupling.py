@@ -140,7 +140,8 @@ class HyperbolicTangent(AbstractCoupling):
 
 
 class Sigmoidal(AbstractCoupling):
-    """Post-summation sigmoid: ``pre = x_j``, ``post = cmin + (cmax - cmin) / (1 + exp(-a (gx - midpoint) / sigma))``."""
+    """Post-summation sigmoid: ``pre = x_j``,
+    ``post = cmin + (cmax - cmin) / (1 + exp(-a (gx - midpoint) / sigma))``."""
 
     cmin: Float[Array, "*N"] = param(-1.0)
     cmax: Float[Array, "*N"] = param(1.0)

@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from . import delays as _delays
 from ._params import as_float_array, is_concrete
 from .connectome import Connectome
 from .coupling import AbstractCoupling, Linear
-from . import delays as _delays
 from .delays import DelayPlan, EdgePattern
 from .models._base import AbstractNeuralMass
 from .noise import AbstractNoise
@@ -68,7 +68,9 @@ class Network(eqx.Module):
         if speed.ndim != 0:
             raise ValueError(f"Network: speed must be a scalar in mm/ms, got shape {speed.shape}.")
         if is_concrete(speed) and not float(speed) > 0:
-            raise ValueError(f"Network: speed must be a positive conduction speed in mm/ms (e.g. 3.0), got {float(speed)}.")
+            raise ValueError(
+                f"Network: speed must be a positive conduction speed in mm/ms (e.g. 3.0), got {float(speed)}."
+            )
         n = connectome.n_regions
         model.check_n_regions(n)
         coupling.check_n_regions(n)

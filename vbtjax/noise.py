@@ -40,7 +40,7 @@ class Additive(AbstractNoise):
       or ``(n_svar, N)``. TVB's default is 1.0; typical values are 1e-5..1e-2. Zero switches a variable's noise off.
     """
 
-    nsig: Float[Array, "..."] = eqx.field(default=1.0, converter=as_float_array)
+    nsig: Float[Array, ...] = eqx.field(default=1.0, converter=as_float_array)
 
     def __check_init__(self):
         if self.nsig.ndim > 2:

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
-from ._params import is_concrete
 from . import delays as _delays
+from ._params import is_concrete
 from .delays import DelayPlan
 from .monitors import AbstractMonitor, Raw
 from .network import Network, _pattern_or_none, _plan, delays_match_plan
@@ -366,7 +366,7 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
     carry0 = (y0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), buf, mstates0)
     (y_final, *_), stacked = jax.lax.scan(jax.checkpoint(chunk), carry0, jnp.arange(layout.n_chunks))
     outputs = []
-    for mon, q, mb in zip(monitors, qs, stacked, strict=True):
+    for q, mb in zip(qs, stacked, strict=True):
         S = mb.shape[1]
         flat = mb.reshape((layout.n_chunks * S,) + mb.shape[2:])
         outputs.append(flat[layout.sample_index(q, S)])
@@ -389,5 +389,3 @@ def _progress_update(c_index, n_chunks):
     if c + 1 >= int(n_chunks):
         bar.close()
         _BARS.pop("sim", None)
-
-

@@ -19,8 +19,6 @@ from typing import ClassVar
 
 import diffrax
 import equinox as eqx
-import jax
-import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 __all__ = ["Euler", "Heun", "RK4", "NetworkTerm", "NoiseTerm", "split_terms"]
@@ -142,5 +140,3 @@ class RK4(_AbstractTVBSolver):
 
 def is_tvb_solver(solver) -> bool:
     return isinstance(solver, _AbstractTVBSolver)
-
-

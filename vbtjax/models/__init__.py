@@ -1,13 +1,13 @@
 """Neural mass models with TVB's names, parameters, defaults, state-variable order and coupling variables."""
 
 from ._base import AbstractNeuralMass as AbstractNeuralMass
+from .epileptor import Epileptor as Epileptor
+from .jansen_rit import JansenRit as JansenRit
+from .larter_breakspear import LarterBreakspear as LarterBreakspear
 from .montbrio import MontbrioPazoRoxin as MontbrioPazoRoxin
 from .oscillator import Generic2dOscillator as Generic2dOscillator
-from .oscillator import SupHopf as SupHopf
 from .oscillator import Kuramoto as Kuramoto
-from .jansen_rit import JansenRit as JansenRit
-from .epileptor import Epileptor as Epileptor
+from .oscillator import SupHopf as SupHopf
+from .wilson_cowan import WilsonCowan as WilsonCowan
 from .wong_wang import ReducedWongWang as ReducedWongWang
 from .wong_wang import ReducedWongWangExcInh as ReducedWongWangExcInh
-from .wilson_cowan import WilsonCowan as WilsonCowan
-from .larter_breakspear import LarterBreakspear as LarterBreakspear

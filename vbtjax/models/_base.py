@@ -36,9 +36,7 @@ class AbstractNeuralMass(eqx.Module):
     """Hard bounds ``(lo, hi)`` (``±inf`` for none) applied after every integration stage, as in TVB."""
 
     @abc.abstractmethod
-    def dfun(
-        self, state: Float[Array, "n_svar N"], coupling: Float[Array, "n_cpl N"]
-    ) -> Float[Array, "n_svar N"]:
+    def dfun(self, state: Float[Array, "n_svar N"], coupling: Float[Array, "n_cpl N"]) -> Float[Array, "n_svar N"]:
         """Time derivative of ``state`` (per ms) given the long-range ``coupling``.
 
         **Arguments:**

@@ -17,6 +17,10 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PyTree
 
 
+def _as_tuple(v):
+    return v if v is None else tuple(v)
+
+
 class AbstractMonitor(eqx.Module):
     """Base class of monitors.
 
@@ -26,7 +30,7 @@ class AbstractMonitor(eqx.Module):
     """
 
     period: float | None = eqx.field(default=None, static=True)
-    variables_of_interest: tuple | None = eqx.field(default=None, static=True, converter=lambda v: v if v is None else tuple(v))
+    variables_of_interest: tuple | None = eqx.field(default=None, static=True, converter=_as_tuple)
 
     def __check_init__(self):
         if self.period is not None and not (self.period > 0 and math.isfinite(self.period)):
