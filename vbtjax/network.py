@@ -18,6 +18,7 @@ from .coupling import AbstractCoupling, Linear
 from .delays import DelayPlan, EdgePattern
 from .models._base import AbstractNeuralMass
 from .noise import AbstractNoise
+from .stimulus import Stimulus
 
 __all__ = ["Network"]
 
@@ -31,6 +32,7 @@ class Network(eqx.Module):
     - `coupling`: a coupling function (:mod:`vbtjax.coupling`); default ``Linear()`` (TVB's default).
     - `speed`: conduction speed in mm/ms (= m/s), positive; ``inf`` removes the delays. Default 3.0 (TVB's).
     - `noise`: ``None`` for a deterministic network, or e.g. ``vbtjax.noise.Additive(nsig=1e-3)``.
+    - `stimulus`: ``None``, a :class:`~vbtjax.stimulus.Stimulus`, or a tuple of them (their effects add up).
 
     All numeric leaves (model and coupling parameters, weights, lengths, speed, noise) are differentiable. The edges
     (non-zero weights) and their delays in ms are also recorded when the network is built (``edges``), so that a
@@ -42,6 +44,7 @@ class Network(eqx.Module):
     coupling: AbstractCoupling
     speed: Float[Array, ""]
     noise: AbstractNoise | None
+    stimulus: tuple[Stimulus, ...] | None
     edges: EdgePattern | None = eqx.field(static=True)
 
     def __init__(
@@ -51,6 +54,7 @@ class Network(eqx.Module):
         coupling: AbstractCoupling | None = None,
         speed: float | Array = 3.0,
         noise: AbstractNoise | None = None,
+        stimulus: Stimulus | tuple[Stimulus, ...] | None = None,
     ):
         if not isinstance(model, AbstractNeuralMass):
             raise TypeError(f"Network: model must be a vbtjax.models model, got {type(model).__name__}.")
@@ -64,6 +68,14 @@ class Network(eqx.Module):
             raise TypeError(f"Network: coupling must be a vbtjax.coupling function, got {type(coupling).__name__}.")
         if noise is not None and not isinstance(noise, AbstractNoise):
             raise TypeError(f"Network: noise must be None or a vbtjax.noise object, got {type(noise).__name__}.")
+        if stimulus is not None:
+            stimulus = (stimulus,) if isinstance(stimulus, Stimulus) else tuple(stimulus)
+            for s in stimulus:
+                if not isinstance(s, Stimulus):
+                    raise TypeError(
+                        f"Network: stimulus must be vbtjax.stimulus.Stimulus objects, got {type(s).__name__}."
+                    )
+                s.check(model, connectome.n_regions)
         speed = as_float_array(speed)
         if speed.ndim != 0:
             raise ValueError(f"Network: speed must be a scalar in mm/ms, got shape {speed.shape}.")
@@ -82,11 +94,19 @@ class Network(eqx.Module):
         self.coupling = coupling
         self.speed = speed
         self.noise = noise
+        self.stimulus = stimulus
         self.edges = _pattern_or_none(connectome, speed)
 
     @property
     def n_regions(self) -> int:
         return self.connectome.n_regions
+
+    def stimulus_at(self, t: Float[Array, ""]) -> Float[Array, "n_svar N"] | None:
+        """Total stimulus ``(n_svar, N)`` at time ``t`` ms (``None`` without stimuli)."""
+        if not self.stimulus:
+            return None
+        n = self.n_regions
+        return sum(s(t, self.model, n) for s in self.stimulus)
 
     def delays(self) -> Float[Array, "N N"]:
         """Conduction delays ``lengths / speed`` in ms, ``(N, N)``."""

@@ -308,6 +308,8 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
         else:
             gx = gx + coupling_sum(lambda xj: edge_cpl.pre(xc[:, :, None], xj), w_delayed, xs["xd"])
         c = cpl.post(gx)
+        if "stim" in xs:
+            c = (c, xs["stim"])
         t = (n * dt).astype(dtype)
         drift = NetworkTerm(model)
         terms = drift if noise is None else diffrax.MultiTerm(drift, NoiseTerm(noise, xs["dW"]))
@@ -340,6 +342,9 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
             xs["gx"] = jnp.zeros((K, cpl.n_out(n_cvar), N), dtype)
         else:
             xs["xd"] = jnp.zeros((K, n_cvar, N, 1), dtype)
+        if net.stimulus:
+            times = ((n + jnp.arange(K)) * dt).astype(dtype)
+            xs["stim"] = jax.vmap(net.stimulus_at)(times)
         if noise is not None:
             xs["dW"] = step_increments(key, n + jnp.arange(K), (model.n_svar, N), dt, dtype)
         (y, n), ys = jax.lax.scan(step, (y, n), xs, unroll=layout.unroll)

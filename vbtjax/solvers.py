@@ -25,11 +25,15 @@ __all__ = ["Euler", "Heun", "RK4", "NetworkTerm", "NoiseTerm", "split_terms"]
 
 
 class NetworkTerm(diffrax.AbstractTerm):
-    """Drift of a network: ``vf(t, y, args) = model.dfun(y, args)`` with ``args`` the coupling ``(n_cpl, N)``."""
+    """Drift of a network: ``vf(t, y, args) = model.dfun(y, c) (+ s)`` where ``args`` is the coupling ``c``
+    ``(n_cpl, N)`` or a pair ``(c, s)`` with ``s`` a stimulus ``(n_svar, N)`` added to the derivative (TVB)."""
 
     model: eqx.Module
 
     def vf(self, t, y, args):
+        if isinstance(args, tuple):
+            coupling, stimulus = args
+            return self.model.dfun(y, coupling) + stimulus
         return self.model.dfun(y, args)
 
     def contr(self, t0, t1, **kwargs):

@@ -32,6 +32,9 @@ class AbstractNeuralMass(eqx.Module):
     """Indices (into ``state_variables``) of the coupling variables, in TVB's order."""
     state_variable_range: ClassVar[dict[str, tuple[float, float]]]
     """TVB's default range of each state variable, used to draw random initial conditions."""
+    stvar: ClassVar[tuple[int, ...] | None] = None
+    """Indices of the state variables a stimulus drives by default (TVB's ``stvar``; ``None``: the coupling
+    variables ``cvar``)."""
     state_variable_boundaries: ClassVar[dict[str, tuple[float, float]]] = {}
     """Hard bounds ``(lo, hi)`` (``±inf`` for none) applied after every integration stage, as in TVB."""
 
@@ -63,6 +66,11 @@ class AbstractNeuralMass(eqx.Module):
     def n_svar(self) -> int:
         """Number of state variables."""
         return len(self.state_variables)
+
+    @property
+    def stimulated_variables(self) -> tuple[int, ...]:
+        """Indices of the state variables driven by a stimulus by default (``stvar``, else ``cvar``)."""
+        return tuple(self.cvar if self.stvar is None else self.stvar)
 
     @property
     def n_cvar(self) -> int:

@@ -43,6 +43,7 @@ class MontbrioPazoRoxin(AbstractNeuralMass):
 
     state_variables: ClassVar[tuple[str, ...]] = ("r", "V")
     cvar: ClassVar[tuple[int, ...]] = (0, 1)
+    stvar: ClassVar[tuple[int, ...]] = (1,)
     state_variable_range: ClassVar[dict[str, tuple[float, float]]] = {"r": (0.0, 2.0), "V": (-2.0, 1.5)}
     state_variable_boundaries: ClassVar[dict[str, tuple[float, float]]] = {"r": (0.0, float("inf"))}
 
