@@ -77,7 +77,8 @@ def test_stimulus_gradient_matches_finite_differences():
 
 
 def test_multiplicative_noise_moments_are_euler_maruyama():
-    # d theta = sqrt(2 nsig) theta dW (Ito, evaluated at the step start): E = theta0, E[theta^2] = theta0^2 (1 + 2 nsig dt)^n
+    # d theta = sqrt(2 nsig) theta dW (Ito, at the step start):
+    # E = theta0 and E[theta^2] = theta0^2 (1 + 2 nsig dt)^n
     n, nsig, dt, steps = 3000, 0.02, 0.5, 20
     net = free_net(n, noise=vbt.noise.Multiplicative(nsig=nsig))
     for solver in (vbt.Euler(), vbt.Heun()):

@@ -359,15 +359,15 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
         (y, n, col0, buf), ys = jax.lax.scan(block, (y, n, col0, buf), None, length=C)
         ys = ys.reshape((L,) + ys.shape[2:])
         outs, new_states = [], []
-        for mon, q, voi, ms in zip(monitors, qs, vois, mstates, strict=True):
-            ms, samples = mon.chunk(ms, ys[:, np.asarray(voi)], n_start, q)
+        for mon, voi, ms in zip(monitors, vois, mstates, strict=True):
+            ms, samples = mon.chunk(ms, ys[:, np.asarray(voi)], n_start, dt)
             new_states.append(ms)
             outs.append(samples)
         if progress:
             jax.debug.callback(_progress_update, c_index, layout.n_chunks, ordered=False)
         return (y, n, col0, buf, tuple(new_states)), tuple(outs)
 
-    mstates0 = tuple(mon.init(y0[np.asarray(voi)], q) for mon, voi, q in zip(monitors, vois, qs, strict=True))
+    mstates0 = tuple(mon.init(y0[np.asarray(voi)], dt) for mon, voi in zip(monitors, vois, strict=True))
     carry0 = (y0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), buf, mstates0)
     (y_final, *_), stacked = jax.lax.scan(jax.checkpoint(chunk), carry0, jnp.arange(layout.n_chunks))
     outputs = []

@@ -80,18 +80,19 @@ class AbstractMonitor(eqx.Module):
         return -(-chunk_len // q)
 
     @abc.abstractmethod
-    def init(self, x: Float[Array, "n_voi N"], q: int) -> PyTree:
-        """Initial monitor state, given the recorded variables at t0 and ``q`` steps per sample."""
+    def init(self, x: Float[Array, "n_voi N"], dt: float) -> PyTree:
+        """Initial monitor state, given the recorded variables at t0 and the integration step ``dt`` (ms)."""
 
     @abc.abstractmethod
     def chunk(
-        self, mstate: PyTree, xs: Float[Array, "L n_voi N"], n_start: Int[Array, ""], q: int
+        self, mstate: PyTree, xs: Float[Array, "L n_voi N"], n_start: Int[Array, ""], dt: float
     ) -> tuple[PyTree, Float[Array, "S ..."]]:
         """Consume the states of one chunk of steps and return ``(new_state, samples)``.
 
-        ``xs[m]`` is the state after step ``n_start + m + 1`` (steps counted from 1). Sample ``j`` of the returned
-        ``(n_slots, ...)`` array must be the one that ends at the ``j``-th multiple of ``q`` after ``n_start``; slots
-        past the end of the chunk are ignored.
+        ``xs[m]`` is the recorded state after step ``n_start + m + 1`` (steps counted from 1; ``n_start`` is traced,
+        ``dt`` in ms is static). Sample ``j`` of the returned ``(n_slots(q, L), ...)`` array, ``q = istep(dt)``, must be
+        the one that ends at the ``j``-th multiple of ``q`` after ``n_start``; slots past the end of the chunk are
+        ignored, so their content does not matter.
         """
 
 
@@ -108,10 +109,10 @@ class Raw(AbstractMonitor):
         if self.period is not None:
             raise ValueError("Raw: records every step and takes no period; use SubSample(period=...) instead.")
 
-    def init(self, x, q):
+    def init(self, x, dt):
         return None
 
-    def chunk(self, mstate, xs, n_start, q):
+    def chunk(self, mstate, xs, n_start, dt):
         return mstate, xs
 
 
@@ -120,10 +121,11 @@ class SubSample(AbstractMonitor):
 
     period: float | None = eqx.field(default=None, static=True)
 
-    def init(self, x, q):
+    def init(self, x, dt):
         return None
 
-    def chunk(self, mstate, xs, n_start, q):
+    def chunk(self, mstate, xs, n_start, dt):
+        q = self.istep(dt)
         pos = sample_positions(n_start, q, self.n_slots(q, xs.shape[0]), xs.shape[0])
         return mstate, xs[pos]
 
@@ -137,10 +139,11 @@ class TemporalAverage(AbstractMonitor):
 
     period: float | None = eqx.field(default=1.0, static=True)
 
-    def init(self, x, q):
+    def init(self, x, dt):
         return jnp.zeros_like(x)  # sum over the window still open at the chunk boundary
 
-    def chunk(self, mstate, xs, n_start, q):
+    def chunk(self, mstate, xs, n_start, dt):
+        q = self.istep(dt)
         L = xs.shape[0]
         S = self.n_slots(q, L)
         m = jnp.arange(L)
