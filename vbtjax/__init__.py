@@ -10,6 +10,7 @@ from . import delays as delays
 from . import models as models
 from . import monitors as monitors
 from . import noise as noise
+from . import sensors as sensors
 from . import stimulus as stimulus
 from .connectome import Connectome as Connectome
 from .network import Network as Network
