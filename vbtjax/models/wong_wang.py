@@ -1,4 +1,5 @@
-"""Reduced Wong–Wang models: NMDA gating dynamics of one excitatory pool, or of coupled excitatory/inhibitory pools."""
+"""Reduced Wong–Wang models: NMDA gating dynamics of one excitatory pool, or of coupled excitatory/inhibitory pools
+(also with a regional gain, Deco et al. 2021)."""
 
 from __future__ import annotations
 
@@ -142,6 +143,71 @@ class ReducedWongWangExcInh(AbstractNeuralMass):
         JN_Se = self.J_N * S_e
         y_e = self.a_e * (self.w_p * JN_Se - self.J_i * S_i + self.W_e * self.I_o + long_range + self.I_ext) - self.b_e
         y_i = self.a_i * (JN_Se - S_i + self.W_i * self.I_o + self.lamda * long_range) - self.b_i
+        dS_e = -(S_e / self.tau_e) + (1.0 - S_e) * _rate(y_e, self.d_e) * self.gamma_e
+        dS_i = -(S_i / self.tau_i) + _rate(y_i, self.d_i) * self.gamma_i
+        return jnp.stack([dS_e, dS_i])
+
+
+class DecoBalancedExcInh(AbstractNeuralMass):
+    r""":class:`ReducedWongWangExcInh` with a regional effective gain ``M_i`` (Deco et al. 2021).
+
+    The same NMDA and GABA gating variables ``S_e``, ``S_i`` and equations as :class:`ReducedWongWangExcInh`, with
+    both transfer functions scaled by the gain $M_i$ (e.g. derived from the regional expression of E/I genes):
+
+    $$y_e = M_i \left(a_e \left(w_p J_N S_e - J_i S_i + W_e I_o + G J_N C_{S_e} + I_{ext}\right) - b_e\right),
+      \qquad H_e = \frac{y_e}{1 - \exp(-d_e y_e)}$$
+    $$y_i = M_i \left(a_i \left(J_N S_e - S_i + W_i I_o + \lambda G J_N C_{S_e}\right) - b_i\right),
+      \qquad H_i = \frac{y_i}{1 - \exp(-d_i y_i)}$$
+    $$\dot S_e = -\frac{S_e}{\tau_e} + \gamma_e (1 - S_e) H_e,\qquad \dot S_i = -\frac{S_i}{\tau_i} + \gamma_i H_i$$
+
+    ``cvar = (0,)``; bounds ``S_e``, ``S_i`` in ``[0, 1]``. With ``M_i = 1`` it is :class:`ReducedWongWangExcInh`.
+    The removable singularity of $H$ at $y = 0$ is handled as in :class:`ReducedWongWang`.
+
+    Reference: Deco, G., Kringelbach, M. L., Arnatkeviciute, A., Oldham, S., Sabaroedin, K., Rogasch, N. C., Aquino,
+    K. M., & Fornito, A. (2021). Dynamical consequences of regional heterogeneity in the brain's transcriptional
+    landscape. *Science Advances*, 7(29), eabf4752.
+
+    **Parameters** (TVB names, order and defaults; each a scalar or per-region ``(N,)``): `M_i` effective gain within
+    the region (1.0), then those of :class:`ReducedWongWangExcInh` with the same defaults: `a_e` (310.0), `b_e`
+    (125.0), `d_e` (0.160), `gamma_e` (0.641/1000), `tau_e` (100.0), `w_p` (1.4), `J_N` (0.15), `W_e` (1.0), `a_i`
+    (615.0), `b_i` (177.0), `d_i` (0.087), `gamma_i` (1/1000), `tau_i` (10.0), `J_i` (1.0), `W_i` (0.7), `I_o`
+    (0.382), `I_ext` (0.0), `G` (2.0), `lamda` (0.0).
+    """
+
+    M_i: Float[Array, "*N"] = param(1.0)
+    a_e: Float[Array, "*N"] = param(310.0)
+    b_e: Float[Array, "*N"] = param(125.0)
+    d_e: Float[Array, "*N"] = param(0.160)
+    gamma_e: Float[Array, "*N"] = param(0.641 / 1000)
+    tau_e: Float[Array, "*N"] = param(100.0)
+    w_p: Float[Array, "*N"] = param(1.4)
+    J_N: Float[Array, "*N"] = param(0.15)
+    W_e: Float[Array, "*N"] = param(1.0)
+    a_i: Float[Array, "*N"] = param(615.0)
+    b_i: Float[Array, "*N"] = param(177.0)
+    d_i: Float[Array, "*N"] = param(0.087)
+    gamma_i: Float[Array, "*N"] = param(1.0 / 1000)
+    tau_i: Float[Array, "*N"] = param(10.0)
+    J_i: Float[Array, "*N"] = param(1.0)
+    W_i: Float[Array, "*N"] = param(0.7)
+    I_o: Float[Array, "*N"] = param(0.382)
+    I_ext: Float[Array, "*N"] = param(0.0)
+    G: Float[Array, "*N"] = param(2.0)
+    lamda: Float[Array, "*N"] = param(0.0)
+
+    state_variables: ClassVar[tuple[str, ...]] = ("S_e", "S_i")
+    cvar: ClassVar[tuple[int, ...]] = (0,)
+    state_variable_range: ClassVar[dict[str, tuple[float, float]]] = {"S_e": (0.0, 1.0), "S_i": (0.0, 1.0)}
+    state_variable_boundaries: ClassVar[dict[str, tuple[float, float]]] = {"S_e": (0.0, 1.0), "S_i": (0.0, 1.0)}
+
+    def dfun(self, state, coupling):
+        S_e, S_i = state[0], state[1]
+        long_range = self.G * self.J_N * coupling[0]
+        JN_Se = self.J_N * S_e
+        x_e = self.w_p * JN_Se - self.J_i * S_i + self.W_e * self.I_o + long_range + self.I_ext
+        y_e = (self.a_e * x_e - self.b_e) * self.M_i
+        x_i = JN_Se - S_i + self.W_i * self.I_o + self.lamda * long_range
+        y_i = (self.a_i * x_i - self.b_i) * self.M_i
         dS_e = -(S_e / self.tau_e) + (1.0 - S_e) * _rate(y_e, self.d_e) * self.gamma_e
         dS_i = -(S_i / self.tau_i) + _rate(y_i, self.d_i) * self.gamma_i
         return jnp.stack([dS_e, dS_i])
