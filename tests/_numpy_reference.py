@@ -7,7 +7,8 @@ import numpy as np
 
 
 def simulate_numpy(W, D, hist, dfun, pre, post, cvar, dt, n_steps, bound=lambda x: x, scheme="heun", noise=None):
-    """W, D (N, N) weights and integer delays; hist (H, n_svar, N) oldest first; dfun(x, c); pre(x_i, x_j) on
+    """W, D (N, N) weights and delays in steps (integers: TVB; floats: fractional lags read by linear interpolation,
+    (1 - w) x(n - d) + w x(n - d - 1) with d = floor(D)); hist (H, n_svar, N) oldest first; dfun(x, c); pre(x_i, x_j) on
     (n_cvar, N, N) arrays (target i on axis 1, source j on axis 2); post(gx). Returns (n_steps, n_svar, N)."""
     H, n_svar, N = hist.shape
     states = [np.array(h, dtype=np.float64) for h in hist]
@@ -15,7 +16,13 @@ def simulate_numpy(W, D, hist, dfun, pre, post, cvar, dt, n_steps, bound=lambda 
     for n in range(n_steps):
         k = H - 1 + n
         x = states[k]
-        xj = np.stack([states[k - D[i, j]][cvar, j] for i in range(N) for j in range(N)], axis=-1)
+        def delayed(i, j, k=k):
+            d = int(np.floor(D[i, j]))
+            w = D[i, j] - d
+            value = states[k - d][cvar, j]
+            return value if w == 0 else (1 - w) * value + w * states[k - d - 1][cvar, j]
+
+        xj = np.stack([delayed(i, j) for i in range(N) for j in range(N)], axis=-1)
         xj = xj.reshape(len(cvar), N, N)
         xi = np.broadcast_to(x[cvar][:, :, None], xj.shape)
         gx = np.sum(W[None] * pre(xi, xj), axis=-1)

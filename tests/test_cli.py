@@ -68,7 +68,8 @@ def test_help_mentions_units_and_choices(capsys):
         assert unit in text
     for name in ("MontbrioPazoRoxin", "JansenRit", "Epileptor", "Linear", "Difference", "Sigmoidal"):
         assert name in text
-    assert "{raw,tavg,subsample}" in text and "bold" not in text.lower().split("--monitor")[1][:40]
+    assert "{raw,tavg,subsample,bold,bold-hrf,eeg,meg,seeg}" in text
+    assert "720" in text and "Balloon-Windkessel" in text  # the BOLD defaults are documented
     assert "eta=-4.6" in text  # the default run is documented in the epilog
     rc, out, _ = run(["--help"], capsys)
     assert rc == 0 and "simulate" in out
@@ -92,7 +93,7 @@ def test_model_and_coupling_choices(capsys, tmp_path):
     parser = cli.build_parser()
     sim = parser._subparsers._group_actions[0].choices["simulate"]
     monitor = next(a for a in sim._actions if a.dest == "monitor")
-    assert tuple(monitor.choices) == ("raw", "tavg", "subsample")
+    assert tuple(monitor.choices) == ("raw", "tavg", "subsample", "bold", "bold-hrf", "eeg", "meg", "seeg")
     # a non-default model and coupling run end to end
     argv = ["simulate", "--model", "Kuramoto", "--coupling", "Kuramoto", "--coupling-strength", "0.05"]
     argv += ["--duration", "20", "--dt", "0.1", "--monitor", "raw", "--out", str(tmp_path), "--quiet", "--no-plot"]
@@ -127,7 +128,13 @@ BAD = [
     (["--noise", "0.1,0.2,0.3"], "--noise", "r, V"),
     (["--period", "0.015"], "--period", "multiple"),
     (["--monitor", "raw", "--period", "1"], "--period", "raw"),
-    (["--monitor", "bold"], "--monitor", "tavg"),
+    (["--monitor", "fmri"], "--monitor", "bold"),
+    (["--monitor", "bold", "--dt", "0.1", "--period", "100.5"], "--period", "dt_hemo"),
+    (["--monitor", "bold", "--duration", "500", "--dt", "0.1"], "--period", "longer than --duration"),
+    (["--monitor", "bold-hrf", "--dt", "0.3", "--duration", "3000"], "--dt", "4 ms"),
+    (["--monitor", "eeg", "--connectome", "68"], "--connectome", "--connectome 76"),
+    (["--monitor", "meg", "--connectome", "192"], "--connectome", "76 regions"),
+    (["--monitor", "seeg", "--connectome", "66"], "--connectome", "frame"),
     (["--solver", "rk5"], "--solver", "heun"),
     (["--seed", "-1"], "--seed", ""),
 ]
@@ -201,3 +208,85 @@ def test_divergence_is_reported(tmp_path, capsys):
     assert rc == 1
     assert "diverged" in err and "--dt" in err and "Traceback" not in err
     assert not (tmp_path / "o" / "simulation.npz").exists()
+
+
+# ------------------------------------------------------------------------------------------- BOLD, EEG, MEG, SEEG
+
+
+def test_bold_defaults_without_running():
+    args = cli.build_parser().parse_args(["simulate", "--monitor", "bold"])
+    setup = cli._build(args)
+    assert setup["duration"] == cli.DEFAULT_DURATIONS["bold"] == 60000.0  # a long run by default
+    assert setup["period"] == 720.0 and setup["dt"] == pytest.approx(0.01)
+    mon = setup["monitor"]
+    assert isinstance(mon, vbt.monitors.BalloonWindkessel) and mon.dt_hemo == 1.0 and mon.variables_of_interest == (0,)
+    assert cli._transient(setup["duration"], "bold") == 20000.0  # the hemodynamic transient left out of FC
+    args = cli.build_parser().parse_args(["simulate", "--monitor", "bold-hrf"])
+    setup = cli._build(args)
+    assert setup["period"] == 2000.0 and setup["duration"] == 120000.0
+    assert isinstance(setup["monitor"], vbt.monitors.Bold)
+    # a --dt that does not divide 1 ms: the hemodynamics advance every dt
+    args = cli.build_parser().parse_args(["simulate", "--monitor", "bold", "--dt", "0.3", "--period", "720"])
+    assert cli._build(args)["monitor"].dt_hemo == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("monitor", ["bold", "bold-hrf"])
+def test_bold_short(monitor, tmp_path, capsys):
+    # a few short TRs (100 ms) at dt = 0.1 ms: only shapes, metadata and the figure are checked here
+    argv = ["simulate", "--monitor", monitor, "--period", "100", "--dt", "0.1", "--duration", "400"]
+    rc, out, err = run(argv + ["--out", str(tmp_path)], capsys)
+    assert rc == 0, err
+    assert f"{monitor} every 100 ms" in out
+    d = load(tmp_path / "simulation.npz")
+    N = 76
+    assert d["data"].shape == (4, 1, N) and np.all(np.isfinite(d["data"]))
+    np.testing.assert_allclose(d["time"], [100, 200, 300, 400], rtol=1e-6)  # end of each TR, ms
+    assert str(d["monitor"]) == monitor and float(d["period"]) == 100.0
+    assert list(d["variables_of_interest"]) == ["r"]
+    assert list(d["channel_labels"]) == list(d["labels"]) and len(d["labels"]) == N
+    assert d["fc"].shape == (N, N) and np.isfinite(float(d["sc_fc_r"]))
+    assert float(d["transient"]) == pytest.approx(400 / 3)  # min(20 s, duration / 3)
+    if monitor == "bold":
+        assert d["data"][0].max() < d["data"][-1].max()  # BOLD rises from rest
+    meta = json.loads(str(d["meta_json"]))
+    assert meta["resolved"]["monitor"] == monitor and meta["resolved"]["period_ms"] == 100.0
+    assert meta["resolved"]["sc_fc_r"] == pytest.approx(float(d["sc_fc_r"]))
+    png = tmp_path / "simulation.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "monitor, n_sensors, first_label", [("eeg", 63, "Fp1"), ("meg", 248, None), ("seeg", 588, "TP1")]
+)
+def test_sensor_monitors_short(monitor, n_sensors, first_label, tmp_path, capsys):
+    argv = ["simulate", "--monitor", monitor, "--duration", "60", "--out", str(tmp_path)]
+    rc, out, err = run(argv, capsys)
+    assert rc == 0, err
+    assert f"on {n_sensors} sensors" in out
+    d = load(tmp_path / "simulation.npz")
+    T = 60  # 1 ms period by default
+    assert d["data"].shape == (T, 2, n_sensors) and np.all(np.isfinite(d["data"]))
+    assert np.std(d["data"][:, 0]) > 0
+    np.testing.assert_allclose(d["time"], np.arange(1, T + 1) - 0.5, atol=1e-4)
+    assert str(d["monitor"]) == monitor and float(d["period"]) == 1.0
+    assert list(d["variables_of_interest"]) == ["r", "V"]
+    assert d["channel_labels"].shape == (n_sensors,) and len(set(d["channel_labels"])) == n_sensors
+    if first_label:
+        assert d["channel_labels"][0] == first_label
+    assert d["gain"].shape == (n_sensors, 76) and np.all(np.isfinite(d["gain"]))
+    assert d["sensor_positions"].shape == (n_sensors, 3)
+    F = d["psd_freqs"].shape[0]
+    assert d["psd"].shape == (F, 2, n_sensors) and np.all(d["psd"] >= 0)
+    assert d["psd_freqs"][0] == 0 and d["psd_freqs"][-1] <= 500.0  # Hz, up to Nyquist of 1 kHz
+    assert "fc" not in d
+    png = tmp_path / "simulation.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("monitor, hint", [("eeg", "--connectome 76"), ("seeg", "no region centres")])
+def test_sensor_monitors_need_a_matching_connectome(monitor, hint, small_connectome, tmp_path, capsys):
+    argv = ["simulate", "--monitor", monitor, "--connectome", str(small_connectome[0]), "--duration", "10"]
+    rc, _, err = run(argv + ["--out", str(tmp_path / "o"), "--quiet"], capsys)
+    assert rc == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "--connectome" in err and hint in err
+    assert not (tmp_path / "o").exists()

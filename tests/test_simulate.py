@@ -413,3 +413,74 @@ def test_noise_requires_key():
 def test_network_rejects_bad_input(build, match):
     with pytest.raises((ValueError, TypeError), match=match):
         build(random_connectome())
+
+
+# ------------------------------------------------------------------------------------------------ interpolated delays
+def test_interpolated_delays_match_numpy():
+    conn = random_connectome(seed=21, zero_offdiag=2)
+    L = np.asarray(conn.lengths).copy()
+    L[0, 3] = 0.13  # a tract shorter than speed * dt: lag in (0, 1), reads x(n) and x(n - 1)
+    conn = vbt.Connectome(weights=conn.weights, lengths=L)
+    for coupling, pre, post in [
+        (vbt.coupling.Linear(a=0.2), lambda xi, xj: xj, lambda g: 0.2 * g),
+        (vbt.coupling.Difference(a=0.2), lambda xi, xj: xj - xi, lambda g: 0.2 * g),
+    ]:
+        net = vbt.Network(
+            model=vbt.models.Generic2dOscillator(a=4.0),
+            connectome=conn,
+            coupling=coupling,
+            speed=1.7,
+            delay_mode="interpolate",
+        )
+        dt = 0.1
+        lam = L / 1.7 / dt
+        hist = np.random.default_rng(5).uniform(-1, 1, (net.horizon(dt), 2, 6))
+        ref = simulate_numpy(np.asarray(conn.weights), lam, hist, g2d_numpy(net.model), pre, post, [0], dt, 150)
+        got = vbt.simulate(net, t1=15.0, dt=dt, history=hist).ys["raw"]
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_interpolate_equals_round_on_whole_step_delays():
+    conn = random_connectome(seed=22)
+    L = np.round(np.asarray(conn.lengths) / 0.2) * 0.2 + 1e-9  # whole multiples of speed * dt = 0.2 mm
+    conn = vbt.Connectome(weights=conn.weights, lengths=L)
+    hist = np.random.default_rng(6).uniform(-1, 1, (80, 2, 6))
+    kw = dict(model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn, coupling=vbt.coupling.Linear(a=0.1))
+    a = vbt.simulate(vbt.Network(**kw, speed=2.0), t1=20.0, dt=0.1, history=hist).ys["raw"]
+    b = vbt.simulate(vbt.Network(**kw, speed=2.0, delay_mode="interpolate"), t1=20.0, dt=0.1, history=hist).ys["raw"]
+    np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+
+
+def test_gradient_wrt_speed_with_interpolated_delays():
+    conn = random_connectome(seed=23, max_len=20.0)
+    net = vbt.Network(
+        model=vbt.models.Generic2dOscillator(a=4.0),
+        connectome=conn,
+        coupling=vbt.coupling.Linear(a=0.3),
+        speed=2.0,
+        delay_mode="interpolate",
+    )
+    hist = np.random.default_rng(7).uniform(-1, 1, (net.horizon(0.1), 2, 6))
+    loss_at = lambda v: _loss(eqx.tree_at(lambda n: n.speed, net, v), hist)
+    g = jax.grad(loss_at)(2.0)
+    h = 1e-5
+    fd = (loss_at(2.0 + h) - loss_at(2.0 - h)) / (2 * h)
+    assert abs(float(g)) > 1e-6
+    np.testing.assert_allclose(g, fd, rtol=1e-5)
+    # "round" delays are piecewise constant in speed: zero gradient
+    rounded = vbt.Network(model=net.model, connectome=conn, coupling=net.coupling, speed=2.0)
+    assert float(jax.grad(lambda v: _loss(eqx.tree_at(lambda n: n.speed, rounded, v), hist))(2.0)) == 0.0
+
+
+def test_vmap_over_speed_within_layout():
+    conn = random_connectome(seed=24, max_len=20.0)
+    kw = dict(model=vbt.models.Generic2dOscillator(a=4.0), connectome=conn, coupling=vbt.coupling.Linear(a=0.3))
+    slow = vbt.Network(**kw, speed=1.0, delay_mode="interpolate", speed_range=(0.9, 1.2))
+    hist = 0.2 * np.ones((2, 6))
+    run = lambda n: vbt.simulate(n, t1=10.0, dt=0.1, history=hist).ys["raw"]
+    speeds = jnp.array([1.0, 1.05, 1.1])
+    batched = jax.vmap(lambda v: run(eqx.tree_at(lambda n: n.speed, slow, v)))(speeds)
+    for k, v in enumerate([1.0, 1.05, 1.1]):
+        np.testing.assert_allclose(batched[k], run(vbt.Network(**kw, speed=v, delay_mode="interpolate")), rtol=1e-9)
+    with pytest.raises(Exception, match="delays"):
+        jax.block_until_ready(jax.vmap(lambda v: run(eqx.tree_at(lambda n: n.speed, slow, v)))(jnp.array([0.5, 1.0])))

@@ -28,7 +28,10 @@ __all__ = ["main", "build_parser", "PRESETS"]
 PROG = "vbtjax"
 CONNECTOME_SIZES = (66, 68, 76, 96, 192)  # as vbtjax.datasets.TVB_CONNECTOME_SIZES (not imported: keeps --help light)
 NORMALISE_CHOICES = ("none", "max", "region", "sum", "rows")
-MONITOR_CHOICES = ("raw", "tavg", "subsample")
+MONITOR_CHOICES = ("raw", "tavg", "subsample", "bold", "bold-hrf", "eeg", "meg", "seeg")
+REGION_MONITORS = ("raw", "tavg", "subsample")
+BOLD_MONITORS = ("bold", "bold-hrf")
+SENSOR_MONITORS = ("eeg", "meg", "seeg")
 SOLVER_CHOICES = ("heun", "euler", "rk4")
 DEFAULT_MODEL = "MontbrioPazoRoxin"
 DEFAULT_COUPLING = "Linear"
@@ -36,6 +39,15 @@ DEFAULT_DURATION = 4000.0  # ms
 DEFAULT_DT = 0.01  # ms (TVB's default is 0.0122 ms; MPR with tau = 1 ms needs it, see PRESETS)
 DEFAULT_SPEED = 3.0  # mm/ms (TVB's)
 DEFAULT_PERIOD = 1.0  # ms
+DEFAULT_PERIODS = {"bold": 720.0, "bold-hrf": 2000.0}  # ms (the TR); every other monitor: DEFAULT_PERIOD
+DEFAULT_DURATIONS = {"bold": 60000.0, "bold-hrf": 120000.0}  # ms; every other monitor: DEFAULT_DURATION
+DT_HEMO = 1.0  # ms, Balloon-Windkessel step (BalloonWindkessel's default); dt itself when dt does not divide it
+BOLD_INTERIM_PERIOD = 4.0  # ms, TVB's Bold monitor interim averages (vbtjax.monitors.Bold's default)
+BOLD_TRANSIENT_MAX_MS = 20000.0  # BOLD FC discards min(this, BOLD_TRANSIENT_FRACTION * duration) at the start
+BOLD_TRANSIENT_FRACTION = 1.0 / 3.0
+SEEG_SENSORS = 588  # tvb-data's seeg_588.txt: contacts in the frame of the 76- (and 192-) region connectome
+SENSOR_TRACES = 16  # sensor traces drawn in simulation.png
+PSD_SEGMENT_MS = 1000.0  # Welch segment (1 Hz resolution)
 DEFAULT_NORMALISE = "max"
 TRANSIENT_MAX_MS = 1000.0  # FC discards min(this, TRANSIENT_FRACTION * duration) at the start
 TRANSIENT_FRACTION = 0.25
@@ -50,6 +62,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         # edge of its bistable regime (0.095 collapses to the down state within a few s, 0.105 locks ~75 % of the
         # regions up): regions hop between down and up states and recruit their neighbours.
         "coupling_strength": 0.1,
+        # a = 0.1 is not stationary over a BOLD run: the network falls to the all-down state after ~10-20 s (seed 0:
+        # ~10 s, seed 1: ~17 s), and its BOLD FC is then that of the hemodynamic settling (mean FC ~0.8, SC-FC ~0).
+        # At a = 0.105 it stays up for 60 s (seeds 0, 1, 2): ~3/4 of the regions up, each region switching ~1.3
+        # times per 10 s; BOLD FC mean 0.1-0.2, SC-FC r 0.30-0.40. Used with --monitor bold/bold-hrf.
+        "bold_coupling_strength": 0.105,
         # nsig per state variable (r, V): noise on r kicks regions up, noise on V knocks them down.
         "noise": (0.01, 0.04),
     }
@@ -74,12 +91,54 @@ default run (`vbtjax simulate` with no options):
   any option or --param overrides them one by one. Other models start from TVB's parameters, the coupling's TVB
   default strength and no noise.
 
+monitors (--monitor; --period in ms):
+  raw, tavg, subsample  every state variable of every region (tavg/subsample every --period, default 1 ms).
+  bold      BOLD from the Balloon-Windkessel hemodynamic model (Friston et al. 2000; vbtjax.monitors.
+            BalloonWindkessel) driven by the model's first state variable (r for MontbrioPazoRoxin), advanced by RK4
+            every dt_hemo = 1 ms (--dt itself when it does not divide 1 ms), sampled at the end of each TR = --period
+            (default 720 ms, HCP's TR; a multiple of dt_hemo). Default --duration 60000 ms: 83 TRs, of which the
+            first 20 s are discarded before FC (the hemodynamics start at rest and take ~10-20 s to settle; the
+            network's own transient too), leaving 56 TRs. At --dt 0.01 ms that is 6 million steps: about 1 min on
+            2 CPU cores (the MPR preset needs dt = 0.01 ms, see above; BOLD does not need more). Shorter runs
+            discard the first third instead of 20 s.
+            [MPR preset] with bold and bold-hrf the coupling strength is a=0.105, not 0.1: over a BOLD-length run
+            the network at a=0.1 falls to the all-down state after ~10-20 s and its BOLD is then flat (the FC
+            would be that of the hemodynamic settling); at a=0.105 ~3/4 of the regions are up at any time, each
+            switching ~1.3 times per 10 s, stationary over 60 s (seeds 0-2), BOLD FC mean ~0.1-0.2 and SC-FC
+            correlation ~0.3-0.4. --coupling-strength overrides it.
+  bold-hrf  TVB's Bold monitor (vbtjax.monitors.Bold): the first state variable averaged over 4 ms and convolved
+            with TVB's FirstOrderVolterra HRF kernel (20 s long; the kernel fills from zeros during the first
+            20 s, as in TVB), sampled every --period (default 2000 ms, TVB's). Default --duration 120000 ms (60
+            TRs, 50 after the 20 s transient; ~2-2.5 min). --dt must divide 4 ms.
+  eeg, meg  every state variable projected through tvb-data's lead field (eeg_brainstorm_65: 63 EEG channels;
+            meg_brainstorm_276: 248 MEG channels; the non-brain channels, EOG/ECG/reference coils/trigger, whose
+            lead field is NaN, are dropped); region gain = sum over each region's cortical vertices (as TVB). The
+            lead fields exist for the 76 regions of TVB's connectome only: other --connectome values are refused.
+            Default --period 1 ms (1000 Hz): TVB's default 1024 Hz (0.9765625 ms) is not a whole number of steps
+            of dt = 0.01 ms (97.66); for it use --period 0.9765625 with e.g. --dt 0.01220703125 (1/80 of it).
+  seeg      every state variable projected on the 588 contacts of tvb-data's seeg_588 with the inverse-square
+            point-source gain 1/max(d, 1 mm)^2 (mm^-2) from each region centre (vbtjax.monitors.SEEG.
+            from_contacts). seeg_588 is in the frame of TVB's 76- (and 192-) region connectome: its contacts span
+            the same box as the 76 centres (to ~5 mm on each axis), median 15 mm from the nearest centre (the
+            centres are ~17 mm apart). tvb-data's other file, seeg_39 (103 contacts), is one left-hemisphere
+            implantation and is not used. Needs a --connectome with centres in that frame (76 or 192).
+            Default --period 1 ms.
+
 outputs (in --out DIR):
-  simulation.npz  time (T,) ms; data (T, n_state_variables, N); state_variables; labels; weights (as simulated,
-                  i.e. after --normalise); lengths (mm); dt (ms); speed (mm/ms); fc (N, N) Pearson correlation of
-                  the first state variable after the transient; meta_json (options, parameters, versions)
-  simulation.png  first state variable of every region over time, and the functional connectivity matrix
-                  (the first min(1000 ms, 25 %) of the run is discarded as transient)
+  simulation.npz  time (T,) ms (for bold: the end of each TR); data (T, n_voi, n_channels) with channel = region,
+                  or sensor for eeg/meg/seeg; monitor; period (ms); variables_of_interest (n_voi,) names;
+                  channel_labels (n_channels,); state_variables; labels (regions); weights (as simulated, i.e.
+                  after --normalise); lengths (mm); dt (ms); speed (mm/ms); transient (ms, left out of the FC or
+                  spectrum); meta_json (options, parameters, versions). raw/tavg/subsample/bold/bold-hrf: fc (N, N)
+                  Pearson correlation of the first recorded variable after the transient; bold/bold-hrf also
+                  sc_fc_r, the correlation of the upper triangles of FC and the (symmetrised) weights.
+                  eeg/meg/seeg: psd_freqs (F,) Hz, psd (F, n_voi, n_channels) Welch spectra (units^2/Hz, 1 s Hann
+                  segments, 50 % overlap) after the transient, gain (n_channels, N), sensor_positions (mm).
+  simulation.png  raw/tavg/subsample: first state variable of every region over time, and the FC matrix (the
+                  first min(1000 ms, 25 %) of the run is discarded as transient). bold/bold-hrf: BOLD of every
+                  region (time in s) and the BOLD FC with its SC-FC correlation. eeg/meg/seeg: 16 sensor traces
+                  (the first recorded variable, stacked) and the power spectrum averaged over all sensors
+                  (log-log, Hz).
 
 examples:
   vbtjax simulate
@@ -87,6 +146,9 @@ examples:
   vbtjax simulate --model Generic2dOscillator --coupling-strength 0.02 --noise 1e-4 --dt 0.05
   vbtjax simulate --connectome my_conn.zip --speed 5 --monitor raw --duration 500
   vbtjax simulate --connectome weights.csv --lengths tract_lengths.csv --normalise region
+  vbtjax simulate --monitor bold                        # 60 s, BOLD + BOLD FC, ~1 min
+  vbtjax simulate --monitor bold --period 2000 --duration 300000 --out bold5min
+  vbtjax simulate --monitor eeg --duration 10000
 """
 
 
@@ -179,7 +241,8 @@ def _add_simulate(sub) -> None:
         metavar="A",
         type=float,
         help="the coupling's global strength `a` (dimensionless; scales the weighted sum of the coupling "
-        "variables). Default: 0.1 [MPR preset] with Linear, else the coupling's TVB default",
+        "variables). Default: 0.1 [MPR preset] with Linear (0.105 with --monitor bold or bold-hrf, see 'monitors' "
+        "below), else the coupling's TVB default",
     )
     g.add_argument(
         "--speed",
@@ -205,8 +268,9 @@ def _add_simulate(sub) -> None:
         "--duration",
         metavar="MS",
         type=float,
-        default=DEFAULT_DURATION,
-        help=f"simulated time in ms, a whole number of steps (default: {DEFAULT_DURATION:g} ms)",
+        help=f"simulated time in ms, a whole number of steps (default: {DEFAULT_DURATION:g} ms; "
+        f"{DEFAULT_DURATIONS['bold']:g} ms with --monitor bold, {DEFAULT_DURATIONS['bold-hrf']:g} ms with "
+        "bold-hrf: see 'BOLD' below)",
     )
     g.add_argument(
         "--dt",
@@ -224,14 +288,21 @@ def _add_simulate(sub) -> None:
         "--monitor",
         choices=MONITOR_CHOICES,
         default="tavg",
-        help="what is recorded: raw = every step; tavg = temporal average over --period; subsample = the state every "
-        "--period (default: tavg)",
+        help="what is recorded: raw = every state variable at every step; tavg = their temporal average over "
+        "--period; subsample = the state every --period; bold = BOLD signal of the first state variable from the "
+        "Balloon-Windkessel hemodynamic model, one sample per TR = --period; bold-hrf = TVB's Bold monitor (HRF "
+        "kernel convolution); eeg, meg = every state variable projected through tvb-data's lead field (needs "
+        "--connectome 76); seeg = every state variable projected on tvb-data's SEEG contacts (inverse-square "
+        "gain from the region centres). See 'monitors' below (default: tavg)",
     )
     g.add_argument(
         "--period",
         metavar="MS",
         type=float,
-        help=f"sampling period of tavg/subsample in ms, a multiple of --dt (default: {DEFAULT_PERIOD:g} ms)",
+        help="sampling period in ms, a multiple of --dt (not with raw). Default: "
+        f"{DEFAULT_PERIOD:g} ms for tavg, subsample, eeg, meg, seeg; the TR {DEFAULT_PERIODS['bold']:g} ms for "
+        f"bold (a multiple of the {DT_HEMO:g} ms hemodynamic step) and {DEFAULT_PERIODS['bold-hrf']:g} ms for "
+        "bold-hrf",
     )
     g.add_argument("--x64", action="store_true", help="simulate in float64 (default: float32)")
 
@@ -309,28 +380,51 @@ def run_simulate(args: argparse.Namespace) -> int:
         return 1
     out = setup["out"]
     out.mkdir(parents=True, exist_ok=True)
-    fc, t_discard = _functional_connectivity(ts, ys[:, 0, :], setup["duration"])
-    meta = _meta(args, setup, sol, wall, t_discard)
+    kind = args.monitor
+    t_discard = _transient(setup["duration"], kind)
+    net, conn = setup["network"], setup["connectome"]
+    analysis: dict[str, Any] = {}
+    if kind in SENSOR_MONITORS:
+        freqs, psd, t_discard = _spectrum(ts, ys, t_discard, setup["period"])
+        analysis.update(psd_freqs=freqs, psd=psd)
+    else:
+        fc, t_discard = _functional_connectivity(ts, ys[:, 0, :], t_discard)
+        analysis.update(fc=fc)
+        if kind in BOLD_MONITORS:
+            analysis.update(sc_fc_r=np.float64(_sc_fc_correlation(np.asarray(conn.weights), fc)))
+    meta = _meta(args, setup, sol, wall, t_discard, analysis)
+    info = setup["monitor_info"]
+    voi = setup["monitor"].voi_indices(net.model.state_variables)
     npz = out / "simulation.npz"
-    conn, net = setup["connectome"], setup["network"]
+    arrays = dict(
+        time=ts,
+        data=ys,
+        monitor=np.array(kind),
+        period=np.float64(setup["dt"] if setup["period"] is None else setup["period"]),
+        variables_of_interest=np.array([net.model.state_variables[i] for i in voi], dtype=str),
+        channel_labels=np.array(setup["channels"], dtype=str),
+        state_variables=np.array(net.model.state_variables, dtype=str),
+        labels=np.array(setup["labels"], dtype=str),
+        weights=np.asarray(conn.weights),
+        lengths=np.asarray(conn.lengths),
+        dt=np.float64(setup["dt"]),
+        speed=np.float64(setup["speed"]),
+        transient=np.float64(t_discard),
+        **analysis,
+        **{k: info[k] for k in ("gain", "sensor_positions") if k in info},
+        meta_json=np.array(json.dumps(meta, indent=1)),
+    )
     with open(npz, "wb") as f:
-        np.savez(
-            f,
-            time=ts,
-            data=ys,
-            state_variables=np.array(net.model.state_variables, dtype=str),
-            labels=np.array(setup["labels"], dtype=str),
-            weights=np.asarray(conn.weights),
-            lengths=np.asarray(conn.lengths),
-            dt=np.float64(setup["dt"]),
-            speed=np.float64(setup["speed"]),
-            fc=fc,
-            meta_json=np.array(json.dumps(meta, indent=1)),
-        )
+        np.savez(f, **arrays)
     written = [npz]
     if not args.no_plot:
         png = out / "simulation.png"
-        _plot(png, ts, ys, fc, t_discard, setup)
+        if kind in SENSOR_MONITORS:
+            _plot_sensors(png, ts, ys, analysis["psd_freqs"], analysis["psd"], t_discard, setup)
+        elif kind in BOLD_MONITORS:
+            _plot_bold(png, ts, ys, analysis["fc"], float(analysis["sc_fc_r"]), t_discard, setup)
+        else:
+            _plot(png, ts, ys, analysis["fc"], t_discard, setup)
         written.append(png)
     if not args.quiet:
         print(
@@ -352,7 +446,8 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
     preset = PRESETS.get(args.model, {})
 
     # -- times
-    duration = _positive("--duration", args.duration, "ms")
+    default_duration = DEFAULT_DURATIONS.get(args.monitor, DEFAULT_DURATION)
+    duration = _positive("--duration", default_duration if args.duration is None else args.duration, "ms")
     dt = _positive("--dt", DEFAULT_DT if args.dt is None else args.dt, "ms")
     n_steps = round(duration / dt)
     if n_steps < 1 or abs(n_steps * dt - duration) > 1e-6 * max(duration, dt):
@@ -366,23 +461,8 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
     if args.seed < 0:
         raise UsageError("--seed", f"must be a non-negative integer, got {args.seed}")
 
-    # -- monitor
-    if args.monitor == "raw":
-        if args.period is not None:
-            raise UsageError("--period", "the raw monitor records every step; use --monitor tavg or subsample")
-        period = None
-        monitor = vbt.monitors.Raw()
-    else:
-        period = _positive("--period", DEFAULT_PERIOD if args.period is None else args.period, "ms")
-        q = round(period / dt)
-        if q < 1 or abs(q * dt - period) > 1e-6 * max(period, dt):
-            raise UsageError(
-                "--period", f"{period:g} ms is not a whole multiple of --dt={dt:g} ms; use e.g. {max(q, 1) * dt:g} ms"
-            )
-        if q > n_steps:
-            raise UsageError("--period", f"{period:g} ms is longer than --duration={duration:g} ms")
-        cls = vbt.monitors.TemporalAverage if args.monitor == "tavg" else vbt.monitors.SubSample
-        monitor = cls(period=period)
+    # -- monitor timing (checked before the connectome is loaded; the monitor itself is built after it)
+    period, dt_hemo = _monitor_timing(args, dt, duration, n_steps)
 
     # -- connectome
     conn, source = _load_connectome(args)
@@ -390,6 +470,7 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
         conn = conn.normalised(args.normalise)
     n = conn.n_regions
     labels = list(conn.labels) if conn.labels is not None else [f"region {i}" for i in range(n)]
+    monitor, channels, monitor_info = _build_monitor(args, period, dt_hemo, conn, source, labels, model_cls)
 
     # -- model
     params = dict(preset.get("params", {}))
@@ -404,6 +485,8 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
     strength = args.coupling_strength
     if strength is None and preset and args.coupling == DEFAULT_COUPLING:
         strength = preset.get("coupling_strength")
+        if args.monitor in BOLD_MONITORS:
+            strength = preset.get("bold_coupling_strength", strength)
     if strength is not None and not math.isfinite(strength):
         raise UsageError("--coupling-strength", f"must be a finite number, got {strength}")
     fields = _field_names(cpl_cls)
@@ -440,6 +523,8 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
         n_steps=n_steps,
         speed=speed,
         monitor=monitor,
+        monitor_info=monitor_info,
+        channels=channels,
         period=period,
         solver=solver,
         seed=args.seed,
@@ -447,6 +532,158 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
         args=args,
         dtype="float64" if args.x64 else "float32",
     )
+
+
+def _whole(value: float, unit: float) -> int | None:
+    """``value / unit`` when it is a whole number >= 1, else None."""
+    q = round(value / unit)
+    return q if q >= 1 and abs(q * unit - value) <= 1e-6 * max(value, unit) else None
+
+
+def _hemo_step(dt: float) -> float:
+    """The Balloon-Windkessel step: DT_HEMO when it is a whole number of --dt steps, else --dt itself."""
+    return DT_HEMO if _whole(DT_HEMO, dt) is not None else dt
+
+
+def _monitor_timing(args, dt: float, duration: float, n_steps: int) -> tuple[float | None, float | None]:
+    """Validate --period for --monitor: returns ``(period, dt_hemo)`` in ms (None where they do not apply)."""
+    kind = args.monitor
+    if kind == "raw":
+        if args.period is not None:
+            raise UsageError("--period", "the raw monitor records every step; use --monitor tavg or subsample")
+        return None, None
+    if kind == "bold-hrf" and _whole(BOLD_INTERIM_PERIOD, dt) is None:
+        raise UsageError(
+            "--dt",
+            f"--monitor bold-hrf averages the neural signal over TVB's {BOLD_INTERIM_PERIOD:g} ms interim windows, "
+            f"so --dt must divide {BOLD_INTERIM_PERIOD:g} ms; {dt:g} ms does not (use e.g. 0.01, 0.05 or 0.1 ms)",
+        )
+    default = DEFAULT_PERIODS.get(kind, DEFAULT_PERIOD)
+    period = _positive("--period", default if args.period is None else args.period, "ms")
+    q = _whole(period, dt)
+    if q is None:
+        q = max(round(period / dt), 1)
+        raise UsageError("--period", f"{period:g} ms is not a whole multiple of --dt={dt:g} ms; use e.g. {q * dt:g} ms")
+    if q > n_steps:
+        hint = f" (--monitor {kind} needs a long run: leave --duration out for {DEFAULT_DURATIONS[kind]:g} ms)"
+        raise UsageError(
+            "--period",
+            f"{period:g} ms is longer than --duration={duration:g} ms{hint if kind in BOLD_MONITORS else ''}",
+        )
+    dt_hemo = None
+    if kind == "bold":
+        dt_hemo = _hemo_step(dt)
+        if _whole(period, dt_hemo) is None:
+            m = max(round(period / dt_hemo), 1)
+            raise UsageError(
+                "--period",
+                f"the TR of --monitor bold must be a whole multiple of the hemodynamic step dt_hemo={dt_hemo:g} ms "
+                f"(the Balloon-Windkessel equations advance once per dt_hemo); {period:g} ms is not: use e.g. "
+                f"{m * dt_hemo:g} ms",
+            )
+    return period, dt_hemo
+
+
+def _build_monitor(args, period, dt_hemo, conn, source: str, labels: list[str], model_cls):
+    """The monitor of --monitor: ``(monitor, channel_labels, info)``; ``info`` goes to the npz/metadata."""
+    import vbtjax as vbt
+
+    kind = args.monitor
+    first = model_cls.state_variables[0]
+    if kind == "raw":
+        return vbt.monitors.Raw(), labels, {}
+    if kind == "tavg":
+        return vbt.monitors.TemporalAverage(period=period), labels, {}
+    if kind == "subsample":
+        return vbt.monitors.SubSample(period=period), labels, {}
+    if kind == "bold":
+        mon = vbt.monitors.BalloonWindkessel(period=period, dt_hemo=dt_hemo, variables_of_interest=(0,))
+        info = {
+            "description": f"Balloon-Windkessel BOLD (Friston et al. 2000, vbtjax defaults) driven by {first}, "
+            f"hemodynamic RK4 step {dt_hemo:g} ms, sampled at the end of each TR of {period:g} ms",
+            "dt_hemo_ms": dt_hemo,
+        }
+        return mon, labels, info
+    if kind == "bold-hrf":
+        mon = vbt.monitors.Bold(period=period, variables_of_interest=(0,))
+        info = {
+            "description": f"TVB's Bold monitor: {first} averaged over {mon.interim_period:g} ms, convolved with the "
+            f"FirstOrderVolterra HRF kernel ({mon.hrf_length:g} ms), sampled every {period:g} ms",
+            "hrf_length_ms": mon.hrf_length,
+        }
+        return mon, labels, info
+    if kind in ("eeg", "meg"):
+        _require_tvb76(conn, source, kind)
+        cls = vbt.monitors.EEG if kind == "eeg" else vbt.monitors.MEG
+        try:
+            mon = cls.from_tvb(usable_only=True, period=period)
+        except (ImportError, FileNotFoundError) as e:
+            raise UsageError("--monitor", str(e)) from None
+        sensors = mon.sensors
+        name = {"eeg": "eeg_brainstorm_65", "meg": "meg_brainstorm_276"}[kind]
+        info = {
+            "description": f"{kind.upper()}: every state variable projected through tvb-data's {name} lead field "
+            "(region gain = sum of the vertex columns of each region, as TVB), non-brain channels dropped",
+            "sensors_file": name,
+            "gain": np.asarray(mon.gain),
+            "sensor_positions": np.asarray(sensors.positions),
+        }
+        return mon, list(sensors.labels), info
+    # seeg
+    try:
+        contacts = vbt.sensors.tvb_sensors("seeg", SEEG_SENSORS)
+    except (ImportError, FileNotFoundError) as e:
+        raise UsageError("--monitor", str(e)) from None
+    if conn.centres is None:
+        raise UsageError(
+            "--connectome",
+            f"{source} has no region centres, which --monitor seeg needs (the gain is 1/distance^2 from each contact "
+            "to each region centre); use --connectome 76 or a connectome with centres",
+        )
+    centres = np.asarray(conn.centres, dtype=float)
+    _check_seeg_frame(np.asarray(contacts.positions, dtype=float), centres, source)
+    mon = vbt.monitors.SEEG.from_contacts(contacts.positions, centres, period=period, sensors=contacts)
+    info = {
+        "description": f"SEEG: every state variable projected on tvb-data's seeg_{SEEG_SENSORS} contacts with the "
+        "inverse-square point-source gain 1/max(d, 1 mm)^2 (mm^-2) from the region centres",
+        "sensors_file": f"seeg_{SEEG_SENSORS}",
+        "gain": np.asarray(mon.gain),
+        "sensor_positions": np.asarray(contacts.positions),
+    }
+    return mon, list(contacts.labels), info
+
+
+def _require_tvb76(conn, source: str, kind: str) -> None:
+    """EEG/MEG lead fields of tvb-data exist for the 76 regions of TVB's connectome only."""
+    import vbtjax as vbt
+
+    why = (
+        f"--monitor {kind} uses tvb-data's {kind.upper()} lead field, which is defined on the 76 regions of TVB's "
+        "connectome; use --connectome 76"
+    )
+    if conn.n_regions != 76:
+        raise UsageError("--connectome", f"{why} ({source} has {conn.n_regions} regions)")
+    if source == "TVB connectivity_76":
+        return
+    try:
+        ref = vbt.datasets.tvb_connectome(76)
+    except (ImportError, FileNotFoundError) as e:
+        raise UsageError("--connectome", f"{why} ({e})") from None
+    if conn.labels is None or list(conn.labels) != list(ref.labels):
+        raise UsageError("--connectome", f"{why} ({source} has 76 regions, but not TVB's region labels in TVB's order)")
+
+
+def _check_seeg_frame(contacts: np.ndarray, centres: np.ndarray, source: str) -> None:
+    """The SEEG contacts are in the frame of TVB's 76-region connectome: refuse centres that do not surround them."""
+    lo, hi = centres.min(axis=0) - 15.0, centres.max(axis=0) + 15.0
+    inside = float(np.mean(np.all((contacts >= lo) & (contacts <= hi), axis=1)))
+    if inside < 0.8:
+        raise UsageError(
+            "--connectome",
+            f"the SEEG contacts of tvb-data's seeg_{SEEG_SENSORS} are in the coordinate frame of TVB's 76- and "
+            f"192-region connectomes, but only {100 * inside:.0f} % of them lie within 15 mm of the bounding box of "
+            f"the region centres of {source} (another frame?); use --connectome 76 or 192",
+        )
 
 
 def _simulate(setup: dict[str, Any], progress: bool):
@@ -472,6 +709,8 @@ def _describe(setup: dict[str, Any]) -> str:
     a = setup["args"]
     net = setup["network"]
     mon = a.monitor if setup["period"] is None else f"{a.monitor} every {setup['period']:g} ms"
+    if a.monitor in SENSOR_MONITORS:
+        mon += f" on {len(setup['channels'])} sensors"
     noise = "no noise" if net.noise is None else f"noise nsig={_fmt_list(setup['nsig'])}"
     strength = "" if setup["coupling_strength"] is None else f" a={setup['coupling_strength']:g}"
     return (
@@ -631,20 +870,160 @@ def _load_connectome(args):
     return conn, str(path)
 
 
-def _functional_connectivity(ts: np.ndarray, x: np.ndarray, duration: float) -> tuple[np.ndarray, float]:
-    """Pearson correlation across regions of ``x`` (T, N) after the transient; regions with zero variance get NaN."""
-    t_discard = min(TRANSIENT_MAX_MS, TRANSIENT_FRACTION * duration)
+def _transient(duration: float, kind: str) -> float:
+    """Start of the run (ms) left out of FC and spectra: the network's transient, and for BOLD the hemodynamic one."""
+    if kind in BOLD_MONITORS:
+        return min(BOLD_TRANSIENT_MAX_MS, BOLD_TRANSIENT_FRACTION * duration)
+    return min(TRANSIENT_MAX_MS, TRANSIENT_FRACTION * duration)
+
+
+def _functional_connectivity(ts: np.ndarray, x: np.ndarray, t_discard: float) -> tuple[np.ndarray, float]:
+    """Pearson correlation across regions of ``x`` (T, N) after ``t_discard`` ms (less if fewer than 3 samples
+    would remain); regions with zero variance get NaN, and so does everything with fewer than 2 samples."""
     keep = ts > t_discard
     if keep.sum() < 3:  # too short to discard anything
         keep = np.ones_like(keep)
         t_discard = 0.0
     x = np.asarray(x[keep], dtype=np.float64)
+    if x.shape[0] < 2:
+        return np.full((x.shape[1], x.shape[1]), np.nan), t_discard
     x = x - x.mean(axis=0)
     sd = np.sqrt((x * x).mean(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
         z = x / np.where(sd > 0, sd, np.nan)
         fc = (z.T @ z) / x.shape[0]
     return np.clip(fc, -1.0, 1.0), t_discard
+
+
+def _sc_fc_correlation(weights: np.ndarray, fc: np.ndarray) -> float:
+    """Pearson correlation between the upper triangles of the (symmetrised) weights and the FC (NaN if undefined)."""
+    w = 0.5 * (weights + weights.T)
+    iu = np.triu_indices(w.shape[0], k=1)
+    a, b = w[iu], fc[iu]
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def _spectrum(ts: np.ndarray, ys: np.ndarray, t_discard: float, period: float):
+    """Welch PSD (one-sided, units^2/Hz) of every channel after ``t_discard`` ms: ``(freqs (F,) Hz, psd (F, n_voi,
+    n_channels), t_discard)``; segments of PSD_SEGMENT_MS (shorter when the run is short), Hann, 50 % overlap."""
+    from vbtjax.features import sampling_rate, welch_psd
+
+    keep = ts > t_discard
+    if keep.sum() < 8:  # too short to discard anything
+        keep = np.ones_like(keep)
+        t_discard = 0.0
+    x = np.asarray(ys[keep])
+    if x.shape[0] < 2:
+        return np.zeros(1), np.full((1,) + x.shape[1:], np.nan), t_discard
+    nperseg = int(min(x.shape[0], max(2, round(PSD_SEGMENT_MS / period))))
+    freqs, psd = welch_psd(x, sampling_rate(period), nperseg=nperseg, axis=0)
+    return np.asarray(freqs, dtype=np.float64), np.asarray(psd, dtype=np.float64), t_discard
+
+
+def _suptitle(fig, setup) -> None:
+    a = setup["args"]
+    fig.suptitle(
+        f"{setup['connectome_source']}, {a.model}, {a.coupling} a={_fmt(setup['coupling_strength'])}, "
+        f"speed {setup['speed']:g} mm/ms, noise nsig={_fmt_list(setup['nsig'])}, dt={setup['dt']:g} ms, "
+        f"{setup['duration'] / 1000:g} s, seed {setup['seed']}",
+        fontsize="medium",
+    )
+
+
+def _fc_panel(fig, ax, fc, title: str) -> None:
+    off = fc.copy()
+    np.fill_diagonal(off, np.nan)
+    finite = np.isfinite(off)
+    vmax = float(np.nanpercentile(np.abs(off[finite]), 99.5)) if finite.any() else 1.0
+    vmax = min(1.0, vmax) if vmax > 0 else 1.0
+    im = ax.imshow(off, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    ax.set_title(title)
+    ax.set_xlabel("region index")
+    ax.set_ylabel("region index")
+    cbar = fig.colorbar(im, ax=ax, shrink=0.85)
+    cbar.set_label("Pearson correlation (dimensionless)")
+
+
+def _plot_bold(path: Path, ts, ys, fc, sc_fc_r, t_discard, setup) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    a = setup["args"]
+    svar = setup["network"].model.state_variables[0]
+    n = setup["network"].n_regions
+    name = "Balloon-Windkessel" if a.monitor == "bold" else "TVB Bold monitor, HRF kernel"
+    t_s = ts / 1000.0
+    fig = Figure(figsize=(14, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_ts, ax_fc = fig.subplots(1, 2, width_ratios=[1.8, 1])
+    ax_ts.plot(t_s, ys[:, 0, :], lw=0.6, alpha=0.7, marker="." if len(ts) < 30 else None, ms=3)
+    if t_discard > 0:
+        ax_ts.axvspan(0, t_discard / 1000.0, color="0.85", zorder=-1, label="hemodynamic transient (not in FC)")
+        ax_ts.legend(loc="upper right", fontsize="small")
+    ax_ts.set_title(f"BOLD of every region ({n}), from {svar} ({name}, TR {setup['period']:g} ms)")
+    ax_ts.set_xlabel("time (s)")
+    ax_ts.set_ylabel("BOLD (fractional signal change)" if a.monitor == "bold" else "BOLD (TVB units)")
+    ax_ts.set_xlim(0, setup["duration"] / 1000.0)
+    n_used = int(np.sum(ts > t_discard))
+    sc = "SC-FC r = n/a" if not math.isfinite(sc_fc_r) else f"SC-FC r = {sc_fc_r:.2f}"
+    _fc_panel(
+        fig,
+        ax_fc,
+        fc,
+        f"BOLD functional connectivity, {sc}\n(first {t_discard / 1000:.3g} s discarded: {n_used} TRs; "
+        "diagonal omitted)",
+    )
+    _suptitle(fig, setup)
+    fig.savefig(path, dpi=110)
+
+
+def _plot_sensors(path: Path, ts, ys, freqs, psd, t_discard, setup) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    a = setup["args"]
+    svars = setup["network"].model.state_variables
+    svar = svars[setup["monitor"].voi_indices(svars)[0]]
+    channels = setup["channels"]
+    n_ch = len(channels)
+    show = np.unique(np.linspace(0, n_ch - 1, min(SENSOR_TRACES, n_ch)).round().astype(int))
+    x = np.asarray(ys[:, 0, show], dtype=np.float64)
+    x = x - x.mean(axis=0)
+    lo, hi = np.percentile(x, [0.5, 99.5], axis=0) if len(x) else (np.zeros(1), np.ones(1))
+    spacing = float(np.max(hi - lo)) if np.max(hi - lo) > 0 else 1.0
+    stride = max(1, len(ts) // 20000)
+    t_s = ts / 1000.0
+    fig = Figure(figsize=(14, 6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_ts, ax_psd = fig.subplots(1, 2, width_ratios=[1.8, 1])
+    offsets = -spacing * np.arange(len(show))
+    ax_ts.plot(t_s[::stride], x[::stride] + offsets, lw=0.5, color="k")
+    if t_discard > 0:
+        ax_ts.axvspan(0, t_discard / 1000.0, color="0.85", zorder=-1, label="transient (not in the spectrum)")
+        ax_ts.legend(loc="upper right", fontsize="small")
+    ax_ts.set_yticks(offsets, [channels[i] for i in show], fontsize="small")
+    ax_ts.set_xlim(0, setup["duration"] / 1000.0)
+    ax_ts.set_xlabel("time (s)")
+    ax_ts.set_ylabel(f"sensor (offset {spacing:.3g}, demeaned)")
+    ax_ts.set_title(
+        f"{a.monitor.upper()}: {len(show)} of {n_ch} sensors, projection of {svar} (every {setup['period']:g} ms)"
+    )
+    mean_psd = np.nanmean(psd[:, 0, :], axis=-1)
+    pos = (freqs > 0) & np.isfinite(mean_psd) & (mean_psd > 0)
+    if pos.any():
+        ax_psd.loglog(freqs[pos], mean_psd[pos], color="C0")
+    ax_psd.set_xlabel("frequency (Hz)")
+    ax_psd.set_ylabel(f"power spectral density (({svar} x gain)$^2$/Hz)")
+    df = freqs[1] - freqs[0] if len(freqs) > 1 else float("nan")
+    ax_psd.set_title(
+        f"power spectrum, mean over the {n_ch} sensors\n(Welch, {df:.3g} Hz resolution, t > {t_discard / 1000:g} s)"
+    )
+    ax_psd.grid(True, which="both", alpha=0.3)
+    _suptitle(fig, setup)
+    fig.savefig(path, dpi=110)
 
 
 def _plot(path: Path, ts, ys, fc, t_discard, setup) -> None:
@@ -669,17 +1048,7 @@ def _plot(path: Path, ts, ys, fc, t_discard, setup) -> None:
     ax_ts.set_ylabel(f"{svar} (model units)")
     ax_ts.set_xlim(0, setup["duration"])
 
-    off = fc.copy()
-    np.fill_diagonal(off, np.nan)
-    finite = np.isfinite(off)
-    vmax = float(np.nanpercentile(np.abs(off[finite]), 99.5)) if finite.any() else 1.0
-    vmax = min(1.0, vmax) if vmax > 0 else 1.0
-    im = ax_fc.imshow(off, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-    ax_fc.set_title(f"functional connectivity of {svar}\n(t > {t_discard:g} ms, diagonal omitted)")
-    ax_fc.set_xlabel("region index")
-    ax_fc.set_ylabel("region index")
-    cbar = fig.colorbar(im, ax=ax_fc, shrink=0.85)
-    cbar.set_label("Pearson correlation (dimensionless)")
+    _fc_panel(fig, ax_fc, fc, f"functional connectivity of {svar}\n(t > {t_discard:g} ms, diagonal omitted)")
     fig.suptitle(
         f"{setup['connectome_source']}, {a.coupling} a={_fmt(setup['coupling_strength'])}, "
         f"speed {setup['speed']:g} mm/ms, noise nsig={_fmt_list(setup['nsig'])}, dt={setup['dt']:g} ms, "
@@ -715,7 +1084,7 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def _meta(args, setup, sol, wall, t_discard) -> dict[str, Any]:
+def _meta(args, setup, sol, wall, t_discard, analysis) -> dict[str, Any]:
     import jax
 
     import vbtjax
@@ -753,11 +1122,17 @@ def _meta(args, setup, sol, wall, t_discard) -> dict[str, Any]:
                 "seed": setup["seed"],
                 "dtype": setup["dtype"],
                 "delay_horizon_steps": sol.horizon,
-                "fc_transient_ms": t_discard,
+                "monitor_details": {
+                    k: v for k, v in setup["monitor_info"].items() if k not in ("gain", "sensor_positions")
+                },
+                "n_channels": len(setup["channels"]),
+                "transient_ms": t_discard,
+                "fc_transient_ms": t_discard if "fc" in analysis else None,
+                "sc_fc_r": float(analysis["sc_fc_r"]) if "sc_fc_r" in analysis else None,
                 "initial_state": "uniform random in the model's state_variable_range (TVB), from --seed",
             },
             "units": {"time": "ms", "lengths": "mm", "speed": "mm/ms", "dt": "ms", "noise_nsig": "state^2/ms"},
-            "data_layout": "data[t, state_variable, region]",
+            "data_layout": "data[t, variable_of_interest, channel] (channel = region, or sensor for eeg/meg/seeg)",
             "wall_time_s": wall,
             "versions": {
                 "vbtjax": vbtjax.__version__,

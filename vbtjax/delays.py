@@ -1,7 +1,12 @@
 """Conduction delays: TVB's discretisation and the layout of the ring buffer.
 
-Delays are ``tau[i, j] = lengths[i, j] / speed`` (ms), discretised as ``D = rint(tau / dt)`` steps (round half to
-even, as TVB). The coupling at step ``n`` reads source ``j`` at ``n - D[i, j]``; ``D = 0`` reads the current state.
+Delays are ``tau[i, j] = lengths[i, j] / speed`` (ms). Two delay modes:
+
+- ``"round"`` (TVB): ``D = rint(tau / dt)`` steps (round half to even); the coupling at step ``n`` reads source ``j``
+  at ``n - D[i, j]``; ``D = 0`` reads the current state. Piecewise constant in speed and lengths.
+- ``"interpolate"``: the fractional lag ``lam = tau / dt`` is split into ``d = floor(lam)`` and ``w = lam - d``, and
+  the delayed value is ``(1 - w) x(n - d) + w x(n - d - 1)`` (linear interpolation between ring-buffer slots). It is
+  continuous and piecewise linear in speed and lengths, so gradients with respect to conduction speed are non-zero.
 
 The simulator advances in *blocks* of ``K`` steps where ``K`` is the shortest non-zero delay (in steps, capped): within
 a block no edge with ``D >= K`` can see a state computed in that block, so all its delayed values are gathered from the
@@ -33,17 +38,21 @@ class EdgePattern:
 
     mask: np.ndarray  # (N, N) bool, W != 0
     delays_ms: np.ndarray  # (N, N) float64, lengths / speed (0 where speed is inf)
+    shortest_ms: np.ndarray  # (N, N) delays at the fastest speed the layout must serve
+    longest_ms: np.ndarray  # (N, N) delays at the slowest speed the layout must serve
 
     @classmethod
-    def from_arrays(cls, weights, lengths, speed) -> EdgePattern:
+    def from_arrays(cls, weights, lengths, speed, speed_range=None) -> EdgePattern:
         w = np.asarray(weights, dtype=np.float64)
         ln = np.asarray(lengths, dtype=np.float64)
-        speed = float(speed)
-        delays = np.zeros_like(ln) if math.isinf(speed) else ln / speed
+        lo, hi = (speed, speed) if speed_range is None else speed_range
+        delays, shortest, longest = (
+            np.zeros_like(ln) if math.isinf(float(v)) else ln / float(v) for v in (speed, hi, lo)
+        )
         mask = w != 0
-        mask.setflags(write=False)
-        delays.setflags(write=False)
-        return cls(mask=mask, delays_ms=delays)
+        for a in (mask, delays, shortest, longest):
+            a.setflags(write=False)
+        return cls(mask=mask, delays_ms=delays, shortest_ms=shortest, longest_ms=longest)
 
     @property
     def n_regions(self) -> int:
@@ -52,7 +61,8 @@ class EdgePattern:
     def _key(self) -> bytes:
         if not hasattr(self, "_digest"):
             h = hashlib.sha1(self.mask.tobytes())
-            h.update(self.delays_ms.tobytes())
+            for a in (self.delays_ms, self.shortest_ms, self.longest_ms):
+                h.update(a.tobytes())
             object.__setattr__(self, "_digest", h.digest())
         return self._digest
 
@@ -93,13 +103,15 @@ class DelayPlan:
     (``edge_target``, ``edge_source``, ``edge_D``, sorted by target), which is faster for couplings whose ``pre``
     ignores the target's state.
 
-    **Attributes:** `n_regions`; `horizon` ``H = max(D) + 1`` over existing edges (history rows needed);
+    **Attributes:** `n_regions`; `dt` (ms); `mode` (``"round"`` or ``"interpolate"``); `horizon` ``H`` (history rows
+    needed: ``max(D) + 1`` over existing edges, ``+ 2`` when interpolating);
     `block` ``K`` (steps per bulk gather); `buffer_len` ring-buffer rows (a multiple of ``K``, ``>= H``);
     `delayed_src`, `delayed_D`, `delayed_valid` (N, P); `instant_src`, `instant_valid` (N, P0).
     """
 
     n_regions: int
     dt: float
+    mode: str
     horizon: int
     block: int
     buffer_len: int
@@ -113,20 +125,34 @@ class DelayPlan:
     edge_D: np.ndarray
 
     @classmethod
-    def build(cls, pattern: EdgePattern, dt: float, max_block: int = MAX_BLOCK) -> DelayPlan:
-        D = discretise(pattern.delays_ms, dt)
+    def build(cls, pattern: EdgePattern, dt: float, max_block: int = MAX_BLOCK, mode: str = "round") -> DelayPlan:
+        if mode == "round":
+            lags = lambda ms: discretise(ms, dt)
+        elif mode == "interpolate":
+            lags = lambda ms: np.floor(np.asarray(ms, dtype=np.float64) / dt).astype(np.int32)
+        else:
+            raise ValueError(f"delay mode must be 'round' (TVB) or 'interpolate', got {mode!r}.")
+        D, D_short, D_long = lags(pattern.delays_ms), lags(pattern.shortest_ms), lags(pattern.longest_ms)
         mask = pattern.mask
-        delayed = mask & (D > 0)
-        instant = mask & (D == 0)
-        horizon = int(D[mask].max()) + 1 if mask.any() else 1
-        block = int(min(D[delayed].min(), max_block)) if delayed.any() else max_block
-        buffer_len = block * math.ceil(max(horizon, 1) / block)
+        delayed = mask & (D_short > 0)
+        instant = mask & (D_long == 0)
+        if np.any(mask & (D_short == 0) & (D_long > 0)):
+            raise ValueError(
+                "the speed range is too wide for this dt: some tracts have a zero delay at the fastest speed and a "
+                "non-zero one at the slowest; narrow speed_range or reduce dt."
+            )
+        extra = 1 if mode == "round" else 2  # interpolation also reads the slot before the lag
+        horizon = int(D_long[mask].max()) + extra if mask.any() else extra
+        block = int(min(D_short[delayed].min(), max_block)) if delayed.any() else max_block
+        # columns Hb .. Hb + 2K - 1 mirror 0 .. 2K - 1, so Hb >= 2K
+        buffer_len = block * math.ceil(max(horizon, 2 * block) / block)
         d_src, d_D, d_valid = _ell(delayed, D, fill=block)
         i_src, _, i_valid = _ell(instant, D, fill=0)
         tgt, src = np.nonzero(delayed)  # row-major: sorted by target
         return cls(
             n_regions=pattern.n_regions,
             dt=float(dt),
+            mode=mode,
             horizon=horizon,
             block=block,
             buffer_len=buffer_len,

@@ -33,6 +33,12 @@ class Network(eqx.Module):
     - `speed`: conduction speed in mm/ms (= m/s), positive; ``inf`` removes the delays. Default 3.0 (TVB's).
     - `noise`: ``None`` for a deterministic network, or e.g. ``vbtjax.noise.Additive(nsig=1e-3)``.
     - `stimulus`: ``None``, a :class:`~vbtjax.stimulus.Stimulus`, or a tuple of them (their effects add up).
+    - `delay_mode`: ``"round"`` (TVB: delays rounded to whole steps) or ``"interpolate"`` (fractional delays by
+      linear interpolation between steps: simulations are then differentiable with respect to ``speed`` and
+      ``lengths``). See :mod:`vbtjax.delays`.
+    - `speed_range`: optional ``(slowest, fastest)`` speeds (mm/ms) the delay buffer must serve when ``speed`` is
+      later traced and changed (``jax.vmap`` over speeds, fitting the speed): the buffer is sized for the slowest
+      and the block length for the fastest. Default: the given speed only.
 
     All numeric leaves (model and coupling parameters, weights, lengths, speed, noise) are differentiable. The edges
     (non-zero weights) and their delays in ms are also recorded when the network is built (``edges``), so that a
@@ -45,6 +51,8 @@ class Network(eqx.Module):
     speed: Float[Array, ""]
     noise: AbstractNoise | None
     stimulus: tuple[Stimulus, ...] | None
+    delay_mode: str = eqx.field(static=True)
+    speed_range: tuple[float, float] | None = eqx.field(static=True)
     edges: EdgePattern | None = eqx.field(static=True)
 
     def __init__(
@@ -55,7 +63,11 @@ class Network(eqx.Module):
         speed: float | Array = 3.0,
         noise: AbstractNoise | None = None,
         stimulus: Stimulus | tuple[Stimulus, ...] | None = None,
+        delay_mode: str = "round",
+        speed_range: tuple[float, float] | None = None,
     ):
+        if delay_mode not in ("round", "interpolate"):
+            raise ValueError(f"Network: delay_mode must be 'round' (TVB) or 'interpolate', got {delay_mode!r}.")
         if not isinstance(model, AbstractNeuralMass):
             raise TypeError(f"Network: model must be a vbtjax.models model, got {type(model).__name__}.")
         if not isinstance(connectome, Connectome):
@@ -95,7 +107,18 @@ class Network(eqx.Module):
         self.speed = speed
         self.noise = noise
         self.stimulus = stimulus
-        self.edges = _pattern_or_none(connectome, speed)
+        self.delay_mode = delay_mode
+        if speed_range is not None:
+            lo, hi = (float(v) for v in speed_range)
+            if not 0 < lo <= hi:
+                raise ValueError(
+                    f"Network: speed_range must be (slowest, fastest) with 0 < slowest <= fastest, got {speed_range}."
+                )
+            if is_concrete(speed) and not lo <= float(speed) <= hi:
+                raise ValueError(f"Network: speed {float(speed)} lies outside speed_range {speed_range}.")
+            speed_range = (lo, hi)
+        self.speed_range = speed_range
+        self.edges = _pattern_or_none(connectome, speed, speed_range)
 
     @property
     def n_regions(self) -> int:
@@ -114,7 +137,7 @@ class Network(eqx.Module):
 
     def delay_plan(self, dt: float) -> DelayPlan:
         """The ring-buffer layout for time step ``dt`` (ms): horizon, block length, edges. See :mod:`vbtjax.delays`."""
-        pattern = _pattern_or_none(self.connectome, self.speed)
+        pattern = _pattern_or_none(self.connectome, self.speed, self.speed_range)
         if pattern is None:
             pattern = self.edges
         if pattern is None:
@@ -122,35 +145,35 @@ class Network(eqx.Module):
                 "Network: the connectome and speed were traced when the network was built (inside jit/vmap), so "
                 "its delays are unknown; build the Network outside the transformed function."
             )
-        return _plan(pattern, float(dt), _delays.MAX_BLOCK)
+        return _plan(pattern, float(dt), _delays.MAX_BLOCK, self.delay_mode)
 
     def horizon(self, dt: float) -> int:
         """Number of history rows a simulation with step ``dt`` (ms) needs: ``max(rint(delay / dt)) + 1``."""
         return self.delay_plan(dt).horizon
 
 
-def _pattern_or_none(connectome: Connectome, speed) -> EdgePattern | None:
+def _pattern_or_none(connectome: Connectome, speed, speed_range=None) -> EdgePattern | None:
     leaves = (connectome.weights, connectome.lengths, speed)
     if not all(is_concrete(x) for x in leaves):
         return None
     speed_value = float(speed)
-    return EdgePattern.from_arrays(np.asarray(connectome.weights), np.asarray(connectome.lengths), speed_value)
+    return EdgePattern.from_arrays(
+        np.asarray(connectome.weights), np.asarray(connectome.lengths), speed_value, speed_range
+    )
 
 
 @functools.lru_cache(maxsize=64)
-def _plan(pattern: EdgePattern, dt: float, max_block: int) -> DelayPlan:
+def _plan(pattern: EdgePattern, dt: float, max_block: int, mode: str = "round") -> DelayPlan:
     if not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive time step in ms, got {dt}.")
-    return DelayPlan.build(pattern, dt, max_block=max_block)
+    return DelayPlan.build(pattern, dt, max_block=max_block, mode=mode)
 
 
-def delays_match_plan(net: Network, plan: DelayPlan) -> jax.Array:
-    """Traced check that the network's current delays discretise to the plan's (used when the plan came from
-    construction-time values because the arrays are traced)."""
-    rows = np.arange(plan.n_regions)[:, None]
-    lengths = net.connectome.lengths[rows, plan.delayed_src]
-    D = jnp.rint(lengths / (net.speed * plan.dt))
-    ok_delayed = jnp.all(jnp.where(plan.delayed_valid, D == plan.delayed_D, True))
-    lengths0 = net.connectome.lengths[rows, plan.instant_src]
-    ok_instant = jnp.all(jnp.where(plan.instant_valid, jnp.rint(lengths0 / (net.speed * plan.dt)) == 0, True))
-    return ok_delayed & ok_instant
+def traced_lags(net: Network, plan: DelayPlan, src: np.ndarray, tgt: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    """Lags of the given edges from the network's (possibly traced) lengths and speed: ``(D, w)`` with ``D`` integer
+    steps (TVB's rint, or floor when interpolating) and ``w`` the fractional part (0 in "round" mode)."""
+    lam = net.connectome.lengths[tgt, src] / (net.speed * plan.dt)
+    if plan.mode == "round":
+        return jnp.rint(lam).astype(jnp.int32), jnp.zeros_like(lam)
+    d = jnp.floor(lam)
+    return d.astype(jnp.int32), lam - d

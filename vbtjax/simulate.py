@@ -23,7 +23,7 @@ from . import delays as _delays
 from ._params import is_concrete
 from .delays import DelayPlan
 from .monitors import AbstractMonitor, Raw
-from .network import Network, _pattern_or_none, _plan, delays_match_plan
+from .network import Network, _pattern_or_none, _plan, traced_lags
 from .noise import step_increments
 from .solvers import Heun, NetworkTerm, NoiseTerm, is_tvb_solver
 
@@ -168,7 +168,7 @@ def simulate(
     if chunk_steps < 1:
         raise ValueError(f"simulate: chunk_steps must be >= 1, got {chunk_steps}.")
 
-    pattern = _pattern_or_none(net.connectome, net.speed)
+    pattern = _pattern_or_none(net.connectome, net.speed, net.speed_range)
     trusted = pattern is not None
     plan = net.delay_plan(dt) if trusted else _traced_plan(net, dt)
     key_hist = key_noise = None
@@ -198,7 +198,7 @@ def _traced_plan(net: Network, dt: float) -> DelayPlan:
             "simulate: the network's connectome/speed are traced and the network was built under a transformation, "
             "so its delays are unknown; build the Network outside jit/vmap."
         )
-    return _plan(net.edges, float(dt), _delays.MAX_BLOCK)
+    return _plan(net.edges, float(dt), _delays.MAX_BLOCK, net.delay_mode)
 
 
 class _Layout(eqx.Module):
@@ -254,59 +254,83 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
     tvb_solver = is_tvb_solver(solver)
     source_only = type(cpl).source_only
     edge_cpl = cpl.for_edges()
-
-    if not trusted:
-        ok = delays_match_plan(net, plan)
-        hist = eqx.error_if(
-            hist,
-            ~ok,
-            "simulate: the network's delays (lengths / speed / dt) differ from those it was built with; under "
-            "jit/vmap the delay layout comes from construction time: rebuild the Network with the new lengths/speed.",
-        )
+    interp = plan.mode == "interpolate"
+    width = K + 1 if interp else K  # buffer columns read per edge and block
 
     rows = np.arange(N)[:, None]
     W = net.connectome.weights.astype(dtype)
     w_delayed = jnp.where(plan.delayed_valid, W[rows, plan.delayed_src], 0.0)  # (N, P)
     w_instant = jnp.where(plan.instant_valid, W[rows, plan.instant_src], 0.0)  # (N, P0)
-    # ring buffer of the coupling variables, time contiguous: (n_cvar * N, Hb + K). The state of relative index r
-    # sits in column (r - 1) mod Hb; columns Hb..Hb+K-1 mirror columns 0..K-1 so that every window of K columns
-    # starting below Hb is contiguous.
     if source_only:  # flat edge list, one window per (cvar, edge), summed per target
-        src_rows = np.concatenate([k * N + plan.edge_source for k in range(n_cvar)])
-        lag1 = np.tile(plan.edge_D + 1, n_cvar)
-        w_edges = W[plan.edge_target, plan.edge_source]
-        flat_cpl = jax.tree.map(lambda p: p[plan.edge_target][:, None] if getattr(p, "ndim", 0) == 1 else p, cpl)
+        e_src, e_tgt, e_D = plan.edge_source, plan.edge_target, plan.edge_D
+        w_edges = W[e_tgt, e_src]
+        flat_cpl = jax.tree.map(lambda p: p[e_tgt][:, None] if getattr(p, "ndim", 0) == 1 else p, cpl)
     else:  # row-wise (ELL) layout, so that pre(x_i, x_j) broadcasts the target's state
-        src_rows = (np.arange(n_cvar)[:, None, None] * N + plan.delayed_src[None]).reshape(-1)
-        lag1 = np.tile(plan.delayed_D[None] + 1, (n_cvar, 1, 1)).reshape(-1)
-    src_rows, lag1 = jnp.asarray(src_rows, jnp.int32), jnp.asarray(lag1, jnp.int32)
-    P = plan.delayed_src.shape[1]
+        e_src, e_tgt, e_D = plan.delayed_src, np.broadcast_to(rows, plan.delayed_src.shape), plan.delayed_D
+    src_rows = jnp.asarray((np.arange(n_cvar).reshape((-1,) + (1,) * e_src.ndim) * N + e_src).reshape(-1), jnp.int32)
+
+    # lags of the delayed edges: static from the plan when the values were concrete, else from the traced values
+    # (checked against the buffer layout at run time); fractional parts always from the traced values (gradients)
+    D_traced, frac = traced_lags(net, plan, e_src, e_tgt)
+    frac = frac.astype(dtype)
+    D_inst, frac_inst = traced_lags(net, plan, plan.instant_src, np.broadcast_to(rows, plan.instant_src.shape))
+    frac_inst = jnp.where(plan.instant_valid, frac_inst, 0.0).astype(dtype)
+    if trusted:
+        lags = jnp.asarray(e_D, jnp.int32)
+    else:
+        lags = D_traced
+        valid = np.ones(e_D.shape, bool) if source_only else plan.delayed_valid
+        top = H - (2 if interp else 1)
+        ok = jnp.all(jnp.where(valid, (lags >= K) & (lags <= top), True))
+        ok = ok & jnp.all(jnp.where(plan.instant_valid, D_inst == 0, True))
+        hist = eqx.error_if(
+            hist,
+            ~ok,
+            "simulate: the network's delays (lengths / speed / dt) no longer fit the delay layout it was built with "
+            f"(lags between {K} and {top} steps); under jit/vmap the layout comes from the values at construction: "
+            "give the Network a speed_range=(slowest, fastest) covering the speeds you will use.",
+        )
+    # starting column of each edge's window, relative to the block's first new column
+    back = jnp.tile(lags.reshape(-1) + (2 if interp else 1), n_cvar)
+
+    # ring buffer of the coupling variables, time contiguous: (n_cvar * N, Hb + 2K). The state of relative index r
+    # sits in column (r - 1) mod Hb; columns Hb .. Hb + 2K - 1 mirror columns 0 .. 2K - 1, so that every window of
+    # up to 2K columns starting below Hb is contiguous.
     hist_c = jnp.moveaxis(hist[:, cvar, :], 0, -1).reshape(n_cvar * N, H)  # (n_cvar * N, H), oldest first
-    buf = jnp.broadcast_to(hist_c[:, :1], (n_cvar * N, Hb + K))
+    buf = jnp.broadcast_to(hist_c[:, :1], (n_cvar * N, Hb + 2 * K))
     buf = buf.at[:, Hb - H : Hb].set(hist_c)
     y0 = hist[-1]
+    y_prev0 = hist[-2] if interp else None
 
     def read_window(buf, row, col):
-        return jax.lax.dynamic_slice(buf, (row, col), (1, K))[0]
+        return jax.lax.dynamic_slice(buf, (row, col), (1, width))[0]
+
+    def interpolate(v, w):
+        """Window values v[..., i] = x(n0 + i - d - 1) -> delayed values (1 - w) x(n - d) + w x(n - d - 1)."""
+        return v[..., 1:] + w[..., None] * (v[..., :-1] - v[..., 1:]) if interp else v
 
     def coupling_sum(pre_fn, weights, x_j):
         return jnp.sum(weights * pre_fn(x_j), axis=-1)
 
     diagonal_instant = plan.instant_is_diagonal
     w_diag = w_instant[:, 0]
+    f_diag = frac_inst[:, 0]
 
     def step(carry, xs):
-        y, n = carry
+        y, y_prev, n = carry
         xc = y[cvar]
         if diagonal_instant:  # self-connections only: no gather
-            gx = w_diag * edge_cpl.pre(xc, xc) if not source_only else w_diag * cpl.pre(None, xc)
+            xs_self = xc if not interp else xc + f_diag * (y_prev[cvar] - xc)
+            gx = w_diag * (edge_cpl.pre(xc, xs_self) if not source_only else cpl.pre(None, xs_self))
         else:
-            xi = xc[:, :, None]
-            gx = coupling_sum(lambda xj: edge_cpl.pre(xi, xj), w_instant, xc[:, plan.instant_src])
+            xj = xc[:, plan.instant_src]
+            if interp:
+                xj = xj + frac_inst * (y_prev[cvar][:, plan.instant_src] - xj)
+            gx = coupling_sum(lambda v: edge_cpl.pre(xc[:, :, None], v), w_instant, xj)
         if source_only:
             gx = gx + xs["gx"]
         else:
-            gx = gx + coupling_sum(lambda xj: edge_cpl.pre(xc[:, :, None], xj), w_delayed, xs["xd"])
+            gx = gx + coupling_sum(lambda v: edge_cpl.pre(xc[:, :, None], v), w_delayed, xs["xd"])
         c = cpl.post(gx)
         if "stim" in xs:
             c = (c, xs["stim"])
@@ -318,18 +342,19 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
             y1 = model.bound(y1)
         if layout.padded:
             y1 = jnp.where(n < T, y1, y)  # steps past the end (last chunk) leave the state unchanged
-        return (y1, n + 1), y1
+        return (y1, y if interp else None, n + 1), y1
 
     zero = jnp.asarray(0, jnp.int32)
 
     def block(carry, _):
-        y, n, col0, buf = carry
+        y, y_prev, n, col0, buf = carry
         xs = {}
         if plan.n_delayed:
-            starts = jnp.mod(col0 - lag1, Hb)
-            xd = jax.vmap(read_window, in_axes=(None, 0, 0))(buf, src_rows, starts)  # (n_cvar * E, K)
+            starts = jnp.mod(col0 - back, Hb)
+            xd = jax.vmap(read_window, in_axes=(None, 0, 0))(buf, src_rows, starts)  # (n_cvar * E, width)
             if source_only:
-                pre = flat_cpl.pre(None, xd.reshape(n_cvar, -1, K))  # (n_out, E, K)
+                xd = interpolate(xd.reshape(n_cvar, -1, width), frac)  # (n_cvar, E, K)
+                pre = flat_cpl.pre(None, xd)  # (n_out, E, K)
                 gx = jax.vmap(
                     lambda v: jax.ops.segment_sum(
                         w_edges[:, None] * v, plan.edge_target, num_segments=N, indices_are_sorted=True
@@ -337,7 +362,8 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
                 )(pre)  # (n_out, N, K)
                 xs["gx"] = jnp.moveaxis(gx, -1, 0)  # (K, n_out, N)
             else:
-                xs["xd"] = jnp.moveaxis(xd.reshape(n_cvar, N, P, K), -1, 0)  # (K, n_cvar, N, P)
+                xd = interpolate(xd.reshape(n_cvar, N, -1, width), frac)  # (n_cvar, N, P, K)
+                xs["xd"] = jnp.moveaxis(xd, -1, 0)  # (K, n_cvar, N, P)
         elif source_only:
             xs["gx"] = jnp.zeros((K, cpl.n_out(n_cvar), N), dtype)
         else:
@@ -347,16 +373,16 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
             xs["stim"] = jax.vmap(net.stimulus_at)(times)
         if noise is not None:
             xs["dW"] = step_increments(key, n + jnp.arange(K), (model.n_svar, N), dt, dtype)
-        (y, n), ys = jax.lax.scan(step, (y, n), xs, unroll=layout.unroll)
+        (y, y_prev, n), ys = jax.lax.scan(step, (y, y_prev, n), xs, unroll=layout.unroll)
         new = jnp.moveaxis(ys[:, cvar], 0, -1).reshape(n_cvar * N, K)
         buf = jax.lax.dynamic_update_slice(buf, new, (zero, col0))
-        buf = jax.lax.dynamic_update_slice(buf, new, (zero, jnp.where(col0 == 0, Hb, col0)))
-        return (y, n, (col0 + K) % Hb, buf), ys
+        buf = jax.lax.dynamic_update_slice(buf, new, (zero, jnp.where(col0 < 2 * K, Hb + col0, col0)))
+        return (y, y_prev, n, (col0 + K) % Hb, buf), ys
 
     def chunk(carry, c_index):
-        y, n, col0, buf, mstates = carry
+        y, y_prev, n, col0, buf, mstates = carry
         n_start = n
-        (y, n, col0, buf), ys = jax.lax.scan(block, (y, n, col0, buf), None, length=C)
+        (y, y_prev, n, col0, buf), ys = jax.lax.scan(block, (y, y_prev, n, col0, buf), None, length=C)
         ys = ys.reshape((L,) + ys.shape[2:])
         outs, new_states = [], []
         for mon, voi, ms in zip(monitors, vois, mstates, strict=True):
@@ -365,10 +391,10 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
             outs.append(samples)
         if progress:
             jax.debug.callback(_progress_update, c_index, layout.n_chunks, ordered=False)
-        return (y, n, col0, buf, tuple(new_states)), tuple(outs)
+        return (y, y_prev, n, col0, buf, tuple(new_states)), tuple(outs)
 
     mstates0 = tuple(mon.init(y0[np.asarray(voi)], dt) for mon, voi in zip(monitors, vois, strict=True))
-    carry0 = (y0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), buf, mstates0)
+    carry0 = (y0, y_prev0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), buf, mstates0)
     (y_final, *_), stacked = jax.lax.scan(jax.checkpoint(chunk), carry0, jnp.arange(layout.n_chunks))
     outputs = []
     for q, mb in zip(qs, stacked, strict=True):
