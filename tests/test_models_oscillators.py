@@ -74,7 +74,10 @@ def test_state_variable_range_matches_tvb(run):
     # these runs drew their initial history from the model's own state_variable_range
     cls, _ = RUNS[run]
     meta = json.loads(str(_load(run)["meta_json"]))
-    assert {k: tuple(v) for k, v in meta["init_ranges"].items()} == pytest.approx(cls.state_variable_range)
+    ranges = {k: tuple(v) for k, v in meta["init_ranges"].items()}
+    assert set(ranges) == set(cls.state_variable_range)
+    for name, (lo, hi) in ranges.items():
+        assert cls.state_variable_range[name] == pytest.approx((lo, hi)), name
 
 
 def test_tvb_state_variable_ranges_of_overridden_runs():

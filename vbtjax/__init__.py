@@ -8,6 +8,7 @@ from . import coupling as coupling
 from . import datasets as datasets
 from . import delays as delays
 from . import features as features
+from . import inference as inference
 from . import models as models
 from . import monitors as monitors
 from . import noise as noise
