@@ -138,14 +138,7 @@ class ReducedWongWangExcInh(AbstractNeuralMass):
     state_variable_boundaries: ClassVar[dict[str, tuple[float, float]]] = {"S_e": (0.0, 1.0), "S_i": (0.0, 1.0)}
 
     def dfun(self, state, coupling):
-        S_e, S_i = state[0], state[1]
-        long_range = self.G * self.J_N * coupling[0]
-        JN_Se = self.J_N * S_e
-        y_e = self.a_e * (self.w_p * JN_Se - self.J_i * S_i + self.W_e * self.I_o + long_range + self.I_ext) - self.b_e
-        y_i = self.a_i * (JN_Se - S_i + self.W_i * self.I_o + self.lamda * long_range) - self.b_i
-        dS_e = -(S_e / self.tau_e) + (1.0 - S_e) * _rate(y_e, self.d_e) * self.gamma_e
-        dS_i = -(S_i / self.tau_i) + _rate(y_i, self.d_i) * self.gamma_i
-        return jnp.stack([dS_e, dS_i])
+        return _exc_inh_dfun(self, state, coupling, gain=1.0)
 
 
 class DecoBalancedExcInh(AbstractNeuralMass):
@@ -201,13 +194,19 @@ class DecoBalancedExcInh(AbstractNeuralMass):
     state_variable_boundaries: ClassVar[dict[str, tuple[float, float]]] = {"S_e": (0.0, 1.0), "S_i": (0.0, 1.0)}
 
     def dfun(self, state, coupling):
-        S_e, S_i = state[0], state[1]
-        long_range = self.G * self.J_N * coupling[0]
-        JN_Se = self.J_N * S_e
-        x_e = self.w_p * JN_Se - self.J_i * S_i + self.W_e * self.I_o + long_range + self.I_ext
-        y_e = (self.a_e * x_e - self.b_e) * self.M_i
-        x_i = JN_Se - S_i + self.W_i * self.I_o + self.lamda * long_range
-        y_i = (self.a_i * x_i - self.b_i) * self.M_i
-        dS_e = -(S_e / self.tau_e) + (1.0 - S_e) * _rate(y_e, self.d_e) * self.gamma_e
-        dS_i = -(S_i / self.tau_i) + _rate(y_i, self.d_i) * self.gamma_i
-        return jnp.stack([dS_e, dS_i])
+        return _exc_inh_dfun(self, state, coupling, gain=self.M_i)
+
+
+def _exc_inh_dfun(p, state, coupling, gain):
+    """Excitatory/inhibitory reduced Wong–Wang equations shared by ReducedWongWangExcInh (``gain = 1``) and
+    DecoBalancedExcInh (``gain = M_i``, applied to both transfer-function arguments as TVB's numba code does)."""
+    S_e, S_i = state[0], state[1]
+    long_range = p.G * p.J_N * coupling[0]
+    JN_Se = p.J_N * S_e
+    x_e = p.w_p * JN_Se - p.J_i * S_i + p.W_e * p.I_o + long_range + p.I_ext
+    x_i = JN_Se - S_i + p.W_i * p.I_o + p.lamda * long_range
+    y_e = (p.a_e * x_e - p.b_e) * gain
+    y_i = (p.a_i * x_i - p.b_i) * gain
+    dS_e = -(S_e / p.tau_e) + (1.0 - S_e) * _rate(y_e, p.d_e) * p.gamma_e
+    dS_i = -(S_i / p.tau_i) + _rate(y_i, p.d_i) * p.gamma_i
+    return jnp.stack([dS_e, dS_i])
