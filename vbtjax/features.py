@@ -21,7 +21,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.signal
 from jaxtyping import Array, ArrayLike, Float
 
 from ._params import is_concrete
@@ -418,6 +417,8 @@ def welch_psd(
         raise ValueError(f"welch_psd: detrend must be 'constant' or False, got {detrend!r}.")
     _check_positive_scalar("welch_psd", "fs (Hz)", fs)
     if isinstance(window, (str, tuple)):
+        import scipy.signal  # imported here: it costs ~1 s and ~60 MB at import time
+
         win = _asarray(scipy.signal.get_window(window, nperseg).astype(x.dtype))
     else:
         win = _asarray(window)

@@ -263,7 +263,9 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
     w_instant = jnp.where(plan.instant_valid, W[rows, plan.instant_src], 0.0)  # (N, P0)
     if source_only:  # flat edge list, one window per (cvar, edge), summed per target
         e_src, e_tgt, e_D = plan.edge_source, plan.edge_target, plan.edge_D
-        w_edges = W[e_tgt, e_src]
+        n_out = cpl.n_out(n_cvar)
+        w_edges = jnp.tile(W[e_tgt, e_src], n_out)  # (n_out * E,)
+        out_ids = np.concatenate([k * N + e_tgt for k in range(n_out)])  # sorted: output-major, then target
         flat_cpl = jax.tree.map(lambda p: p[e_tgt][:, None] if getattr(p, "ndim", 0) == 1 else p, cpl)
     else:  # row-wise (ELL) layout, so that pre(x_i, x_j) broadcasts the target's state
         e_src, e_tgt, e_D = plan.delayed_src, np.broadcast_to(rows, plan.delayed_src.shape), plan.delayed_D
@@ -354,13 +356,11 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
             xd = jax.vmap(read_window, in_axes=(None, 0, 0))(buf, src_rows, starts)  # (n_cvar * E, width)
             if source_only:
                 xd = interpolate(xd.reshape(n_cvar, -1, width), frac)  # (n_cvar, E, K)
-                pre = flat_cpl.pre(None, xd)  # (n_out, E, K)
-                gx = jax.vmap(
-                    lambda v: jax.ops.segment_sum(
-                        w_edges[:, None] * v, plan.edge_target, num_segments=N, indices_are_sorted=True
-                    )
-                )(pre)  # (n_out, N, K)
-                xs["gx"] = jnp.moveaxis(gx, -1, 0)  # (K, n_out, N)
+                pre = flat_cpl.pre(None, xd).reshape(n_out * xd.shape[1], K)  # (n_out * E, K)
+                gx = jax.ops.segment_sum(
+                    w_edges[:, None] * pre, out_ids, num_segments=n_out * N, indices_are_sorted=True
+                )
+                xs["gx"] = jnp.moveaxis(gx.reshape(n_out, N, K), -1, 0)  # (K, n_out, N)
             else:
                 xd = interpolate(xd.reshape(n_cvar, N, -1, width), frac)  # (n_cvar, N, P, K)
                 xs["xd"] = jnp.moveaxis(xd, -1, 0)  # (K, n_cvar, N, P)
@@ -400,7 +400,9 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
     for q, mb in zip(qs, stacked, strict=True):
         S = mb.shape[1]
         flat = mb.reshape((layout.n_chunks * S,) + mb.shape[2:])
-        outputs.append(flat[layout.sample_index(q, S)])
+        index = layout.sample_index(q, S)
+        contiguous = np.array_equal(index, np.arange(index.size))
+        outputs.append(flat[: index.size] if contiguous else flat[index])  # a slice does not copy
     return tuple(outputs), y_final
 
 
