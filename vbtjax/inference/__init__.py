@@ -1,6 +1,6 @@
 """Fitting and sampling network parameters: parameter selections with constraints, losses, and :func:`fit`.
 
-Import as ``from vbtjax import inference`` (not imported by ``import vbtjax``, so Optax is needed only here).
+Available as ``vbt.inference``.
 """
 
 from .fit import FitResult as FitResult
