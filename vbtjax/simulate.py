@@ -263,9 +263,7 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
     w_instant = jnp.where(plan.instant_valid, W[rows, plan.instant_src], 0.0)  # (N, P0)
     if source_only:  # flat edge list, one window per (cvar, edge), summed per target
         e_src, e_tgt, e_D = plan.edge_source, plan.edge_target, plan.edge_D
-        n_out = cpl.n_out(n_cvar)
-        w_edges = jnp.tile(W[e_tgt, e_src], n_out)  # (n_out * E,)
-        out_ids = np.concatenate([k * N + e_tgt for k in range(n_out)])  # sorted: output-major, then target
+        w_edges = W[e_tgt, e_src]  # (E,)
         flat_cpl = jax.tree.map(lambda p: p[e_tgt][:, None] if getattr(p, "ndim", 0) == 1 else p, cpl)
     else:  # row-wise (ELL) layout, so that pre(x_i, x_j) broadcasts the target's state
         e_src, e_tgt, e_D = plan.delayed_src, np.broadcast_to(rows, plan.delayed_src.shape), plan.delayed_D
@@ -356,11 +354,13 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
             xd = jax.vmap(read_window, in_axes=(None, 0, 0))(buf, src_rows, starts)  # (n_cvar * E, width)
             if source_only:
                 xd = interpolate(xd.reshape(n_cvar, -1, width), frac)  # (n_cvar, E, K)
-                pre = flat_cpl.pre(None, xd).reshape(n_out * xd.shape[1], K)  # (n_out * E, K)
-                gx = jax.ops.segment_sum(
-                    w_edges[:, None] * pre, out_ids, num_segments=n_out * N, indices_are_sorted=True
-                )
-                xs["gx"] = jnp.moveaxis(gx.reshape(n_out, N, K), -1, 0)  # (K, n_out, N)
+                pre = flat_cpl.pre(None, xd)  # (n_out, E, K)
+                # one sorted segment_sum per coupling output (measured faster than one flat segment_sum over all
+                # outputs when K is a power of two, which the plan ensures)
+                gx = jax.vmap(
+                    lambda v: jax.ops.segment_sum(w_edges[:, None] * v, e_tgt, num_segments=N, indices_are_sorted=True)
+                )(pre)
+                xs["gx"] = jnp.moveaxis(gx, -1, 0)  # (K, n_out, N)
             else:
                 xd = interpolate(xd.reshape(n_cvar, N, -1, width), frac)  # (n_cvar, N, P, K)
                 xs["xd"] = jnp.moveaxis(xd, -1, 0)  # (K, n_cvar, N, P)
