@@ -10,6 +10,7 @@ import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from _model_checks import assert_per_region_equals_scalar  # noqa: E402
 
 from vbtjax.models import Epileptor, Generic2dOscillator, JansenRit, Kuramoto, SupHopf  # noqa: E402
 
@@ -339,21 +340,7 @@ CASES = [
 @pytest.mark.parametrize("cls, values", CASES, ids=[c[0].__name__ for c in CASES])
 def test_per_region_parameters_equal_scalar_runs(cls, values):
     state, cpl = _random_inputs(cls, 3, seed=1)
-    arrays = {k: jnp.array(v) for k, v in values.items()}
-
-    @jax.jit
-    def both(arrays, state, cpl):
-        per_region = cls(**arrays).dfun(state, cpl)
-
-        def one_region(scalars, s, c):  # each region alone, with scalar parameters
-            return cls(**scalars).dfun(s[:, None], c[:, None])[:, 0]
-
-        one_by_one = jax.vmap(one_region, in_axes=(0, 1, 1), out_axes=1)(arrays, state, cpl)
-        return per_region, one_by_one
-
-    per_region, one_by_one = both(arrays, state, cpl)
-    assert per_region.shape == state.shape
-    np.testing.assert_allclose(per_region, one_by_one, rtol=1e-13, atol=1e-15)
+    assert_per_region_equals_scalar(cls, values, state, cpl)
 
 
 # ------------------------------------------------------------------------------------------- (4) derivatives

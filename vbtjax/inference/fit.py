@@ -258,6 +258,13 @@ def _make_step(loss_fn, selection: Selection, optimizer, n_realisations: int):
     return step
 
 
+def _restore(saved: np.ndarray, like, what: str) -> jax.Array:
+    """A checkpointed array, checked against the shape of ``like`` and cast to its dtype."""
+    if saved.shape != np.shape(like):
+        raise ValueError(f"fit: checkpoint {what} has shape {saved.shape}, expected {np.shape(like)}.")
+    return jnp.asarray(saved, dtype=jnp.asarray(like).dtype)
+
+
 def _load(path: Path, u, opt_state, key, names):
     with np.load(path, allow_pickle=False) as z:
         data = {k: z[k] for k in z.files}
@@ -267,12 +274,7 @@ def _load(path: Path, u, opt_state, key, names):
             f"fit: the checkpoint {path} was written for parameters {saved_names}, not {tuple(names)}; use another "
             "checkpoint_dir or resume=False."
         )
-    u_new = []
-    for i, x in enumerate(u):
-        arr = data[f"u_{i}"]
-        if arr.shape != np.shape(x):
-            raise ValueError(f"fit: checkpoint parameter {names[i]!r} has shape {arr.shape}, expected {np.shape(x)}.")
-        u_new.append(jnp.asarray(arr, dtype=jnp.asarray(x).dtype))
+    u_new = [_restore(data[f"u_{i}"], x, f"parameter {names[i]!r}") for i, x in enumerate(u)]
     leaves, treedef = jax.tree.flatten(opt_state)
     n_opt = sum(1 for k in data if k.startswith("opt_"))
     if n_opt != len(leaves):
@@ -280,12 +282,7 @@ def _load(path: Path, u, opt_state, key, names):
             f"fit: the checkpoint's optimiser state has {n_opt} arrays but this optimiser has {len(leaves)}; resume "
             "with the same optimizer."
         )
-    new_leaves = []
-    for i, leaf in enumerate(leaves):
-        arr = data[f"opt_{i}"]
-        if arr.shape != np.shape(leaf):
-            raise ValueError(f"fit: checkpoint optimiser state {i} has shape {arr.shape}, expected {np.shape(leaf)}.")
-        new_leaves.append(jnp.asarray(arr, dtype=jnp.asarray(leaf).dtype))
+    new_leaves = [_restore(data[f"opt_{i}"], leaf, f"optimiser state {i}") for i, leaf in enumerate(leaves)]
     opt_state = jax.tree.unflatten(treedef, new_leaves)
     kd = jnp.asarray(data["key_data"])
     key = jax.random.wrap_key_data(kd) if bool(data["key_typed"]) else kd
