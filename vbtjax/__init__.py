@@ -7,6 +7,7 @@ Arrays are laid out ``(time, state_variable, region)``.
 from . import coupling as coupling
 from . import datasets as datasets
 from . import delays as delays
+from . import empirical as empirical
 from . import features as features
 from . import inference as inference
 from . import models as models

