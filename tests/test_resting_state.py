@@ -288,18 +288,3 @@ def test_cli_fit_bad_files(tmp_path, capsys):
         rc = cli.main(["fit", "--out", str(tmp_path / "o"), "--quiet", *extra])
         err = capsys.readouterr().err
         assert rc == 2 and match in err, (extra, err)
-
-
-def test_fit_hcp_subject_example(tmp_path, monkeypatch, capsys):
-    import runpy
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "examples" / "fit_hcp_subject.py"
-    monkeypatch.setattr(sys, "argv", [str(script), "--steps", "1", "--samples", "100", "--out", str(tmp_path)])
-    with jax.enable_x64(False):
-        runpy.run_path(str(script), run_name="__main__")
-    out = capsys.readouterr().out
-    assert "structural baseline r(log1p(SC), FC) = 0.411" in out and "fitted coupling.a" in out
-    png = tmp_path / "fit_hcp_subject.png"
-    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
