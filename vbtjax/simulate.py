@@ -109,7 +109,7 @@ def initial_history(
         hist = hist[hist.shape[0] - H :]
     else:
         raise ValueError(f"simulate: history has shape {hist.shape}; expected {expected}.")
-    if is_concrete(hist) and not bool(jnp.all(jnp.isfinite(hist))):
+    if is_concrete(hist) and not bool(np.all(np.isfinite(np.asarray(hist)))):  # numpy: no tracer under jit
         raise ValueError("simulate: history contains NaN or inf.")
     return jax.vmap(model.bound)(hist)
 
@@ -296,7 +296,7 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
     # ring buffer of the coupling variables, time contiguous: (n_cvar * N, Hb + 2K). The state of relative index r
     # sits in column (r - 1) mod Hb; columns Hb .. Hb + 2K - 1 mirror columns 0 .. 2K - 1, so that every window of
     # up to 2K columns starting below Hb is contiguous.
-    hist_c = jnp.moveaxis(hist[:, cvar, :], 0, -1).reshape(n_cvar * N, H)  # (n_cvar * N, H), oldest first
+    hist_c = jnp.moveaxis(_rows(hist, cvar, axis=1), 0, -1).reshape(n_cvar * N, H)  # (n_cvar * N, H), oldest first
     buf = jnp.broadcast_to(hist_c[:, :1], (n_cvar * N, Hb + 2 * K))
     buf = buf.at[:, Hb - H : Hb].set(hist_c)
     y0 = hist[-1]
@@ -318,14 +318,14 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
 
     def step(carry, xs):
         y, y_prev, n = carry
-        xc = y[cvar]
+        xc = _rows(y, cvar)
         if diagonal_instant:  # self-connections only: no gather
-            xs_self = xc if not interp else xc + f_diag * (y_prev[cvar] - xc)
+            xs_self = xc if not interp else xc + f_diag * (_rows(y_prev, cvar) - xc)
             gx = w_diag * (edge_cpl.pre(xc, xs_self) if not source_only else cpl.pre(None, xs_self))
         else:
             xj = xc[:, plan.instant_src]
             if interp:
-                xj = xj + frac_inst * (y_prev[cvar][:, plan.instant_src] - xj)
+                xj = xj + frac_inst * (_rows(y_prev, cvar)[:, plan.instant_src] - xj)
             gx = coupling_sum(lambda v: edge_cpl.pre(xc[:, :, None], v), w_instant, xj)
         if source_only:
             gx = gx + xs["gx"]
@@ -374,7 +374,7 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
         if noise is not None:
             xs["dW"] = step_increments(key, n + jnp.arange(K), (model.n_svar, N), dt, dtype)
         (y, y_prev, n), ys = jax.lax.scan(step, (y, y_prev, n), xs, unroll=layout.unroll)
-        new = jnp.moveaxis(ys[:, cvar], 0, -1).reshape(n_cvar * N, K)
+        new = jnp.moveaxis(_rows(ys, cvar, axis=1), 0, -1).reshape(n_cvar * N, K)
         buf = jax.lax.dynamic_update_slice(buf, new, (zero, col0))
         buf = jax.lax.dynamic_update_slice(buf, new, (zero, jnp.where(col0 < 2 * K, Hb + col0, col0)))
         return (y, y_prev, n, (col0 + K) % Hb, buf), ys
@@ -386,7 +386,7 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
         ys = ys.reshape((L,) + ys.shape[2:])
         outs, new_states = [], []
         for mon, voi, ms in zip(monitors, vois, mstates, strict=True):
-            ms, samples = mon.chunk(ms, ys[:, np.asarray(voi)], n_start, dt)
+            ms, samples = mon.chunk(ms, _rows(ys, voi, axis=1), n_start, dt)
             new_states.append(ms)
             outs.append(samples)
         if progress:
@@ -404,6 +404,15 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
         contiguous = np.array_equal(index, np.arange(index.size))
         outputs.append(flat[: index.size] if contiguous else flat[index])  # a slice does not copy
     return tuple(outputs), y_final
+
+
+def _rows(x, index, axis: int = 0):
+    """``x`` at the given indices of ``axis``: a static slice when they are consecutive (a gather's transpose in
+    reverse mode is a scatter; a slice's is a pad, which fuses)."""
+    index = np.asarray(index)
+    if index.size and np.array_equal(index, np.arange(index[0], index[0] + index.size)):
+        return jax.lax.slice_in_dim(x, int(index[0]), int(index[0]) + index.size, axis=axis)
+    return jnp.take(x, index, axis=axis)
 
 
 _BARS: dict = {}
