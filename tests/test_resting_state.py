@@ -188,8 +188,8 @@ def test_fit_fc_bad_inputs():
 def test_fit_fc_beats_structural_baseline_on_hcp_subject():
     """The embedded HCP subject: the fitted model's FC correlates with the empirical FC better than log1p(SC)
     (0.41), for every fresh noise realisation (float32, as users run it)."""
-    data = vbt.datasets.hcp_subject("101309")
     with jax.enable_x64(False):
+        data = vbt.datasets.hcp_subject("101309")
         res = rs.fit_fc(data, steps=20, n_eval=3, key=jax.random.key(0), progress=False)
     r = np.asarray(res.r)
     assert np.all(r > data.sc_fc_correlation() + 0.05), (r, res.params)

@@ -157,9 +157,9 @@ def run_fit(args: argparse.Namespace) -> int:
 
     t_start = time.perf_counter()
     names = _check(args)
-    data = _load_data(args)
     out = Path(args.out)
     with jax.enable_x64(bool(args.x64)):
+        data = _load_data(args)  # inside: its arrays take the run's float width
         dt = default_dt(data.tr) if args.dt is None else args.dt
         if abs(data.tr / dt - round(data.tr / dt)) > 1e-9:
             raise UsageError("--dt", f"{dt:g} ms must divide the repetition time ({data.tr:g} ms)")
