@@ -519,6 +519,12 @@ _id = lambda row: "-".join(str(x) for x in row)
 def test_every_model_and_coupling_is_covered():
     nets = [compiled(s).net for s in MODELS]  # builds the networks; compiles nothing
     assert [type(n.model).__name__ for n in nets] == list(MODELS)
+    exported = {
+        name
+        for name, obj in vars(vbt.models).items()
+        if isinstance(obj, type) and issubclass(obj, vbt.models.AbstractNeuralMass) and not name.startswith("Abstract")
+    }
+    assert exported == set(MODELS), "a model of vbtjax.models has no row in the gradient table"
     assert {type(n.coupling).__name__ for n in nets} == {
         "Linear",
         "Scaling",
