@@ -505,3 +505,44 @@ def test_forward_mode_matches_reverse_mode():
     h = 1e-5
     fd = (loss_a(0.1 + h) - loss_a(0.1 - h)) / (2 * h)
     np.testing.assert_allclose(t, fd, rtol=1e-6)
+
+
+@pytest.mark.parametrize("t1", [96.0, 94.4], ids=["groups-divide", "groups-padded"])
+def test_two_checkpoint_levels_give_the_same_values_and_gradients(t1):
+    """Nested checkpointing (groups of chunks under a checkpoint) changes only what reverse mode stores: the same
+    samples (with noise and a monitor window spanning chunks) and the same gradients, also when the chunks do not
+    fill the last group (padded chunks are masked)."""
+    conn = random_connectome(n=8, seed=4, max_len=30.0)
+    net = vbt.Network(
+        model=vbt.models.Generic2dOscillator(a=4.0),
+        connectome=conn,
+        coupling=vbt.coupling.Linear(a=0.05),
+        speed=1.0,
+        noise=vbt.noise.Additive(nsig=1e-3),
+    )
+    key = jax.random.key(5)
+    mons = {"raw": vbt.monitors.Raw(), "tavg": vbt.monitors.TemporalAverage(period=3.0)}
+
+    def run(a, levels):
+        n = eqx.tree_at(lambda m: m.coupling.a, net, a)
+        return vbt.simulate(n, t1, 0.1, monitors=mons, key=key, chunk_steps=16, checkpoint_levels=levels)
+
+    one, two = run(0.05, 1), run(0.05, 2)
+    from vbtjax.simulate import _Layout
+
+    n_steps = round(t1 / 0.1)
+    layout = _Layout.make(net.delay_plan(0.1), n_steps, 16, 1, 2)
+    assert one.block == 16 and layout.group > 1  # 60 chunks in groups of 6; 59 chunks padded to 8 groups of 8
+    assert (layout.n_chunks * layout.chunk_len > n_steps) == (t1 == 94.4)
+    for k in mons:
+        np.testing.assert_array_equal(np.asarray(two.ys[k]), np.asarray(one.ys[k]))
+    np.testing.assert_array_equal(np.asarray(two.final_state), np.asarray(one.final_state))
+
+    def loss(a, levels):
+        return jnp.mean(run(a, levels).ys["tavg"][:, 0] ** 2)
+
+    g1, g2 = jax.grad(loss)(0.05, 1), jax.grad(loss)(0.05, 2)
+    assert abs(float(g1)) > 1e-6
+    np.testing.assert_allclose(g2, g1, rtol=1e-12)
+    with pytest.raises(ValueError, match="checkpoint_levels"):
+        vbt.simulate(net, 96.0, 0.1, key=key, checkpoint_levels=3)

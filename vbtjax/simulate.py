@@ -32,6 +32,9 @@ __all__ = ["simulate", "Solution", "initial_history"]
 CHUNK_STEPS = 1000
 """Default steps per checkpointed chunk."""
 
+NESTED_ABOVE = 256
+"""With ``checkpoint_levels=None``, runs of more chunks than this checkpoint groups of chunks too (two levels)."""
+
 
 class Solution(eqx.Module):
     """The result of :func:`simulate`.
@@ -124,6 +127,7 @@ def simulate(
     key: jax.Array | None = None,
     *,
     chunk_steps: int = CHUNK_STEPS,
+    checkpoint_levels: int | None = None,
     unroll: int = 1,
     progress: bool = False,
 ) -> Solution:
@@ -144,6 +148,10 @@ def simulate(
       `history` is None.
     - `chunk_steps`: steps per checkpointed chunk (memory of reverse-mode gradients is about
       ``n_steps / chunk_steps`` delay buffers plus the monitor outputs).
+    - `checkpoint_levels`: ``1``: one checkpoint per chunk; ``2``: also groups of about ``sqrt(n_chunks)`` chunks
+      under a checkpoint, so reverse-mode memory grows as ``2 sqrt(n_chunks)`` delay buffers (for hour-long runs)
+      at the cost of one more forward pass in the gradient; ``None`` (default): 2 above :data:`NESTED_ABOVE`
+      chunks, else 1. The values are the same either way.
     - `unroll`: steps unrolled in the innermost loop (faster run, longer compile).
     - `progress`: show a progress bar (one update per chunk).
 
@@ -167,6 +175,8 @@ def simulate(
         raise ValueError("simulate: the network has noise, so a key is required: simulate(..., key=jax.random.key(0)).")
     if chunk_steps < 1:
         raise ValueError(f"simulate: chunk_steps must be >= 1, got {chunk_steps}.")
+    if checkpoint_levels not in (None, 1, 2):
+        raise ValueError(f"simulate: checkpoint_levels must be None, 1 or 2, got {checkpoint_levels!r}.")
 
     pattern = _pattern_or_none(net.connectome, net.speed, net.speed_range)
     trusted = pattern is not None
@@ -178,7 +188,7 @@ def simulate(
 
     qs = tuple(m.istep(dt) for m in leaves)
     vois = tuple(m.voi_indices(net.model.state_variables) for m in leaves)
-    layout = _Layout.make(plan, n_steps, chunk_steps, unroll)
+    layout = _Layout.make(plan, n_steps, chunk_steps, unroll, checkpoint_levels)
     ys, final = _run(net, hist, key_noise, solver, tuple(leaves), plan, layout, qs, vois, trusted, progress)
     ts = [jnp.asarray(m.sample_times(n_steps // q, dt), hist.dtype) for m, q in zip(leaves, qs, strict=True)]
     return Solution(
@@ -202,16 +212,18 @@ def _traced_plan(net: Network, dt: float) -> DelayPlan:
 
 
 class _Layout(eqx.Module):
-    """Static loop layout: blocks of K steps, C blocks per chunk, n_chunks chunks, inner-loop unrolling."""
+    """Static loop layout: blocks of K steps, C blocks per chunk, n_chunks chunks (in checkpointed groups of
+    ``group`` chunks when ``group > 1``), inner-loop unrolling."""
 
     block: int
     blocks_per_chunk: int
     n_chunks: int
     n_steps: int
     unroll: int
+    group: int = 1
 
     @classmethod
-    def make(cls, plan: DelayPlan, n_steps: int, chunk_steps: int, unroll: int) -> _Layout:
+    def make(cls, plan: DelayPlan, n_steps: int, chunk_steps: int, unroll: int, levels: int | None = 1) -> _Layout:
         K = plan.block
         n_blocks = -(-n_steps // K)
         c0 = max(1, chunk_steps // K)
@@ -219,7 +231,18 @@ class _Layout(eqx.Module):
         exact = [c for c in range(max(1, c0 // 2), 2 * c0 + 1) if n_blocks % c == 0]
         C = min(exact, key=lambda c: abs(c - c0)) if exact else -(-n_blocks // -(-n_blocks // c0))
         n_chunks = -(-n_blocks // C)
-        return cls(K, C, n_chunks, n_steps, max(1, min(unroll, K)))
+        group = 1
+        if (levels == 2 or (levels is None and n_chunks > NESTED_ABOVE)) and n_chunks >= 4:
+            # groups of ~sqrt(n_chunks) chunks: a divisor when there is one near it, else pad with masked chunks
+            s = math.sqrt(n_chunks)
+            exact = [
+                g
+                for g in range(max(2, math.ceil(s / 3)), min(n_chunks - 1, math.floor(3 * s)) + 1)
+                if n_chunks % g == 0
+            ]
+            group = min(exact, key=lambda g: abs(g - s)) if exact else math.ceil(s)
+            n_chunks = -(-n_chunks // group) * group
+        return cls(K, C, n_chunks, n_steps, max(1, min(unroll, K)), group)
 
     @property
     def padded(self) -> bool:
@@ -395,7 +418,17 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
 
     mstates0 = tuple(mon.init(y0[np.asarray(voi)], dt) for mon, voi in zip(monitors, vois, strict=True))
     carry0 = (y0, y_prev0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), buf, mstates0)
-    (y_final, *_), stacked = jax.lax.scan(jax.checkpoint(chunk), carry0, jnp.arange(layout.n_chunks))
+    chunks = jax.checkpoint(chunk)
+    if layout.group == 1:
+        (y_final, *_), stacked = jax.lax.scan(chunks, carry0, jnp.arange(layout.n_chunks))
+    else:  # two levels: reverse mode keeps one carry per group, then one per chunk of the group being reversed
+
+        def group(carry, c_indices):
+            return jax.lax.scan(chunks, carry, c_indices)
+
+        c_indices = jnp.arange(layout.n_chunks).reshape(-1, layout.group)
+        (y_final, *_), stacked = jax.lax.scan(jax.checkpoint(group), carry0, c_indices)
+        stacked = jax.tree.map(lambda x: x.reshape((layout.n_chunks,) + x.shape[2:]), stacked)
     outputs = []
     for q, mb in zip(qs, stacked, strict=True):
         S = mb.shape[1]
