@@ -107,15 +107,19 @@ def test_euler_and_bounds_match_numpy():
     np.testing.assert_allclose(np.asarray(sol.ys["raw"]), ref, rtol=1e-10, atol=1e-12)
 
 
-def test_blocking_and_chunking_are_exact(monkeypatch):
-    conn = random_connectome(n=8, seed=4, max_len=30.0)
-    net = vbt.Network(
+def _noisy_oscillators():
+    """8 delayed Generic2dOscillators with additive noise, delays of many steps (blocks of K > 1)."""
+    return vbt.Network(
         model=vbt.models.Generic2dOscillator(a=4.0),
-        connectome=conn,
+        connectome=random_connectome(n=8, seed=4, max_len=30.0),
         coupling=vbt.coupling.Linear(a=0.05),
         speed=1.0,
         noise=vbt.noise.Additive(nsig=1e-3),
     )
+
+
+def test_blocking_and_chunking_are_exact(monkeypatch):
+    net = _noisy_oscillators()
     key = jax.random.key(3)
     base = vbt.simulate(net, t1=100.0, dt=0.1, key=key)
     assert base.block > 1
@@ -512,14 +516,7 @@ def test_two_checkpoint_levels_give_the_same_values_and_gradients(t1):
     """Nested checkpointing (groups of chunks under a checkpoint) changes only what reverse mode stores: the same
     samples (with noise and a monitor window spanning chunks) and the same gradients, also when the chunks do not
     fill the last group (padded chunks are masked)."""
-    conn = random_connectome(n=8, seed=4, max_len=30.0)
-    net = vbt.Network(
-        model=vbt.models.Generic2dOscillator(a=4.0),
-        connectome=conn,
-        coupling=vbt.coupling.Linear(a=0.05),
-        speed=1.0,
-        noise=vbt.noise.Additive(nsig=1e-3),
-    )
+    net = _noisy_oscillators()
     key = jax.random.key(5)
     mons = {"raw": vbt.monitors.Raw(), "tavg": vbt.monitors.TemporalAverage(period=3.0)}
 
