@@ -5,8 +5,8 @@ The model is chosen by name (:data:`MODELS`). ``"SupHopf"`` is the Hopf (Stuartâ
 (``a < 0``) at the BOLD frequency (0.05 Hz), coupled diffusively (:class:`vbtjax.coupling.Difference`) through the
 max-normalised structural weights with conduction delays ``rint(lengths / speed / dt)``; the state variable ``x``,
 averaged over each repetition time, is read as the BOLD signal. With steps of ``dt`` = 40 ms a 15-minute session is
-about 25 000 steps, so gradients of the FC loss with respect to the global coupling and per-region bifurcation
-parameters take a second or two.
+about 25 000 steps, so a gradient of the FC loss with respect to the global coupling and per-region bifurcation
+parameters takes about 4 s on two CPU cores (94 regions; a 40-step fit about 3 minutes).
 
 :func:`fit_fc` runs :func:`vbtjax.inference.fit` on ``1 - r(FC_sim, FC_emp)`` (Pearson correlation of the upper
 triangles) with the noise drawn anew at every step, then evaluates the fitted network on fresh noise.
