@@ -97,6 +97,12 @@ def _assert_recovered(res, i_true, a_true):
 
 
 # ---------------------------------------------------------------------------------------------- deterministic twin
+def _fit_trials(start, selection, x0, t1, data, steps):
+    """Fit ``selection`` of ``start`` by Adam (0.05) on the squared error of its trials from ``x0`` against ``data``."""
+    loss = lambda net, key: inf.timeseries_loss(_trials(net, x0, t1), data)  # noqa: E731
+    return inf.fit(loss, start, selection, optax.adam(0.05), steps=steps, progress=False)
+
+
 @pytest.mark.parametrize(
     "seed, i_factor, a_factor",
     [(0, 1.4, 0.5), (1, 0.6, 1.5)],
@@ -111,14 +117,7 @@ def test_twin_recovers_per_region_inputs_and_coupling(seed, i_factor, a_factor):
     # start: the same value in every region (the mean input, scaled) and a coupling off by 50 %
     start = _net(conn, np.full(N, i_factor * i_true.mean()), a_factor * a_true)
     _check_start_is_far(start, i_true, a_true)
-    res = inf.fit(
-        lambda net, key: inf.timeseries_loss(_trials(net, x0, t1), data),
-        start,
-        SELECTION,
-        optax.adam(0.05),
-        steps=200,
-        progress=False,
-    )
+    res = _fit_trials(start, SELECTION, x0, t1, data, steps=200)
     assert res.steps_done == 200 and not res.stopped_early
     _assert_recovered(res, i_true, a_true)
     losses = np.asarray(res.losses)
@@ -139,14 +138,7 @@ def test_twin_with_observation_noise():
 
     start = _net(conn, np.full(N, 1.4 * i_true.mean()), 0.6 * a_true)
     _check_start_is_far(start, i_true, a_true)
-    res = inf.fit(
-        lambda net, key: inf.timeseries_loss(_trials(net, x0s, t1), data),
-        start,
-        SELECTION,
-        optax.adam(0.05),
-        steps=200,
-        progress=False,
-    )
+    res = _fit_trials(start, SELECTION, x0s, t1, data, steps=200)
     _assert_recovered(res, i_true, a_true)
     losses = np.asarray(res.losses)
     # the residual is the noise: mean squared residual ~ sigma^2 (1 - n_params / n_samples), never much below it
@@ -232,14 +224,7 @@ def test_conduction_speed_recovered_with_interpolated_delays(v_start):
             inf.Parameter(lambda n: n.coupling.a, inf.Positive()),
         ]
     )
-    res = inf.fit(
-        lambda net, key: inf.timeseries_loss(_trials(net, x0, t1), data),
-        start,
-        selection,
-        optax.adam(0.05),
-        steps=150,
-        progress=False,
-    )
+    res = _fit_trials(start, selection, x0, t1, data, steps=150)
     np.testing.assert_allclose(res.params["speed"], v_true, rtol=RTOL)
     np.testing.assert_allclose(res.params["coupling.a"], a_true, rtol=RTOL)
     np.testing.assert_allclose(res.net.speed, res.params["speed"])
