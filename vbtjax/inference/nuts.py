@@ -1,0 +1,450 @@
+"""The No-U-Turn Sampler (BlackJAX's NUTS kernel) with Stan's window adaptation, several chains in parallel
+(``jax.vmap``), progress, and checkpoints that a resumed run continues exactly.
+
+Warmup follows Stan (Carpenter et al. 2017; Hoffman & Gelman 2014): a fast window adapting the step size by dual
+averaging, slow windows of doubling size estimating a diagonal inverse mass matrix (Welford, regularised towards
+1e-3 as Stan does) with the step size adaptation restarted after each, and a final fast window. It is written here
+on top of ``blackjax.nuts``'s public kernel (rather than ``blackjax.window_adaptation``, which runs the whole
+warmup in one call) so that warmup too runs in blocks: a progress bar moves, and a run killed mid-warmup resumes
+from its last checkpoint. Every random number comes from ``fold_in(fold_in(key, chain), step)``, so a resumed run
+draws exactly the samples of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import blackjax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from .fit import _key_data, _save
+from .posterior import Posterior
+
+__all__ = ["nuts", "NutsResult", "warmup_schedule"]
+
+CHECKPOINT_NAME = "nuts_checkpoint.npz"
+_STATS = ("diverging", "acceptance_rate", "n_steps", "tree_depth", "lp", "energy")
+
+# dual averaging constants of Stan / Hoffman & Gelman (2014)
+_DA_GAMMA, _DA_T0, _DA_KAPPA = 0.05, 10.0, 0.75
+
+
+def warmup_schedule(num_warmup: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stan's warmup windows: ``(slow, window_end)``, two ``(num_warmup,)`` bool arrays.
+
+    ``slow[s]``: step ``s`` lies in a slow window (its position feeds the mass-matrix estimate); ``window_end[s]``:
+    the mass matrix is updated after step ``s``. Windows: an initial fast buffer of 75 steps, slow windows of 25,
+    50, 100, ... steps (the last one stretched to the terminal buffer), a terminal fast buffer of 50 steps; with
+    fewer than 150 warmup steps, 15 % / 75 % / 10 % as Stan does; below 20 steps only the step size is adapted.
+    """
+    n = int(num_warmup)
+    slow = np.zeros(n, bool)
+    end = np.zeros(n, bool)
+    if n < 20:
+        return slow, end
+    init_buf, term_buf, window = 75, 50, 25
+    if init_buf + window + term_buf > n:
+        init_buf, term_buf = int(0.15 * n), int(0.1 * n)
+        window = n - init_buf - term_buf
+    start, size, final_start = init_buf, window, n - term_buf
+    while start < final_start:
+        if 3 * size <= final_start - start:
+            next_size = 2 * size
+        else:
+            size = final_start - start
+            next_size = size
+        slow[start : start + size] = True
+        end[start + size - 1] = True
+        start += size
+        size = next_size
+    return slow, end
+
+
+class _Adapt(NamedTuple):
+    log_eps: Array
+    log_eps_bar: Array
+    h_bar: Array
+    mu: Array
+    t: Array
+    w_count: Array
+    w_mean: Array
+    w_m2: Array
+    imm: Array
+
+
+class _Chain(NamedTuple):
+    position: Array
+    logdensity: Array
+    grad: Array
+
+
+class NutsResult(eqx.Module):
+    """Draws of :func:`nuts` with the sampler's statistics.
+
+    **Fields:**
+    - `names`: sampled names (parameters then latents).
+    - `samples`: name -> ``(chains, draws, *shape)`` constrained draws.
+    - `positions`: ``(chains, draws, d)`` unconstrained draws.
+    - `stats`: name -> ``(chains, draws)``: ``diverging``, ``acceptance_rate``, ``n_steps`` (leapfrog steps),
+      ``tree_depth``, ``lp`` (log density of the draw, unconstrained space), ``energy``.
+    - `step_size`: ``(chains,)`` adapted step sizes; `inverse_mass_matrix`: ``(chains, d)`` (diagonal).
+    - `warmup_stats`: name -> ``(chains, num_warmup)``: ``step_size``, ``acceptance_rate``, ``diverging``.
+    - `seconds`: wall time of warmup and sampling in this process (a resumed run counts only its own part).
+    """
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    samples: dict[str, Array]
+    positions: Array
+    stats: dict[str, Array]
+    step_size: Array
+    inverse_mass_matrix: Array
+    warmup_stats: dict[str, Array]
+    seconds: float = eqx.field(static=True)
+
+    @property
+    def num_chains(self) -> int:
+        return int(self.positions.shape[0])
+
+    @property
+    def num_draws(self) -> int:
+        return int(self.positions.shape[1])
+
+    def summary(self, prob: float = 0.9) -> dict[str, dict[str, np.ndarray]]:
+        """Posterior mean, sd, quantiles, split R-hat and bulk/tail ESS per name (see
+        :func:`vbtjax.inference.diagnostics.summary`)."""
+        from .diagnostics import summary
+
+        return summary({k: np.asarray(v) for k, v in self.samples.items()}, prob=prob)
+
+    def to_inference_data(self, **kwargs: Any):
+        """ArviZ ``InferenceData`` (posterior + sample_stats); keyword arguments go to
+        :func:`vbtjax.inference.diagnostics.to_inference_data` (``coords``, ``dims``, ``observed_data``, ``attrs``)."""
+        from .diagnostics import to_inference_data
+
+        stats = {k: np.asarray(v) for k, v in self.stats.items()}
+        stats["step_size"] = np.broadcast_to(np.asarray(self.step_size)[:, None], stats["lp"].shape).copy()
+        return to_inference_data({k: np.asarray(v) for k, v in self.samples.items()}, sample_stats=stats, **kwargs)
+
+    def save(self, path: str | Path, **kwargs: Any) -> Path:
+        """Write the ``InferenceData`` as netCDF to ``path``."""
+        from .diagnostics import save_netcdf
+
+        return save_netcdf(self.to_inference_data(**kwargs), path)
+
+
+def _da_update(a: _Adapt, acc: Array, target: float) -> _Adapt:
+    t = a.t + 1.0
+    eta = 1.0 / (t + _DA_T0)
+    h_bar = (1.0 - eta) * a.h_bar + eta * (target - acc)
+    log_eps = a.mu - jnp.sqrt(t) / _DA_GAMMA * h_bar
+    w = t ** (-_DA_KAPPA)
+    log_eps_bar = w * log_eps + (1.0 - w) * a.log_eps_bar
+    return a._replace(log_eps=log_eps, log_eps_bar=log_eps_bar, h_bar=h_bar, t=t)
+
+
+def _da_restart(a: _Adapt, log_eps: Array) -> _Adapt:
+    z = jnp.zeros_like(a.t)
+    return a._replace(log_eps=log_eps, log_eps_bar=z, h_bar=z, mu=jnp.log(10.0) + log_eps, t=z)
+
+
+def _adapt_init(d: int, dtype, initial_step_size: float) -> _Adapt:
+    le = jnp.asarray(np.log(initial_step_size), dtype)
+    z = jnp.zeros((), dtype)
+    return _Adapt(le, z, z, jnp.log(10.0) + le, z, z, jnp.zeros(d, dtype), jnp.zeros(d, dtype), jnp.ones(d, dtype))
+
+
+def _resolve(target, init, num_chains, key, init_jitter):
+    if isinstance(target, Posterior):
+        logdensity = target.log_density
+        names = target.names
+        to_constrained = target.constrained
+        if init is None or (isinstance(init, str) and init == "network"):
+            u0 = jnp.broadcast_to(target.initial_position(), (num_chains, target.dim))
+            jitter = init_jitter
+        elif isinstance(init, str) and init == "prior":
+            u0 = target.sample_prior(jax.random.fold_in(key, 2**20), num_chains)
+            jitter = 0.0
+        else:
+            u0 = jnp.asarray(init, dtype=float)
+            jitter = 0.0
+        d = target.dim
+    elif callable(target):
+        if init is None or isinstance(init, str):
+            raise ValueError("nuts: with a plain log-density function give init=, a (d,) or (num_chains, d) array.")
+        logdensity = target
+        u0 = jnp.asarray(init, dtype=float)
+        d = u0.shape[-1]
+        names = ("u",)
+        to_constrained = lambda u: {"u": u}  # noqa: E731
+        jitter = init_jitter if u0.ndim == 1 else 0.0
+    else:
+        raise TypeError(f"nuts: expected a Posterior or a log-density function, got {type(target).__name__}.")
+    if u0.ndim == 1:
+        u0 = jnp.broadcast_to(u0, (num_chains, d))
+    if u0.shape != (num_chains, d):
+        raise ValueError(f"nuts: init has shape {u0.shape}; expected ({d},) or (num_chains={num_chains}, {d}).")
+    if jitter:
+        u0 = u0 + jitter * jax.random.normal(jax.random.fold_in(key, 2**21), u0.shape, u0.dtype)
+    if not bool(jnp.all(jnp.isfinite(u0))):
+        raise ValueError("nuts: the initial positions contain NaN or inf.")
+    return logdensity, names, to_constrained, u0, d
+
+
+def nuts(
+    target: Posterior | Callable[[Array], Array],
+    *,
+    key: jax.Array,
+    num_chains: int = 4,
+    num_warmup: int = 500,
+    num_samples: int = 500,
+    init: Any = None,
+    init_jitter: float = 0.1,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    initial_step_size: float = 0.1,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 50,
+    progress: bool = True,
+) -> NutsResult:
+    """Sample a :class:`~vbtjax.inference.Posterior` (or any log density over a flat ``(d,)`` vector) with NUTS.
+
+    **Arguments:**
+    - `target`: a :class:`Posterior`, or a function ``u (d,) -> log density`` (then `init` is required).
+    - `key`: ``jax.random`` key; the same key gives the same draws.
+    - `num_chains`: chains run in parallel with ``jax.vmap``; `num_warmup`, `num_samples`: steps per chain.
+    - `init`: ``None``/``"network"``: the network's current values plus ``init_jitter`` x N(0, 1) in unconstrained
+      space per chain; ``"prior"``: one prior draw per chain; or an array ``(d,)`` / ``(num_chains, d)`` of
+      unconstrained positions.
+    - `target_accept`: dual-averaging target of the mean acceptance probability (0.8; raise it to 0.9-0.95 when
+      there are divergences). `max_tree_depth`: at most ``2**max_tree_depth`` leapfrog steps per draw.
+    - `checkpoint`: a folder; the state is written to ``checkpoint/nuts_checkpoint.npz`` every `checkpoint_every`
+      steps (atomically), and a later call with the same arguments resumes from it and returns exactly the draws
+      of an uninterrupted run. A checkpoint written with other settings raises ``ValueError``.
+    - `progress`: a progress bar with the phase, step sizes, divergences and acceptance.
+
+    **Returns:** a :class:`NutsResult`.
+    """
+    if num_chains < 1 or num_samples < 1 or num_warmup < 0:
+        raise ValueError(
+            f"nuts: need num_chains >= 1, num_samples >= 1 and num_warmup >= 0, got {num_chains}, {num_samples}, "
+            f"{num_warmup}."
+        )
+    if not 0.0 < target_accept < 1.0:
+        raise ValueError(f"nuts: target_accept must lie in (0, 1), got {target_accept}.")
+    if checkpoint_every < 1:
+        raise ValueError(f"nuts: checkpoint_every must be >= 1, got {checkpoint_every}.")
+    logdensity, names, to_constrained, u0, d = _resolve(target, init, num_chains, key, init_jitter)
+    dtype = u0.dtype
+    slow_np, end_np = warmup_schedule(num_warmup)
+    kernel = blackjax.nuts.build_kernel()
+    depth = int(max_tree_depth)
+
+    def chain_step(chain: _Chain, key_c, s, step_size, imm):
+        k = jax.random.fold_in(key_c, s)
+        state = blackjax.mcmc.hmc.HMCState(chain.position, chain.logdensity, chain.grad)
+        new, info = kernel(k, state, logdensity, step_size, imm, max_num_doublings=depth)
+        acc = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0).astype(dtype)
+        return _Chain(new.position, new.logdensity, new.logdensity_grad), info, acc
+
+    def warm_one(carry, xs):
+        chain, a, key_c = carry
+        s, slow, end = xs
+        chain, info, acc = chain_step(chain, key_c, s, jnp.exp(a.log_eps), a.imm)
+        a = _da_update(a, acc, target_accept)
+        # Welford on the new position in slow windows
+        cnt = a.w_count + 1.0
+        delta = chain.position - a.w_mean
+        mean = a.w_mean + delta / cnt
+        m2 = a.w_m2 + delta * (chain.position - mean)
+        a = a._replace(
+            w_count=jnp.where(slow, cnt, a.w_count),
+            w_mean=jnp.where(slow, mean, a.w_mean),
+            w_m2=jnp.where(slow, m2, a.w_m2),
+        )
+
+        def window_end(a):
+            n = a.w_count
+            var = a.w_m2 / jnp.maximum(n - 1.0, 1.0)
+            var = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
+            zero = jnp.zeros_like(a.w_mean)
+            a = a._replace(imm=var, w_count=jnp.zeros_like(n), w_mean=zero, w_m2=zero)
+            return _da_restart(a, a.log_eps_bar)
+
+        a = jax.lax.cond(end, window_end, lambda a: a, a)
+        out = {"step_size": jnp.exp(a.log_eps), "acceptance_rate": acc, "diverging": info.is_divergent}
+        return (chain, a, key_c), out
+
+    def sample_one(carry, s):
+        chain, key_c, step_size, imm = carry
+        chain, info, acc = chain_step(chain, key_c, s, step_size, imm)
+        out = {
+            "position": chain.position,
+            "diverging": info.is_divergent,
+            "acceptance_rate": acc,
+            "n_steps": info.num_integration_steps,
+            "tree_depth": info.num_trajectory_expansions,
+            "lp": chain.logdensity,
+            "energy": info.energy,
+        }
+        return (chain, key_c, step_size, imm), out
+
+    @jax.jit
+    def warm_block(chains, adapt, keys, steps, slow, end):
+        def per_chain(chain, a, key_c):
+            (chain, a, _), out = jax.lax.scan(warm_one, (chain, a, key_c), (steps, slow, end))
+            return chain, a, out
+
+        return jax.vmap(per_chain)(chains, adapt, keys)
+
+    @jax.jit
+    def sample_block(chains, keys, step_size, imm, steps):
+        def per_chain(chain, key_c, ss, im):
+            (chain, *_), out = jax.lax.scan(sample_one, (chain, key_c, ss, im), steps)
+            return chain, out
+
+        return jax.vmap(per_chain)(chains, keys, step_size, imm)
+
+    keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(num_chains))
+    settings = {
+        "num_chains": num_chains,
+        "num_warmup": num_warmup,
+        "num_samples": num_samples,
+        "dim": d,
+        "target_accept": target_accept,
+        "max_tree_depth": depth,
+        "initial_step_size": initial_step_size,
+        "checkpoint_every": checkpoint_every,
+        "names": list(names),
+        "key": _key_data(key)[0].tolist(),
+        "dtype": str(dtype),
+    }
+    ckpt = None
+    if checkpoint is not None:
+        folder = Path(checkpoint)
+        folder.mkdir(parents=True, exist_ok=True)
+        ckpt = folder / CHECKPOINT_NAME
+
+    # ---------------------------------------------------------------- state (fresh or resumed)
+    step = 0
+    warm_out: dict[str, list[np.ndarray]] = {k: [] for k in ("step_size", "acceptance_rate", "diverging")}
+    samp_out: dict[str, list[np.ndarray]] = {k: [] for k in ("position", *_STATS)}
+    if ckpt is not None and ckpt.exists():
+        with np.load(ckpt, allow_pickle=False) as z:
+            saved = json.loads(str(z["settings"]))
+            if saved != json.loads(json.dumps(settings)):
+                diff = sorted(k for k in settings if saved.get(k) != json.loads(json.dumps(settings))[k])
+                raise ValueError(
+                    f"nuts: the checkpoint {ckpt} was written with other settings ({', '.join(diff)} differ); "
+                    "use another checkpoint folder or delete the file to start again."
+                )
+            step = int(z["step"])
+            chains = _Chain(*(jnp.asarray(z[f"chain_{f}"]) for f in _Chain._fields))
+            adapt = _Adapt(*(jnp.asarray(z[f"adapt_{f}"]) for f in _Adapt._fields))
+            for k in warm_out:
+                if f"warm_{k}" in z.files and z[f"warm_{k}"].shape[1]:
+                    warm_out[k].append(z[f"warm_{k}"])
+            for k in samp_out:
+                if f"samp_{k}" in z.files and z[f"samp_{k}"].shape[1]:
+                    samp_out[k].append(z[f"samp_{k}"])
+    else:
+        init_state = jax.vmap(lambda u: blackjax.nuts.init(u, logdensity))(u0)
+        if not bool(jnp.all(jnp.isfinite(init_state.logdensity))) or bool(jnp.any(init_state.logdensity <= -1e29)):
+            raise ValueError(
+                "nuts: the log density is -inf or NaN at the initial positions; start inside the prior's support "
+                "(check the network's parameter values and the priors)."
+            )
+        chains = _Chain(init_state.position, init_state.logdensity, init_state.logdensity_grad)
+        adapt = jax.vmap(lambda _: _adapt_init(d, dtype, initial_step_size))(jnp.arange(num_chains))
+
+    def save_checkpoint():
+        if ckpt is None:
+            return
+        arrays = {"settings": np.asarray(json.dumps(settings)), "step": np.asarray(step)}
+        arrays.update({f"chain_{f}": np.asarray(v) for f, v in zip(_Chain._fields, chains, strict=True)})
+        arrays.update({f"adapt_{f}": np.asarray(v) for f, v in zip(_Adapt._fields, adapt, strict=True)})
+        for k, v in warm_out.items():
+            if v:
+                arrays[f"warm_{k}"] = np.concatenate(v, axis=1)
+        for k, v in samp_out.items():
+            if v:
+                arrays[f"samp_{k}"] = np.concatenate(v, axis=1)
+        _save(ckpt, arrays)
+
+    total = num_warmup + num_samples
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=step, desc="NUTS", unit="step", dynamic_ncols=True)
+    t_start = time.perf_counter()
+    try:
+        while step < total:
+            if step < num_warmup:
+                stop = min(num_warmup, (step // checkpoint_every + 1) * checkpoint_every)
+                steps = jnp.arange(step, stop)
+                chains, adapt, out = warm_block(
+                    chains, adapt, keys, steps, jnp.asarray(slow_np[step:stop]), jnp.asarray(end_np[step:stop])
+                )
+                for k in warm_out:
+                    warm_out[k].append(np.asarray(out[k]))
+                phase = "warmup"
+                eps = np.asarray(out["step_size"][:, -1])
+                acc = np.asarray(out["acceptance_rate"]).mean()
+                div = int(np.asarray(out["diverging"]).sum())
+            else:
+                stop = min(total, num_warmup + ((step - num_warmup) // checkpoint_every + 1) * checkpoint_every)
+                steps = jnp.arange(step, stop)
+                chains, out = sample_block(chains, keys, _final_eps(adapt, num_warmup), adapt.imm, steps)
+                for k in samp_out:
+                    samp_out[k].append(np.asarray(out[k]))
+                phase = "sampling"
+                eps = np.asarray(_final_eps(adapt, num_warmup))
+                acc = np.asarray(out["acceptance_rate"]).mean()
+                div = int(sum(int(np.asarray(v).sum()) for v in samp_out["diverging"]))
+            if not bool(jnp.all(jnp.isfinite(chains.position))):
+                raise FloatingPointError("nuts: a chain reached a non-finite position; check the log density.")
+            step = stop
+            save_checkpoint()
+            if bar is not None:
+                bar.update(len(steps))
+                bar.set_postfix_str(
+                    f"{phase} eps={np.array2string(eps, precision=2, max_line_width=60)} acc={acc:.2f} div={div}"
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - t_start
+
+    positions = jnp.asarray(np.concatenate(samp_out["position"], axis=1))
+    stats = {k: jnp.asarray(np.concatenate(samp_out[k], axis=1)) for k in _STATS}
+    if num_warmup:
+        wstats = {k: jnp.asarray(np.concatenate(v, axis=1)) for k, v in warm_out.items()}
+    else:
+        wstats = {k: jnp.zeros((num_chains, 0)) for k in warm_out}
+    samples = jax.vmap(jax.vmap(to_constrained))(positions)
+    return NutsResult(
+        names=tuple(names),
+        samples=dict(samples),
+        positions=positions,
+        stats=stats,
+        step_size=jnp.asarray(_final_eps(adapt, num_warmup)),
+        inverse_mass_matrix=adapt.imm,
+        warmup_stats=wstats,
+        seconds=seconds,
+    )
+
+
+def _final_eps(adapt: _Adapt, num_warmup: int) -> Array:
+    """Step size used for sampling: the dual-averaging average of the last window (the initial step size when
+    there was no warmup)."""
+    if num_warmup == 0:
+        return jnp.exp(adapt.log_eps)
+    return jnp.exp(jnp.where(adapt.t > 0, adapt.log_eps_bar, adapt.log_eps))
