@@ -2,8 +2,8 @@
 
 A :class:`Parameter` selects one array leaf of a :class:`~vbtjax.Network` (``where=lambda net: net.coupling.a``) and
 carries a constraint (:class:`Real`, :class:`Positive`, :class:`Interval`, :class:`Affine`). A :class:`Selection`
-of parameters maps an unconstrained vector ``u`` (a tuple of arrays, one per parameter, each shaped as its leaf) to a network,
-``selection.apply(net, u)``, so that optimisers (Optax), samplers (BlackJAX NUTS, with
+of parameters maps an unconstrained vector ``u`` (a tuple of arrays, one per parameter, each shaped as its leaf) to
+a network, ``selection.apply(net, u)``, so that optimisers (Optax), samplers (BlackJAX NUTS, with
 ``selection.log_det_jacobian(u)``) and ``jax.vmap`` sweeps all work on the same unconstrained pytree.
 
 Constraints act elementwise, so a leaf may be a scalar or one value per region ``(N,)``, and so may ``Interval``'s
