@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._cli_fit import add_fit
 
     add_fit(sub)
+    from ._cli_vep import add_vep
+
+    add_vep(sub)
     return parser
 
 

@@ -210,6 +210,8 @@ def nuts(
     target_accept: float = 0.8,
     max_tree_depth: int = 10,
     initial_step_size: float = 0.1,
+    inverse_mass_matrix: Any = None,
+    adapt_mass_matrix: bool = True,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 50,
     progress: bool = True,
@@ -225,6 +227,13 @@ def nuts(
       unconstrained positions.
     - `target_accept`: dual-averaging target of the mean acceptance probability (0.8; raise it to 0.9-0.95 when
       there are divergences). `max_tree_depth`: at most ``2**max_tree_depth`` leapfrog steps per draw.
+    - `initial_step_size`; `inverse_mass_matrix`: the diagonal ``(d,)`` or ``(num_chains, d)`` used until the first
+      slow window ends (default ones), or a dense ``(d, d)`` matrix (with ``adapt_mass_matrix=False``), e.g. the
+      inverse Hessian at the posterior mode, which shortens the first
+      trajectories when the parameters' posterior scales differ by orders of magnitude.
+    - `adapt_mass_matrix`: estimate the diagonal inverse mass matrix in Stan's slow windows (default); ``False``
+      keeps `inverse_mass_matrix` and adapts only the step size (better when warmup is short and the given matrix
+      is good: a chain that has barely moved underestimates the variances).
     - `checkpoint`: a folder; the state is written to ``checkpoint/nuts_checkpoint.npz`` every `checkpoint_every`
       steps (atomically), and a later call with the same arguments resumes from it and returns exactly the draws
       of an uninterrupted run. A checkpoint written with other settings raises ``ValueError``.
@@ -244,6 +253,8 @@ def nuts(
     logdensity, names, to_constrained, u0, d = _resolve(target, init, num_chains, key, init_jitter)
     dtype = u0.dtype
     slow_np, end_np = warmup_schedule(num_warmup)
+    if not adapt_mass_matrix:
+        slow_np, end_np = np.zeros_like(slow_np), np.zeros_like(end_np)
     kernel = blackjax.nuts.build_kernel()
     depth = int(max_tree_depth)
 
@@ -278,7 +289,8 @@ def nuts(
             a = a._replace(imm=var, w_count=jnp.zeros_like(n), w_mean=zero, w_m2=zero)
             return _da_restart(a, a.log_eps_bar)
 
-        a = jax.lax.cond(end, window_end, lambda a: a, a)
+        if adapt_mass_matrix:
+            a = jax.lax.cond(end, window_end, lambda a: a, a)
         out = {"step_size": jnp.exp(a.log_eps), "acceptance_rate": acc, "diverging": info.is_divergent}
         return (chain, a, key_c), out
 
@@ -321,7 +333,9 @@ def nuts(
         "target_accept": target_accept,
         "max_tree_depth": depth,
         "initial_step_size": initial_step_size,
+        "inverse_mass_matrix": None if inverse_mass_matrix is None else np.asarray(inverse_mass_matrix).tolist(),
         "checkpoint_every": checkpoint_every,
+        "adapt_mass_matrix": bool(adapt_mass_matrix),
         "names": list(names),
         "key": _key_data(key)[0].tolist(),
         "dtype": str(dtype),
@@ -363,6 +377,22 @@ def nuts(
             )
         chains = _Chain(init_state.position, init_state.logdensity, init_state.logdensity_grad)
         adapt = jax.vmap(lambda _: _adapt_init(d, dtype, initial_step_size))(jnp.arange(num_chains))
+        if inverse_mass_matrix is not None:
+            imm0 = jnp.asarray(inverse_mass_matrix, dtype)
+            if imm0.shape == (d, d):  # dense: symmetric positive definite, kept fixed
+                if adapt_mass_matrix:
+                    raise ValueError("nuts: a dense (d, d) inverse_mass_matrix needs adapt_mass_matrix=False.")
+                ok = bool(jnp.all(jnp.isfinite(imm0))) and bool(jnp.all(jnp.linalg.eigvalsh(imm0) > 0))
+                if not ok:
+                    raise ValueError("nuts: the dense inverse_mass_matrix must be symmetric positive definite.")
+                adapt = adapt._replace(imm=jnp.broadcast_to(imm0, (num_chains, d, d)))
+            elif imm0.shape in ((d,), (num_chains, d)) and bool(jnp.all(jnp.isfinite(imm0) & (imm0 > 0))):
+                adapt = adapt._replace(imm=jnp.broadcast_to(imm0, (num_chains, d)))
+            else:
+                raise ValueError(
+                    f"nuts: inverse_mass_matrix must be positive and finite with shape ({d},), ({num_chains}, {d}) "
+                    f"or ({d}, {d}) (dense), got shape {imm0.shape}."
+                )
 
     def save_checkpoint():
         if ckpt is None:

@@ -1,0 +1,345 @@
+"""``vbtjax vep``: the Virtual Epileptic Patient from SEEG (see :mod:`vbtjax.vep`).
+
+Reads a connectome, SEEG contact positions and an SEEG recording (or simulates a synthetic patient with
+``--synthetic-ez``), samples the posterior of the per-region excitability ``x0`` and the coupling with NUTS, and
+writes to ``--out``: ``posterior.nc`` (ArviZ InferenceData, netCDF), ``ranking.json`` (regions by probability of
+being epileptogenic), ``vep.json`` (summary, diagnostics, the virtual resection), ``vep.png`` (figures), and for
+a synthetic patient ``patient/`` with its data in the input formats (``seeg.npz``, ``sensors.txt``,
+``connectome.npz``, ``truth.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .cli import UsageError, _jsonable, _version
+
+EPILOG = """\
+examples:
+  vbtjax vep --synthetic-ez 12,40 --seed 1 --out vep-demo     # simulate a patient, then infer its EZ
+  vbtjax vep --connectome connectivity_76.zip --sensors seeg.txt --seeg patient.npz --out vep-p1
+  vbtjax vep --out vep-demo --synthetic-ez 12,40 --seed 1 --resume   # continue an interrupted run
+
+SEEG file (.npz): data (contacts x samples), sfreq (Hz), ch_names (contact names, a subset of the sensor names).
+Sensors file: one contact a line, "name x y z" in mm, in the frame of the connectome's centres (TVB's format).
+"""
+
+
+def add_vep(sub) -> None:
+    """Add the ``vep`` subcommand to the subparsers ``sub``."""
+    p = sub.add_parser(
+        "vep",
+        help="Virtual Epileptic Patient: infer the epileptogenic zone from SEEG with NUTS, and a virtual resection",
+        description=(
+            "Infer each region's excitability x0 and the global coupling of an Epileptor2D network from SEEG "
+            "log-power envelopes with NUTS, rank the regions by their posterior probability of being "
+            "epileptogenic (x0 > -2.05), and predict whether resecting the most likely ones stops the seizures. "
+            "Model time in ms (one envelope window per --period)."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = p.add_argument_group("patient data")
+    g.add_argument(
+        "--connectome",
+        default="76",
+        metavar="NAME_OR_PATH",
+        help="TVB connectome size (66, 68, 76, 96, 192; default 76) or a file Connectome.from_file reads",
+    )
+    g.add_argument("--sensors", metavar="PATH", help="SEEG contact positions (default: tvb-data's seeg_588)")
+    g.add_argument("--seeg", metavar="PATH", help="SEEG recording .npz (data, sfreq, ch_names)")
+    g.add_argument(
+        "--synthetic-ez",
+        metavar="I,J,...",
+        help="simulate a synthetic patient with these epileptogenic regions (0-based) instead of reading --seeg",
+    )
+    g.add_argument("--seed", type=int, default=0, help="random seed of the synthetic patient and of NUTS (default 0)")
+    g = p.add_argument_group("model and sampler")
+    g.add_argument("--duration", type=float, default=50.0, help="model time covered by the recording, ms (50)")
+    g.add_argument("--period", type=float, default=2.0, help="model time per envelope window, ms (2)")
+    g.add_argument("--dt", type=float, default=0.1, help="integration step, ms (0.1)")
+    g.add_argument("--chains", type=int, default=2, help="NUTS chains, run in parallel (2)")
+    g.add_argument("--warmup", type=int, default=200, help="warmup steps per chain (200)")
+    g.add_argument("--samples", type=int, default=200, help="draws per chain (200)")
+    g.add_argument("--max-tree-depth", type=int, default=6, help="NUTS maximum tree depth (6)")
+    g.add_argument("--threshold", type=float, default=0.5, help="probability above which a region is called EZ (0.5)")
+    g.add_argument("--resection-draws", type=int, default=100, help="posterior draws simulated for the resection")
+    g.add_argument("--x64", action="store_true", help="compute in float64 (default float32)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", metavar="DIR", default="vbtjax-vep", help="output folder (default vbtjax-vep)")
+    g.add_argument("--resume", action="store_true", help="continue the sampler from DIR/checkpoint")
+    g.add_argument("--no-plot", action="store_true", help="do not write vep.png")
+    g.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.set_defaults(func=run_vep)
+
+
+def _parse_ez(text: str, n: int) -> list[int]:
+    try:
+        ez = sorted({int(v) for v in text.replace(" ", "").split(",") if v != ""})
+    except ValueError:
+        raise UsageError(
+            "--synthetic-ez", f"expected comma-separated region indices such as 12,40, got {text!r}"
+        ) from None
+    if not ez:
+        raise UsageError("--synthetic-ez", "give at least one region index")
+    bad = [i for i in ez if not 0 <= i < n]
+    if bad:
+        raise UsageError("--synthetic-ez", f"indices {bad} outside 0..{n - 1} (the connectome has {n} regions)")
+    return ez
+
+
+def _load_connectome(spec: str):
+    import vbtjax as vbt
+
+    from .cli import CONNECTOME_SIZES
+
+    spec = str(spec).strip()
+    if spec.isdigit() and not Path(spec).exists():
+        if int(spec) not in CONNECTOME_SIZES:
+            raise UsageError("--connectome", f"{spec} is not a TVB connectome size ({CONNECTOME_SIZES}) nor a path")
+        return vbt.datasets.tvb_connectome(int(spec)), f"TVB connectivity_{spec}"
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UsageError("--connectome", f"{spec!r} does not exist")
+    try:
+        return vbt.Connectome.from_file(path), str(path)
+    except (ValueError, OSError) as e:
+        raise UsageError("--connectome", str(e)) from None
+
+
+def _load_sensors(path: str | None):
+    import vbtjax as vbt
+
+    if path is None:
+        return vbt.sensors.tvb_sensors("seeg"), "tvb-data seeg_588"
+    if not Path(path).exists():
+        raise UsageError("--sensors", f"{path} does not exist")
+    try:
+        return vbt.sensors.Sensors.from_file(path), str(path)
+    except (ValueError, OSError) as e:
+        raise UsageError("--sensors", str(e)) from None
+
+
+def _write_sensors(path: Path, labels, positions) -> None:
+    lines = [f"{lb} {x:.6f} {y:.6f} {z:.6f}" for lb, (x, y, z) in zip(labels, np.asarray(positions), strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _check(args) -> None:
+    for opt, v in (("--duration", args.duration), ("--period", args.period), ("--dt", args.dt)):
+        if not (np.isfinite(v) and v > 0):
+            raise UsageError(opt, f"must be a positive number of ms, got {v:g}")
+    n_win = args.duration / args.period
+    if abs(n_win - round(n_win)) > 1e-9 or abs(args.period / args.dt - round(args.period / args.dt)) > 1e-9:
+        raise UsageError("--period", "--duration must be a whole number of --period, and --period of --dt")
+    for opt, v, lo in (
+        ("--chains", args.chains, 1),
+        ("--warmup", args.warmup, 0),
+        ("--samples", args.samples, 1),
+        ("--max-tree-depth", args.max_tree_depth, 1),
+        ("--resection-draws", args.resection_draws, 1),
+    ):
+        if v < lo:
+            raise UsageError(opt, f"must be >= {lo}, got {v}")
+    if not 0 < args.threshold < 1:
+        raise UsageError("--threshold", f"must lie in (0, 1), got {args.threshold}")
+    if (args.seeg is None) == (args.synthetic_ez is None):
+        raise UsageError("--seeg", "give either --seeg (a recording) or --synthetic-ez (a synthetic patient)")
+
+
+def run_vep(args: argparse.Namespace) -> int:
+    _check(args)
+    if args.x64:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    import jax
+    import jax.numpy as jnp
+
+    from . import vep
+    from .sensors import seeg_gain_point_source
+
+    t_start = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    conn, conn_source = _load_connectome(args.connectome)
+    if conn.centres is None:
+        raise UsageError("--connectome", "needs region centres (mm) to compute the SEEG gain")
+    sensors, sensors_source = _load_sensors(args.sensors)
+    n = conn.n_regions
+    n_win = int(round(args.duration / args.period))
+    truth = None
+    if args.synthetic_ez is not None:
+        ez = _parse_ez(args.synthetic_ez, n)
+        patient = vep.synthetic_patient(
+            conn, sensors, ez, seed=args.seed, duration=args.duration, dt=args.dt, period=args.period
+        )
+        pdir = out / "patient"
+        pdir.mkdir(exist_ok=True)
+        patient.recording.save(pdir / "seeg.npz")
+        used = [sensors.index(c) for c in patient.recording.ch_names]
+        _write_sensors(pdir / "sensors.txt", patient.recording.ch_names, np.asarray(sensors.positions)[used])
+        conn.save_npz(pdir / "connectome.npz")
+        truth = {"ez": ez, "x0": np.asarray(patient.x0).tolist(), "K": patient.K, "seed": args.seed}
+        (pdir / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
+        rec = patient.recording
+        if not args.quiet:
+            print(f"synthetic patient: EZ {ez}, {len(rec.ch_names)} contacts, seizing regions {patient.seizing}")
+    else:
+        try:
+            rec = vep.SEEGRecording.load(args.seeg)
+        except (ValueError, OSError) as e:
+            raise UsageError("--seeg", str(e)) from None
+    missing = [c for c in rec.ch_names if c not in set(sensors.labels)]
+    if missing:
+        raise UsageError(
+            "--seeg",
+            f"contacts {missing[:5]}{' ...' if len(missing) > 5 else ''} are not in the sensors file "
+            f"({sensors_source}); ch_names must be sensor names",
+        )
+    idx = [sensors.index(c) for c in rec.ch_names]
+    try:
+        env = vep.log_power_envelope(rec.data, rec.sfreq, n_win)
+    except ValueError as e:
+        raise UsageError("--seeg", str(e)) from None
+    dtype = jnp.float64 if args.x64 else jnp.float32
+    gain = seeg_gain_point_source(np.asarray(sensors.positions)[idx], conn.centres)
+    post = vep.vep_posterior(conn, gain, env, duration=args.duration, dt=args.dt, dtype=dtype)
+    result = vep.infer_ez(
+        post,
+        key=jax.random.key(args.seed),
+        labels=conn.labels,
+        num_chains=args.chains,
+        num_warmup=args.warmup,
+        num_samples=args.samples,
+        max_tree_depth=args.max_tree_depth,
+        checkpoint=out / "checkpoint",
+        progress=not args.quiet,
+    )
+    t_sample = time.perf_counter()
+    nres = result.samples
+    predicted = result.predicted_ez(args.threshold).tolist()
+    x0 = np.asarray(nres.samples["x0"]).reshape(-1, n)
+    K = np.asarray(nres.samples["K"]).reshape(-1)
+    pick = np.linspace(0, x0.shape[0] - 1, min(args.resection_draws, x0.shape[0])).astype(int)
+    resection = vep.virtual_resection(
+        conn, x0[pick], K[pick], predicted, duration=args.duration, dt=args.dt, period=args.period
+    )
+    from .inference.diagnostics import divergence_summary
+
+    summ = nres.summary()
+    rhat = max(float(np.nanmax(v["rhat"])) for v in summ.values()) if nres.num_chains > 1 else float("nan")
+    ess = min(float(np.nanmin(v["ess_bulk"])) for v in summ.values())
+    idata = nres.to_inference_data(
+        dims={"x0": ["region"]},
+        coords={"region": list(result.labels)},
+        attrs={"vbtjax_version": _version(), "connectome": conn_source, "sensors": sensors_source},
+    )
+    from .inference.diagnostics import save_netcdf
+
+    save_netcdf(idata, out / "posterior.nc")
+    (out / "ranking.json").write_text(json.dumps(result.ranking, indent=1) + "\n")
+    summary = {
+        "vbtjax_version": _version(),
+        "connectome": conn_source,
+        "sensors": sensors_source,
+        "seeg": args.seeg,
+        "n_contacts": len(idx),
+        "windows": n_win,
+        "duration_ms": args.duration,
+        "period_ms": args.period,
+        "dt_ms": args.dt,
+        "chains": args.chains,
+        "warmup": args.warmup,
+        "samples": args.samples,
+        "predicted_ez": predicted,
+        "predicted_ez_labels": [result.labels[i] for i in predicted],
+        "threshold": args.threshold,
+        "x0_mean": x0.mean(axis=0).tolist(),
+        "K_mean": float(K.mean()),
+        "divergences": divergence_summary(np.asarray(nres.stats["diverging"]))["total"],
+        "max_rhat": rhat,
+        "min_ess_bulk": ess,
+        "step_size": np.asarray(nres.step_size).tolist(),
+        "resection": {k: v for k, v in resection.items() if not k.startswith("p_")},
+        "seconds_sampling": round(t_sample - t_start, 1),
+        "seconds_total": None,
+    }
+    if truth is not None:
+        ez = set(truth["ez"])
+        tp = len(ez & set(predicted))
+        summary["truth"] = truth
+        summary["precision"] = tp / max(len(predicted), 1)
+        summary["recall"] = tp / len(ez)
+    if not args.no_plot:
+        _plot(out / "vep.png", env, post, result, resection, truth, args)
+    summary["seconds_total"] = round(time.perf_counter() - t_start, 1)
+    (out / "vep.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
+    if not args.quiet:
+        top = ", ".join(f"{r['label']} ({r['index']}): {r['probability']:.2f}" for r in result.ranking[:5])
+        print(f"most likely epileptogenic: {top}")
+        print(
+            f"predicted EZ {predicted}; resecting them: seizure-free in {resection['seizure_free_probability']:.0%} "
+            f"of posterior draws; divergences {summary['divergences']}, max R-hat {rhat:.3f}; "
+            f"{summary['seconds_total']} s; wrote {out}/"
+        )
+    return 0
+
+
+def _plot(path: Path, env, post, result, resection, truth, args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import jax
+    import matplotlib.pyplot as plt
+
+    from . import vep
+
+    nres = result.samples
+    n = len(result.labels)
+    fig, ax = plt.subplots(2, 2, figsize=(13, 8))
+    a = ax[0, 0]
+    im = a.imshow(np.asarray(env).T, aspect="auto", origin="lower", cmap="magma")
+    a.set(title="SEEG log-power envelope (data)", xlabel="window", ylabel="contact")
+    fig.colorbar(im, ax=a)
+    a = ax[0, 1]
+    pos = np.asarray(nres.positions).reshape(-1, post.dim)
+    u_mean = jax.numpy.asarray(pos.mean(axis=0))
+    vals = post.constrained(u_mean)
+    net = post.network(u_mean)
+    pred = np.asarray(vep.seeg_log_power(vep.simulate_power(net, args.duration, args.dt, args.period), post.gain))
+    pred = pred + float(vals["offset"])
+    order = np.argsort(-(np.asarray(env).max(0) - np.asarray(env)[0]))[:4]
+    t = (np.arange(env.shape[0]) + 1) * args.period
+    for k in order:
+        (line,) = a.plot(t, np.asarray(env)[:, k], ".", ms=4)
+        a.plot(t, pred[:, k], "-", color=line.get_color())
+    a.set(title="data (dots) and fit at the posterior mean (lines), 4 contacts", xlabel="model time (ms)")
+    a = ax[1, 0]
+    x0 = np.asarray(nres.samples["x0"]).reshape(-1, n)
+    q = np.percentile(x0, [5, 50, 95], axis=0)
+    colors = ["tab:red" if result.p_ez[i] > args.threshold else "tab:gray" for i in range(n)]
+    a.vlines(np.arange(n), q[0], q[2], colors=colors)
+    a.plot(np.arange(n), q[1], "k.", ms=3)
+    if truth is not None:
+        a.plot(np.arange(n), truth["x0"], "x", color="tab:blue", ms=4, label="truth")
+        a.legend(loc="lower right")
+    a.axhline(vep.X0_CRITICAL, color="k", lw=0.8, ls="--")
+    a.set(title="posterior of x0 per region (5-95 %); dashed: X0_CRITICAL", xlabel="region", ylabel="x0")
+    a = ax[1, 1]
+    a.bar(np.arange(n), result.p_ez, color=colors)
+    a.set(
+        title=f"P(epileptogenic); resecting {resection['resected']}: seizure-free "
+        f"{resection['seizure_free_probability']:.0%}",
+        xlabel="region",
+        ylabel="probability",
+        ylim=(0, 1.02),
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
