@@ -15,6 +15,7 @@ from . import monitors as monitors
 from . import noise as noise
 from . import sensors as sensors
 from . import stimulus as stimulus
+from . import vep as vep
 from .connectome import Connectome as Connectome
 from .network import Network as Network
 from .simulate import Solution as Solution

@@ -85,6 +85,7 @@ SEIZURE_X1 = -1.0
 """A region is seizing while ``x1 > SEIZURE_X1`` (the lower branch lies below -1.4, the seizure branch above -0.5)."""
 
 R, KS, IEXT = 0.04, -1.0, 3.1
+UNROLL = 5  # Heun steps unrolled in the inner loop (fewer loop iterations; measured faster gradients on CPU)
 DT, DURATION, PERIOD, K_DEFAULT = 0.1, 50.0, 2.0, 0.3
 
 
@@ -148,9 +149,14 @@ def _integrate(net: Network, duration: float, dt: float, period: float) -> tuple
     source_only = type(cpl).source_only
     dtype = model.x0.dtype
 
+    diffusive = type(cpl) is Difference
+    row_sums = jnp.sum(W, axis=1)
+
     def coupling(y):
         xc = y[cvar]
-        if source_only:
+        if diffusive:  # sum_j W_ij (x_j - x_i) as one matrix-vector product
+            gx = xc @ W.T - row_sums * xc
+        elif source_only:
             gx = cpl.pre(None, xc) @ W.T
         else:
             gx = jnp.sum(W * edge.pre(xc[:, :, None], xc[:, None, :]), axis=-1)
@@ -165,7 +171,7 @@ def _integrate(net: Network, duration: float, dt: float, period: float) -> tuple
 
     @jax.checkpoint
     def window(y, _):
-        y, p = jax.lax.scan(step, y, None, length=per)
+        y, p = jax.lax.scan(step, y, None, length=per, unroll=UNROLL)
         return y, (y[0], jnp.log(jnp.mean(p, axis=0)))
 
     y0 = _history(net.n_regions, dtype)[0]

@@ -1,6 +1,7 @@
 """Fitting and sampling network parameters: parameter selections with constraints, losses, :func:`fit`,
 resting-state FC personalisation (:func:`fit_fc`), posteriors (:class:`Posterior`) sampled with NUTS (BlackJAX:
-:func:`nuts`; NumPyro: :func:`numpyro_nuts`), and MCMC diagnostics (:mod:`~vbtjax.inference.diagnostics`).
+:func:`nuts`; NumPyro: :func:`numpyro_nuts`), MCMC diagnostics (:mod:`~vbtjax.inference.diagnostics`) and
+simulation-based calibration (:func:`sbc`).
 
 Available as ``vbt.inference``.
 """
@@ -36,3 +37,7 @@ from .posterior import Posterior as Posterior
 from .resting_state import MODELS as MODELS
 from .resting_state import FCFit as FCFit
 from .resting_state import fit_fc as fit_fc
+from .sbc import SBCResult as SBCResult
+from .sbc import rank_pvalues as rank_pvalues
+from .sbc import sbc as sbc
+from .sbc import sbc_ranks as sbc_ranks

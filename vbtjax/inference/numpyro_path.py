@@ -110,9 +110,7 @@ def numpyro_nuts(
     draws = mcmc.get_samples(group_by_chain=True)
     extra = mcmc.get_extra_fields(group_by_chain=True)
     samples = {n: jnp.asarray(draws[n]) for n in posterior.names}
-    positions = jnp.concatenate(
-        [samples[n].reshape(num_chains, num_samples, -1) for n in posterior.names], axis=-1
-    )
+    positions = jnp.concatenate([samples[n].reshape(num_chains, num_samples, -1) for n in posterior.names], axis=-1)
     n_steps = jnp.asarray(extra["num_steps"])
     stats = {
         "diverging": jnp.asarray(extra["diverging"]),

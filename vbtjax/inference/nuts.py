@@ -340,6 +340,13 @@ def nuts(
         "key": _key_data(key)[0].tolist(),
         "dtype": str(dtype),
     }
+    if checkpoint is not None:
+        # identifies the target: the starting points and the log density there (a checkpoint of another target or
+        # other data must not be continued)
+        lp0 = np.asarray(jax.vmap(logdensity)(u0), dtype=float)
+        settings["fingerprint"] = [float(np.round(np.sum(np.asarray(u0, dtype=float)), 6))] + [
+            float(f"{v:.7g}") for v in lp0
+        ]
     ckpt = None
     if checkpoint is not None:
         folder = Path(checkpoint)

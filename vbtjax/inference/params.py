@@ -59,7 +59,7 @@ class Real(AbstractConstraint):
         return jnp.zeros((), jnp.result_type(u, float))
 
     def check(self, x, what):
-        if not bool(jnp.all(jnp.isfinite(x))):
+        if not np.all(np.isfinite(np.asarray(x))):  # NumPy: also works while a jit/vmap trace is active
             raise ValueError(f"{what}: value {np.asarray(x)} is not finite.")
 
 
@@ -86,7 +86,8 @@ class Positive(AbstractConstraint):
         return jnp.sum(jax.nn.log_sigmoid(jnp.asarray(u)))
 
     def check(self, x, what):
-        if not bool(jnp.all(jnp.isfinite(x) & (x > 0))):
+        xv = np.asarray(x)
+        if not np.all(np.isfinite(xv) & (xv > 0)):
             raise ValueError(f"{what}: value {np.asarray(x)} must be > 0 for a Positive constraint.")
 
 
@@ -163,7 +164,7 @@ class Affine(AbstractConstraint):
         return jnp.sum(jnp.broadcast_to(ldj, jnp.broadcast_shapes(ldj.shape, u.shape)))
 
     def check(self, x, what):
-        if not bool(jnp.all(jnp.isfinite(x))):
+        if not np.all(np.isfinite(np.asarray(x))):  # NumPy: also works while a jit/vmap trace is active
             raise ValueError(f"{what}: value {np.asarray(x)} is not finite.")
 
 

@@ -261,7 +261,8 @@ class Posterior(eqx.Module):
             lat = {k: x[k] for k in self.latents if k in x}
             shape = dict(zip(self.names, self.shapes, strict=True))[name]
             d = self._prior(name, lat)
-            sample_shape = shape[: len(shape) - len(tuple(d.batch_shape) + tuple(d.event_shape))]
-            v = d.sample(kmap[name], sample_shape)
+            ev = tuple(d.event_shape)
+            batch = jnp.broadcast_shapes(tuple(d.batch_shape), shape[: len(shape) - len(ev)])
+            v = d.expand(batch).sample(kmap[name]) if tuple(d.batch_shape) != batch else d.sample(kmap[name])
             x[name] = jnp.broadcast_to(v, shape)
         return self.unconstrained(x)
