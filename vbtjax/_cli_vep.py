@@ -162,7 +162,6 @@ def run_vep(args: argparse.Namespace) -> int:
     import jax.numpy as jnp
 
     from . import vep
-    from .sensors import seeg_gain_point_source
 
     t_start = time.perf_counter()
     out = Path(args.out)
@@ -202,14 +201,15 @@ def run_vep(args: argparse.Namespace) -> int:
             f"contacts {missing[:5]}{' ...' if len(missing) > 5 else ''} are not in the sensors file "
             f"({sensors_source}); ch_names must be sensor names",
         )
-    idx = [sensors.index(c) for c in rec.ch_names]
+    dtype = jnp.float64 if args.x64 else jnp.float32
     try:
-        env = vep.log_power_envelope(rec.data, rec.sfreq, n_win)
+        post = vep.recording_posterior(
+            conn, sensors, rec, duration=args.duration, period=args.period, dt=args.dt, dtype=dtype
+        )
     except ValueError as e:
         raise UsageError("--seeg", str(e)) from None
-    dtype = jnp.float64 if args.x64 else jnp.float32
-    gain = seeg_gain_point_source(np.asarray(sensors.positions)[idx], conn.centres)
-    post = vep.vep_posterior(conn, gain, env, duration=args.duration, dt=args.dt, dtype=dtype)
+    env = np.asarray(post.envelope)
+    idx = rec.ch_names
     result = vep.infer_ez(
         post,
         key=jax.random.key(args.seed),
@@ -280,6 +280,16 @@ def run_vep(args: argparse.Namespace) -> int:
         _plot(out / "vep.png", env, post, result, resection, truth, args)
     summary["seconds_total"] = round(time.perf_counter() - t_start, 1)
     (out / "vep.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
+    if rhat > 1.1 or summary["divergences"]:
+        import warnings
+
+        warnings.warn(
+            f"vbtjax vep: max R-hat {rhat:.2f}, {summary['divergences']} divergent transitions: the chains have not "
+            "converged everywhere (typically the x0 of regions the contacts hardly see); the EZ probabilities of "
+            "well-observed regions are usually stable, but run more --warmup/--samples or --chains before relying "
+            "on the others or on the resection prediction.",
+            stacklevel=1,
+        )
     if not args.quiet:
         top = ", ".join(f"{r['label']} ({r['index']}): {r['probability']:.2f}" for r in result.ranking[:5])
         print(f"most likely epileptogenic: {top}")

@@ -65,6 +65,7 @@ __all__ = [
     "synthetic_patient",
     "VEPPosterior",
     "vep_posterior",
+    "recording_posterior",
     "initial_guess",
     "posterior_mode",
     "infer_ez",
@@ -474,6 +475,32 @@ def vep_posterior(
         duration=duration,
         dt=dt,
     )
+
+
+def recording_posterior(
+    connectome: Connectome,
+    sensors: Any,
+    recording: SEEGRecording,
+    *,
+    duration: float = DURATION,
+    period: float = PERIOD,
+    dt: float = DT,
+    dtype: Any = jnp.float32,
+) -> VEPPosterior:
+    """:func:`vep_posterior` of an SEEG `recording` whose ``ch_names`` are contacts of `sensors`: the gain from the
+    contacts' positions and the connectome's centres, the envelope in ``duration / period`` windows."""
+    if connectome.centres is None:
+        raise ValueError("recording_posterior: the connectome needs region centres (mm) for the SEEG gain.")
+    labels = list(sensors.labels)
+    missing = [c for c in recording.ch_names if c not in set(labels)]
+    if missing:
+        raise ValueError(
+            f"recording_posterior: contacts {missing[:5]} are not in the sensors; ch_names must be sensor names."
+        )
+    idx = [labels.index(c) for c in recording.ch_names]
+    gain = seeg_gain_point_source(np.asarray(sensors.positions)[idx], connectome.centres)
+    env = log_power_envelope(recording.data, recording.sfreq, int(round(duration / period)))
+    return vep_posterior(connectome, gain, env, duration=duration, dt=dt, dtype=dtype)
 
 
 class VEPResult(eqx.Module):
