@@ -37,6 +37,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--json", default=None, help="write the results to this JSON file")
+    ap.add_argument("--grad-only", action="store_true", help="only time the gradient of the VEP log density")
     args = ap.parse_args()
 
     import jax
@@ -63,6 +64,10 @@ def main() -> int:
         cases.append((f"vbtjax synthetic (seed {100 + i})", ez, gain, p.recording.data))
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}")
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    _time_gradients(conn, cases[0][2], cases[0][3])
+    if args.grad_only:
+        return 0
     print(f"NUTS: {args.chains} chains x ({args.warmup} warmup + {args.samples} draws), dense mass matrix from MAP")
     rows, tp, n_pred, n_true = [], 0, 0, 0
     for name, ez, gain, data in cases:
@@ -105,9 +110,54 @@ def main() -> int:
     precision = tp / max(n_pred, 1)
     recall = tp / max(n_true, 1)
     print(f"pooled: precision {precision:.2f}, recall {recall:.2f} over {len(cases)} patients")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "precision": precision, "recall": recall}, indent=1))
     return 0
+
+
+def _time_gradients(conn, gain, data, repeats: int = 20) -> None:
+    """Gradient of the VEP log density: vbtjax.vep's dense integrator against the same likelihood computed through
+    vbtjax.simulate (general delayed path), side by side, best of `repeats` (float32)."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    import vbtjax as vbt
+    from vbtjax import vep
+
+    post = vep.vep_posterior(conn, gain, vep.log_power_envelope(data, 256.0, 25))
+    h = jnp.broadcast_to(jnp.asarray([vep.X1_REST, vep.Z_REST], jnp.float32)[None, :, None], (1, 2, 76))
+
+    def via_simulate(u):
+        net = post.network(u)
+        x1 = vbt.simulate(net, 50.0, 0.1, history=h, monitors=vbt.monitors.SubSample(period=0.1)).ys[:, 0]
+        logp = jnp.log(jnp.mean(jnp.exp(2 * x1).reshape(25, 20, 76), axis=1))
+        lat = post.constrained(u)
+        pred = vep.seeg_log_power(logp, post.gain) + lat["offset"]
+        import numpyro.distributions as dist
+
+        return post.log_prior(u) + jnp.sum(dist.Normal(pred, lat["sigma"]).log_prob(post.envelope))
+
+    u = post.initial_position()
+    np.testing.assert_allclose(float(via_simulate(u)), float(post.log_density(u)), rtol=1e-4)
+    fns = {
+        "vbtjax.vep (dense scan)": eqx.filter_jit(jax.value_and_grad(post.log_density)),
+        "vbtjax.simulate": eqx.filter_jit(jax.value_and_grad(via_simulate)),
+    }
+    times = {k: [] for k in fns}
+    for f in fns.values():
+        jax.block_until_ready(f(u))
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            jax.block_until_ready(f(u))
+            times[k].append(time.perf_counter() - t)
+    for k, v in times.items():
+        print(
+            f"gradient of the VEP log density via {k:26s}: best {1e3 * min(v):6.2f} ms, median "
+            f"{1e3 * float(np.median(v)):6.2f} ms"
+        )
 
 
 if __name__ == "__main__":

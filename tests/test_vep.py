@@ -143,7 +143,9 @@ def test_posterior_and_initial_guess(conn, sensors):
     lp, g = jax.value_and_grad(post.log_density)(u_true)
     assert np.isfinite(float(lp)) and bool(jnp.all(jnp.isfinite(g)))
     assert float(post.log_density(u_true)) > float(post.log_density(u_healthy)) + 100
-    guess = post.constrained(vep.initial_guess(post))["x0"]
+    guesses = vep.initial_guess(post)
+    assert guesses.shape == (4, post.dim)
+    guess = post.constrained(guesses[1])["x0"]  # min_share 0.25
     assert set(np.flatnonzero(np.asarray(guess) > vep.X0_CRITICAL).tolist()) == set(ez)
     with pytest.raises(ValueError, match="contacts"):
         vep.vep_posterior(conn, gain[:3], env)

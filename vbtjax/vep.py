@@ -315,15 +315,18 @@ def implant(
     sensors: Any, centres: Any, ez: Any, *, n_electrodes: int = 8, near_mm: float = 10.0, seed: int = 0
 ) -> np.ndarray:
     """Contacts of a plausible implantation: every electrode (contacts sharing a label prefix, ``A1..A9`` -> ``A``)
-    with a contact within `near_mm` of an EZ region's centre, plus randomly chosen other electrodes up to
+    with a contact within `near_mm` of an EZ region's centre, the electrode with the contact nearest to each EZ
+    region (clinicians implant where they suspect the onset), plus randomly chosen other electrodes up to
     `n_electrodes` in all. Returns the indices of the chosen contacts (sorted)."""
     labels = list(sensors.labels)
     pos = np.asarray(sensors.positions, dtype=float)
     cen = np.asarray(centres, dtype=float)[np.asarray(ez, dtype=int)]
     elec = np.asarray([_electrode(lb) for lb in labels])
     names = list(dict.fromkeys(elec))
-    near = np.linalg.norm(pos[:, None] - cen[None], axis=-1).min(axis=1) <= near_mm
-    chosen = [e for e in names if np.any(near[elec == e])]
+    dist = np.linalg.norm(pos[:, None] - cen[None], axis=-1)  # (contacts, EZ regions)
+    near = dist.min(axis=1) <= near_mm
+    nearest = {elec[int(np.argmin(dist[:, j]))] for j in range(dist.shape[1])}
+    chosen = [e for e in names if np.any(near[elec == e]) or e in nearest]
     rng = np.random.default_rng(seed)
     others = [e for e in names if e not in chosen]
     extra = max(0, n_electrodes - len(chosen))
@@ -522,15 +525,16 @@ class VEPResult(eqx.Module):
         return np.flatnonzero(self.p_ez > threshold)
 
 
-def initial_guess(posterior: Posterior, *, x0_seizing: float = -1.7, min_share: float = 0.25) -> Array:
-    """A data-driven starting point for the VEP posterior (unconstrained ``u``).
+def initial_guess(posterior: Posterior, *, x0_seizing: float = -1.7, min_share: Any = (0.1, 0.25, 0.5)) -> Array:
+    """Data-driven starting points for the VEP posterior: ``(len(min_share) + 1, d)`` unconstrained ``u``.
 
     A region that does not seize has almost no gradient towards seizing, so gradient ascent from a healthy start
-    can explain a contact's seizure power with the wrong region. This starts instead from the regions whose
+    can explain a contact's seizure power with the wrong region. These start instead from the regions whose
     seizures best explain the observed power increase: the increase of each contact's power over its baseline (the
     first window), ``exp(max_t y_k) - exp(y_k(0))``, is fitted by non-negative least squares as
-    ``sum_i G_ki^2 a_i`` (``a_i`` the power increase of region ``i``, in units of one region's seizure power); regions
-    with ``a_i > min_share`` start at ``x0 = x0_seizing``, the others at the prior's centre."""
+    ``sum_i G_ki^2 a_i`` (``a_i`` the power increase of region ``i``, in units of one region's seizure power); for
+    each value of `min_share`, the regions with ``a_i > min_share`` start at ``x0 = x0_seizing`` and the others at
+    the prior's centre. The last row is the healthy network."""
     from scipy.optimize import nnls
 
     if not isinstance(posterior, VEPPosterior):
@@ -541,33 +545,45 @@ def initial_guess(posterior: Posterior, *, x0_seizing: float = -1.7, min_share: 
     seizure_power = np.exp(2 * x_seiz) - np.exp(2 * X1_REST)
     increase = np.exp(env.max(axis=0) - offset0) - np.exp(env[0] - offset0)
     a, _ = nnls((gain**2) * seizure_power, np.maximum(increase, 0.0))
-    vals = posterior.constrained(posterior.initial_position())
-    x0 = np.array(vals["x0"], dtype=float)
-    x0[a > min_share] = x0_seizing
-    vals["x0"] = x0
-    return posterior.unconstrained(vals)
+    base = posterior.constrained(posterior.initial_position())
+    out = []
+    for share in np.atleast_1d(min_share):
+        vals = dict(base)
+        x0 = np.array(vals["x0"], dtype=float)
+        x0[a > share] = x0_seizing
+        vals["x0"] = x0
+        out.append(posterior.unconstrained(vals))
+    out.append(posterior.initial_position())
+    return jnp.stack(out)
 
 
 def posterior_mode(
     posterior: Posterior, *, init: Any = None, steps: int = 400, lr: float = 0.05
 ) -> tuple[Array, Array]:
-    """The maximum a posteriori point (Adam on ``-log_density`` from `init`, default the network's values;
-    unconstrained space) and the Hessian of ``-log_density`` there: ``(u_map (d,), hessian (d, d))``."""
+    """The maximum a posteriori point and the Hessian of ``-log_density`` there: ``(u_map (d,), hessian (d, d))``.
+
+    Adam on ``-log_density`` in unconstrained space from `init`: one start ``(d,)`` (default the network's values)
+    or several ``(k, d)``, optimised together (``jax.vmap``); the start that reaches the highest density wins."""
     import optax
 
-    f = jax.jit(jax.value_and_grad(lambda u: -posterior.log_density(u)))
-    opt = optax.adam(lr)
     u = posterior.initial_position() if init is None else jnp.asarray(init)
-    state = opt.init(u)
+    starts = u[None] if u.ndim == 1 else u
+    f = jax.value_and_grad(lambda v: -posterior.log_density(v))
+    opt = optax.adam(lr)
 
-    @jax.jit
-    def update(u, state):
-        loss, g = f(u)
-        upd, state = opt.update(g, state, u)
-        return optax.apply_updates(u, upd), state, loss
+    def run(u):
+        def body(carry, _):
+            u, state = carry
+            loss, g = f(u)
+            upd, state = opt.update(g, state, u)
+            return (optax.apply_updates(u, upd), state), loss
 
-    for _ in range(int(steps)):
-        u, state, _ = update(u, state)
+        (u, _), _ = jax.lax.scan(body, (u, opt.init(u)), None, length=int(steps))
+        return u, -posterior.log_density(u)
+
+    us, losses = jax.jit(jax.vmap(run))(starts)
+    losses = jnp.where(jnp.isfinite(losses), losses, jnp.inf)
+    u = us[int(jnp.argmin(losses))]
     hess = jax.hessian(lambda v: -posterior.log_density(v))(u)
     return u, 0.5 * (hess + hess.T)
 
