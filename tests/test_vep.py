@@ -237,3 +237,21 @@ def test_recovers_tvb_patients(conn, sensors):
         assert {r["index"] for r in res.ranking[: len(ez)]} == set(ez), (k, res.ranking[:4])
         tp, n_pred, n_true = tp + len(pred & set(ez)), n_pred + len(pred), n_true + len(ez)
     assert tp / n_pred >= 0.9 and tp / n_true >= 0.9
+
+
+def test_detectability(conn, sensors):
+    """detectability() is the largest log-power increase of any contact when one region alone seizes (checked
+    against seeg_log_power), large for regions next to contacts and below DETECTABLE far from every contact."""
+    contacts = vep.implant(sensors, conn.centres, [12, 40], seed=3)
+    pos = np.asarray(sensors.positions)[contacts]
+    gain = seeg_gain_point_source(pos, conn.centres)
+    d = vep.detectability(gain)
+    rest = np.full((1, 76), 2 * vep.X1_REST)
+    for i in (12, 40, 0, 55):
+        one = rest.copy()
+        one[0, i] = 0.8
+        inc = np.asarray(vep.seeg_log_power(jnp.asarray(one), gain) - vep.seeg_log_power(jnp.asarray(rest), gain))
+        np.testing.assert_allclose(d[i], inc.max(), rtol=1e-4)
+    assert d[12] > 2 and d[40] > 2
+    far = np.linalg.norm(pos[:, None] - np.asarray(conn.centres)[None], axis=-1).min(axis=0) > 45
+    assert far.any() and np.all(d[far] < vep.DETECTABLE)

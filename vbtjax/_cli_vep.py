@@ -259,6 +259,7 @@ def run_vep(args: argparse.Namespace) -> int:
         "samples": args.samples,
         "predicted_ez": predicted,
         "predicted_ez_labels": [result.labels[i] for i in predicted],
+        "unobserved_regions": np.flatnonzero(~np.asarray(result.observed)).tolist(),
         "threshold": args.threshold,
         "x0_mean": x0.mean(axis=0).tolist(),
         "K_mean": float(K.mean()),

@@ -61,6 +61,8 @@ __all__ = [
     "log_power_envelope",
     "synthetic_seeg",
     "implant",
+    "DETECTABLE",
+    "detectability",
     "SyntheticPatient",
     "synthetic_patient",
     "VEPPosterior",
@@ -387,6 +389,20 @@ def synthetic_patient(
     return SyntheticPatient(ez, x0, float(K), seizing_regions(x1).tolist(), contacts, rec)
 
 
+DETECTABLE = 0.5
+"""A region is *observed* when its seizure alone would raise some contact's log power by more than this (about
+three times the scatter of a window's log power with 64 samples per window)."""
+
+
+def detectability(gain: Any) -> np.ndarray:
+    """``(N,)``: the largest increase of any contact's log power if region ``i`` alone went from rest
+    (:data:`X1_REST`) to the seizure branch (``x1 = 0.4``) while the others stay at rest, from the gain
+    ``(contacts, N)``. Regions below :data:`DETECTABLE` are not observed by the implantation."""
+    g2 = np.asarray(gain, dtype=float) ** 2
+    base = g2.sum(axis=1) * np.exp(2 * X1_REST)
+    return np.log1p(g2 * (np.exp(0.8) - np.exp(2 * X1_REST)) / base[:, None]).max(axis=0)
+
+
 # ---------------------------------------------------------------------------------------------------- inference
 
 
@@ -511,18 +527,22 @@ class VEPResult(eqx.Module):
     ``p_ez`` ``(N,)``, the posterior probability that a region is epileptogenic: its ``x0`` exceeds
     :data:`X0_CRITICAL` *and* it seizes when the draw is simulated (a region above the critical value that the
     network's coupling holds at rest starts no seizure, and the data cannot tell its ``x0`` apart from a healthy
-    one); ``p_above`` ``(N,)``, ``P(x0 > X0_CRITICAL)`` alone; and the ``ranking`` by ``p_ez`` (list of
-    ``{"index", "label", "probability"}``, most likely first)."""
+    one); ``p_above`` ``(N,)``, ``P(x0 > X0_CRITICAL)`` alone; ``observed`` ``(N,)``: the implantation can see the
+    region's seizures (:func:`detectability` above :data:`DETECTABLE`; the data cannot rule out a seizure in a region
+    no contact sees, so such a region is never called epileptogenic); and the ``ranking`` (list of ``{"index",
+    "label", "probability"}`` with ``probability = p_ez``, the observed regions first, each group most likely
+    first)."""
 
     samples: Any
     p_ez: np.ndarray
     p_above: np.ndarray
+    observed: np.ndarray
     ranking: list[dict[str, Any]] = eqx.field(static=True)
     labels: tuple[str, ...] = eqx.field(static=True)
 
     def predicted_ez(self, threshold: float = 0.5) -> np.ndarray:
-        """Regions with ``p_ez > threshold``."""
-        return np.flatnonzero(self.p_ez > threshold)
+        """Observed regions with ``p_ez > threshold``."""
+        return np.flatnonzero((self.p_ez > threshold) & self.observed)
 
 
 def initial_guess(posterior: Posterior, *, x0_seizing: float = -1.7, min_share: Any = (0.1, 0.25, 0.5)) -> Array:
@@ -658,10 +678,11 @@ def infer_ez(
     seizes = _seizing_draws(posterior.net, x0_flat, K_flat, duration=posterior.duration, dt=posterior.dt)
     p_above = (x0 > X0_CRITICAL).mean(axis=(0, 1))
     p = (np.asarray(seizes) & (np.asarray(x0_flat) > X0_CRITICAL)).mean(axis=0)
+    observed = detectability(posterior.gain) > DETECTABLE if isinstance(posterior, VEPPosterior) else np.ones(n, bool)
     labels = tuple(str(s) for s in (labels if labels is not None else [f"region {i}" for i in range(n)]))
-    order = np.argsort(-p, kind="stable")
+    order = np.lexsort((-p, ~observed))  # observed regions first, each group by probability
     ranking = [{"index": int(i), "label": labels[i], "probability": float(p[i])} for i in order]
-    return VEPResult(samples=res, p_ez=p, p_above=p_above, ranking=ranking, labels=labels)
+    return VEPResult(samples=res, p_ez=p, p_above=p_above, observed=observed, ranking=ranking, labels=labels)
 
 
 def _seizing_draws(net: Network, x0_draws: Array, K_draws: Array, *, duration: float, dt: float) -> Array:
