@@ -195,7 +195,7 @@ def test_cli_synthetic_patient(tmp_path):
     """`vbtjax vep --synthetic-ez` end to end: the patient's files in the input formats, the posterior (netCDF),
     the ranking with the true EZ on top, the summary and the figure."""
     out = tmp_path / "vep"
-    argv = ["vep", "--synthetic-ez", "12,40", "--seed", "1", "--warmup", "50", "--samples", "50", "--out", str(out)]
+    argv = ["vep", "--synthetic-ez", "12,40", "--seed", "1", "--warmup", "40", "--samples", "40", "--out", str(out)]
     assert main([*argv, "--quiet"]) == 0
     for f in (
         "posterior.nc",
@@ -217,7 +217,7 @@ def test_cli_synthetic_patient(tmp_path):
     import arviz as az
 
     idata = az.from_netcdf(out / "posterior.nc")
-    assert idata.posterior["x0"].shape == (2, 50, 76)
+    assert idata.posterior["x0"].shape == (2, 40, 76)
     # the patient's files are valid inputs (a very short run only checks that they are read and used)
     rec = vep.SEEGRecording.load(out / "patient" / "seeg.npz")
     sens = vbt.sensors.Sensors.from_file(out / "patient" / "sensors.txt")
@@ -226,13 +226,14 @@ def test_cli_synthetic_patient(tmp_path):
 
 @pytest.mark.slow
 def test_recovers_tvb_patients(conn, sensors):
-    """Patients simulated by TVB's own Epileptor2D (dt = 0.05 ms, one of them stochastic), inferred by vbtjax at
-    dt = 0.1 ms from SEEG log-power envelopes: the true EZ ranks on top (pooled precision and recall >= 0.9)."""
+    """A patient simulated by TVB's own stochastic Epileptor2D (dt = 0.05 ms), inferred by vbtjax at dt = 0.1 ms
+    from SEEG log-power envelopes: the true EZ ranks on top, precision and recall >= 0.9 (all five TVB patients:
+    benchmarks/vep.py; CI time allows one here)."""
     tp = n_pred = n_true = 0
-    for k in (1, 4):
+    for k in (4,):
         _, ez, gain, env = _tvb_case(k, conn, sensors)
         post = vep.vep_posterior(conn, gain, env)
-        res = vep.infer_ez(post, key=jax.random.key(0), num_chains=2, num_warmup=60, num_samples=60, progress=False)
+        res = vep.infer_ez(post, key=jax.random.key(0), num_chains=2, num_warmup=50, num_samples=50, progress=False)
         pred = set(res.predicted_ez().tolist())
         assert {r["index"] for r in res.ranking[: len(ez)]} == set(ez), (k, res.ranking[:4])
         tp, n_pred, n_true = tp + len(pred & set(ez)), n_pred + len(pred), n_true + len(ez)
