@@ -155,6 +155,43 @@ def _da_restart(a: _Adapt, log_eps: Array) -> _Adapt:
     return a._replace(log_eps=log_eps, log_eps_bar=z, h_bar=z, mu=jnp.log(10.0) + log_eps, t=z)
 
 
+def _chain_step(kernel, logdensity, depth: int, dtype, chain: _Chain, key_c, s, step_size, imm):
+    """One NUTS transition of one chain with the key ``fold_in(key_c, s)``; the acceptance rate with NaN as 0."""
+    k = jax.random.fold_in(key_c, s)
+    state = blackjax.mcmc.hmc.HMCState(chain.position, chain.logdensity, chain.grad)
+    new, info = kernel(k, state, logdensity, step_size, imm, max_num_doublings=depth)
+    acc = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0).astype(dtype)
+    return _Chain(new.position, new.logdensity, new.logdensity_grad), info, acc
+
+
+def _adapt_update(a: _Adapt, position, acc, slow, end, target: float, adapt_mass_matrix: bool = True) -> _Adapt:
+    """One warmup step of Stan's adaptation: dual averaging of the step size; Welford on ``position`` in slow
+    windows; at a window's end the regularised variance becomes the inverse mass matrix and dual averaging
+    restarts."""
+    a = _da_update(a, acc, target)
+    cnt = a.w_count + 1.0
+    delta = position - a.w_mean
+    mean = a.w_mean + delta / cnt
+    m2 = a.w_m2 + delta * (position - mean)
+    a = a._replace(
+        w_count=jnp.where(slow, cnt, a.w_count),
+        w_mean=jnp.where(slow, mean, a.w_mean),
+        w_m2=jnp.where(slow, m2, a.w_m2),
+    )
+    if not adapt_mass_matrix:
+        return a
+
+    def window_end(a):
+        n = a.w_count
+        var = a.w_m2 / jnp.maximum(n - 1.0, 1.0)
+        var = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
+        zero = jnp.zeros_like(a.w_mean)
+        a = a._replace(imm=var, w_count=jnp.zeros_like(n), w_mean=zero, w_m2=zero)
+        return _da_restart(a, a.log_eps_bar)
+
+    return jax.lax.cond(end, window_end, lambda a: a, a)
+
+
 def _adapt_init(d: int, dtype, initial_step_size: float) -> _Adapt:
     le = jnp.asarray(np.log(initial_step_size), dtype)
     z = jnp.zeros((), dtype)
@@ -259,38 +296,13 @@ def nuts(
     depth = int(max_tree_depth)
 
     def chain_step(chain: _Chain, key_c, s, step_size, imm):
-        k = jax.random.fold_in(key_c, s)
-        state = blackjax.mcmc.hmc.HMCState(chain.position, chain.logdensity, chain.grad)
-        new, info = kernel(k, state, logdensity, step_size, imm, max_num_doublings=depth)
-        acc = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0).astype(dtype)
-        return _Chain(new.position, new.logdensity, new.logdensity_grad), info, acc
+        return _chain_step(kernel, logdensity, depth, dtype, chain, key_c, s, step_size, imm)
 
     def warm_one(carry, xs):
         chain, a, key_c = carry
         s, slow, end = xs
         chain, info, acc = chain_step(chain, key_c, s, jnp.exp(a.log_eps), a.imm)
-        a = _da_update(a, acc, target_accept)
-        # Welford on the new position in slow windows
-        cnt = a.w_count + 1.0
-        delta = chain.position - a.w_mean
-        mean = a.w_mean + delta / cnt
-        m2 = a.w_m2 + delta * (chain.position - mean)
-        a = a._replace(
-            w_count=jnp.where(slow, cnt, a.w_count),
-            w_mean=jnp.where(slow, mean, a.w_mean),
-            w_m2=jnp.where(slow, m2, a.w_m2),
-        )
-
-        def window_end(a):
-            n = a.w_count
-            var = a.w_m2 / jnp.maximum(n - 1.0, 1.0)
-            var = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
-            zero = jnp.zeros_like(a.w_mean)
-            a = a._replace(imm=var, w_count=jnp.zeros_like(n), w_mean=zero, w_m2=zero)
-            return _da_restart(a, a.log_eps_bar)
-
-        if adapt_mass_matrix:
-            a = jax.lax.cond(end, window_end, lambda a: a, a)
+        a = _adapt_update(a, chain.position, acc, slow, end, target_accept, adapt_mass_matrix)
         out = {"step_size": jnp.exp(a.log_eps), "acceptance_rate": acc, "diverging": info.is_divergent}
         return (chain, a, key_c), out
 

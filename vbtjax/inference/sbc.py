@@ -56,7 +56,7 @@ import numpy as np
 from jaxtyping import Array
 
 from . import diagnostics as _diag
-from .nuts import _adapt_init, _Chain, _da_restart, _da_update, _final_eps, warmup_schedule
+from .nuts import _adapt_init, _adapt_update, _Chain, _chain_step, _final_eps, warmup_schedule
 from .posterior import Posterior
 
 __all__ = ["sbc", "SBCResult", "sbc_ranks", "rank_pvalues", "default_bins", "rank_band"]
@@ -299,33 +299,10 @@ def _nuts_program(
     kernel = blackjax.nuts.build_kernel()
 
     def chain_step(chain, key_c, s, step_size, imm):
-        k = jax.random.fold_in(key_c, s)
-        state = blackjax.mcmc.hmc.HMCState(chain.position, chain.logdensity, chain.grad)
-        new, info = kernel(k, state, logdensity, step_size, imm, max_num_doublings=max_tree_depth)
-        acc = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0).astype(dtype)
-        return _Chain(new.position, new.logdensity, new.logdensity_grad), info, acc
+        return _chain_step(kernel, logdensity, max_tree_depth, dtype, chain, key_c, s, step_size, imm)
 
     def adapt_step(a, chain, acc, slow, end):
-        a = _da_update(a, acc, target_accept)
-        cnt = a.w_count + 1.0
-        delta = chain.position - a.w_mean
-        mean = a.w_mean + delta / cnt
-        m2 = a.w_m2 + delta * (chain.position - mean)
-        a = a._replace(
-            w_count=jnp.where(slow, cnt, a.w_count),
-            w_mean=jnp.where(slow, mean, a.w_mean),
-            w_m2=jnp.where(slow, m2, a.w_m2),
-        )
-
-        def window_end(a):
-            n = a.w_count
-            var = a.w_m2 / jnp.maximum(n - 1.0, 1.0)
-            var = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
-            zero = jnp.zeros_like(a.w_mean)
-            a = a._replace(imm=var, w_count=jnp.zeros_like(n), w_mean=zero, w_m2=zero)
-            return _da_restart(a, a.log_eps_bar)
-
-        return jax.lax.cond(end, window_end, lambda a: a, a)
+        return _adapt_update(a, chain.position, acc, slow, end, target_accept)
 
     # One scan over warmup and sampling (one NUTS kernel in the program: half the compile time of two scans). In
     # warmup the step size is the dual-averaging iterate and the adaptation advances; in sampling the adaptation
