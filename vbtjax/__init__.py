@@ -24,5 +24,9 @@ from .simulate import simulate as simulate
 from .solvers import RK4 as RK4
 from .solvers import Euler as Euler
 from .solvers import Heun as Heun
+from .sweep import SweepResult as SweepResult
+from .sweep import sweep as sweep
+from .sweep import sweep_grid as sweep_grid
+from .sweep import sweep_random as sweep_random
 
 __version__ = "0.1.0"

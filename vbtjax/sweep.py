@@ -1,0 +1,749 @@
+"""Parameter sweeps: many simulations of one network in one call, vmapped, chunked to a memory budget, and sharded over
+devices and processes.
+
+:func:`sweep` replaces selected leaves of a network (``where=lambda net: net.coupling.a``, a tuple of leaves, or a
+:class:`~vbtjax.inference.Selection`) by each row of ``values`` and simulates every variant with
+:func:`~vbtjax.simulate`. The batch is cut into chunks of ``batch_size`` simulations (from a memory budget unless
+given); the last chunk is padded, so all chunks run one compiled program. Each chunk's batch axis is sharded over the
+devices of a mesh (by default all devices, ``jax.devices()``, which under ``jax.distributed.initialize()`` are those of
+every process): every device simulates its own slice, and the results are gathered to the host after each chunk.
+Simulation ``b`` uses the key ``fold_in(key, b)``, so results do not depend on the batch size, chunking, or the number
+of devices or processes.
+
+:func:`sweep_grid` builds a cartesian grid of values and :func:`sweep_random` draws them at random (uniform in bounds,
+from NumPyro distributions, or from the priors of a :class:`~vbtjax.inference.Posterior`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jaxtyping import Array, ArrayLike, PyTree
+
+from . import _distributed
+from . import delays as _delays
+from .delays import EdgePattern
+from .inference.params import AbstractConstraint, Interval, Parameter, Selection, _leaf_path
+from .monitors import AbstractMonitor, Raw
+from .network import Network, _plan
+from .simulate import CHUNK_STEPS, Solution, simulate
+
+__all__ = ["sweep", "SweepResult", "sweep_grid", "sweep_random"]
+
+CPU_BUDGET = 2 << 30
+"""Default memory budget per CPU device, bytes (also capped at a quarter of the machine's memory per device)."""
+
+UNITS = {"speed": "mm/ms", "connectome.lengths": "mm", "connectome.weights": "1"}
+"""Units of the network leaves that have fixed ones; model and coupling parameters: see each model's docstring."""
+
+
+# ------------------------------------------------------------------------------------------------------------- result
+class SweepResult(eqx.Module):
+    """The result of :func:`sweep`: host (NumPy) arrays with a leading batch axis ``B``.
+
+    **Fields:**
+    - `values`: the simulated values, one ``(B, *leaf_shape)`` array, or a tuple of them when ``where`` selected
+      several leaves (or is a Selection).
+    - `names`: the leaves' paths in the network (``"coupling.a"``) or the Selection's names.
+    - `ts`: sample times in ms, one ``(T,)`` array per monitor (same structure as ``monitors``), the same for every
+      simulation.
+    - `ys`: monitor outputs, same structure, each ``(B, T, ...)`` (``ys["raw"]``: ``(B, T, n_svar, N)``); ``None``
+      when ``features`` was given.
+    - `features`: the output of ``features(solution)`` per simulation, each leaf ``(B, ...)``; else ``None``.
+    - `finite`: ``(B,)`` bool, True where every output of the simulation is finite (False flags blow-ups).
+    - `dt`, `t1`, `n_steps`: step (ms), duration (ms), steps per simulation.
+    - `batch_size`, `n_devices`, `n_processes`: how the sweep ran (simulations per chunk, devices, processes).
+    - `units`: unit of each value (``"mm/ms"`` for speed, ``""`` where the network does not state one).
+    """
+
+    values: Any
+    ts: PyTree
+    ys: PyTree | None
+    features: PyTree | None
+    finite: np.ndarray
+    names: tuple[str, ...] = eqx.field(static=True)
+    units: tuple[str, ...] = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    t1: float = eqx.field(static=True)
+    n_steps: int = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True)
+    n_devices: int = eqx.field(static=True)
+    n_processes: int = eqx.field(static=True)
+
+    def __len__(self) -> int:
+        return int(self.finite.shape[0])
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The swept values by name."""
+        vals = (self.values,) if len(self.names) == 1 and not isinstance(self.values, tuple) else self.values
+        return dict(zip(self.names, vals, strict=True))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the result to an ``.npz`` file (arrays, plus JSON metadata with names, units and times in ms);
+        read it back with :meth:`load`. Returns the path."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(path.suffix + ".npz")
+        arrays: dict[str, np.ndarray] = {"finite": np.asarray(self.finite)}
+        vals = self.values if isinstance(self.values, tuple) else (self.values,)
+        for i, v in enumerate(vals):
+            arrays[f"values_{i}"] = np.asarray(v)
+        trees = {}
+        for field in ("ts", "ys", "features"):
+            tree = getattr(self, field)
+            if tree is None:
+                trees[field] = None
+                continue
+            flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+            trees[field] = [_encode_path(p) for p, _ in flat]
+            for j, (_, leaf) in enumerate(flat):
+                arrays[f"{field}_{j}"] = np.asarray(leaf)
+        from . import __version__
+
+        meta = {
+            "format": "vbtjax.SweepResult",
+            "version": __version__,
+            "names": list(self.names),
+            "units": list(self.units),
+            "values_tuple": isinstance(self.values, tuple),
+            "n_values": len(vals),
+            "trees": trees,
+            "time_unit": "ms",
+            "dt": self.dt,
+            "t1": self.t1,
+            "n_steps": self.n_steps,
+            "batch_size": self.batch_size,
+            "n_devices": self.n_devices,
+            "n_processes": self.n_processes,
+        }
+        arrays["meta"] = np.asarray(json.dumps(meta))
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SweepResult:
+        """Read a result written by :meth:`save` (no pickle, no code execution)."""
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        meta = json.loads(str(data["meta"]))
+        if meta.get("format") != "vbtjax.SweepResult":
+            raise ValueError(f"SweepResult.load: {path} is not a file written by SweepResult.save.")
+        vals = tuple(data[f"values_{i}"] for i in range(meta["n_values"]))
+        trees = {}
+        for field, paths in meta["trees"].items():
+            trees[field] = (
+                None if paths is None else _decode_tree(paths, [data[f"{field}_{j}"] for j in range(len(paths))])
+            )
+        return cls(
+            values=vals if meta["values_tuple"] else vals[0],
+            ts=trees["ts"],
+            ys=trees["ys"],
+            features=trees["features"],
+            finite=data["finite"],
+            names=tuple(meta["names"]),
+            units=tuple(meta["units"]),
+            dt=float(meta["dt"]),
+            t1=float(meta["t1"]),
+            n_steps=int(meta["n_steps"]),
+            batch_size=int(meta["batch_size"]),
+            n_devices=int(meta["n_devices"]),
+            n_processes=int(meta["n_processes"]),
+        )
+
+
+def _encode_path(path) -> list:
+    out = []
+    for k in path:
+        if isinstance(k, jax.tree_util.DictKey):
+            out.append(["dict", k.key])
+        elif isinstance(k, jax.tree_util.SequenceKey):
+            out.append(["seq", k.idx])
+        elif isinstance(k, jax.tree_util.GetAttrKey):
+            out.append(["dict", k.name])
+        else:
+            out.append(["seq", int(getattr(k, "key", 0))])
+    return out
+
+
+def _decode_tree(paths: list, leaves: list):
+    if len(paths) == 1 and not paths[0]:
+        return leaves[0]
+    groups: dict = {}
+    kinds = set()
+    for p, leaf in zip(paths, leaves, strict=True):
+        (kind, k), rest = p[0], p[1:]
+        kinds.add(kind)
+        groups.setdefault(k, ([], []))
+        groups[k][0].append(rest)
+        groups[k][1].append(leaf)
+    children = {k: _decode_tree(*v) for k, v in groups.items()}
+    if kinds == {"seq"}:
+        return tuple(children[k] for k in sorted(children))
+    return children
+
+
+# ------------------------------------------------------------------------------------------------------------ helpers
+def sweep_grid(*axes: ArrayLike) -> tuple[np.ndarray, ...]:
+    """The cartesian product of the given axes, flattened for :func:`sweep`.
+
+    **Arguments:**
+    - `axes`: one array per swept leaf, ``(n_i,)`` for a scalar leaf or ``(n_i, *leaf_shape)``.
+
+    **Returns:** a tuple of arrays ``(n_1 * ... * n_k, *leaf_shape_i)`` in C order (the last axis varies fastest,
+    like ``np.meshgrid(..., indexing="ij")``), so that a result reshapes to the grid:
+    ``res.ys["raw"].reshape(n_1, ..., n_k, *res.ys["raw"].shape[1:])``.
+
+    ``a, b = sweep_grid(jnp.linspace(0, 0.02, 8), jnp.linspace(2, 10, 5))`` then
+    ``sweep(net, where=lambda n: (n.coupling.a, n.speed), values=(a, b), ...)`` runs 40 simulations.
+    """
+    if not axes:
+        raise ValueError("sweep_grid: give at least one axis of values.")
+    arrays = [np.asarray(a) for a in axes]
+    for i, a in enumerate(arrays):
+        if a.ndim == 0 or a.shape[0] == 0:
+            raise ValueError(f"sweep_grid: axis {i} must be a non-empty array (n, *leaf_shape), got shape {a.shape}.")
+    sizes = [a.shape[0] for a in arrays]
+    index = np.indices(sizes).reshape(len(sizes), -1)
+    return tuple(a[ix] for a, ix in zip(arrays, index, strict=True))
+
+
+def _is_distribution(x: Any) -> bool:
+    return hasattr(x, "sample") and hasattr(x, "log_prob") and hasattr(x, "batch_shape")
+
+
+def sweep_random(key: jax.Array, n: int, *specs: Any) -> Array | tuple[Array, ...]:
+    """Random values for :func:`sweep`: ``n`` draws per spec.
+
+    **Arguments:**
+    - `key`: a ``jax.random`` key.
+    - `n`: number of draws (simulations).
+    - `specs`: one per swept leaf, each
+      - a pair ``(lo, hi)`` (scalars or per-region ``(N,)`` arrays): uniform draws, shape ``(n, *broadcast(lo, hi))``;
+      - an :class:`~vbtjax.inference.Interval` constraint: uniform in its bounds;
+      - a NumPyro distribution: ``dist.sample(key, (n,))``, shape ``(n, *batch_shape, *event_shape)``;
+      - a :class:`~vbtjax.inference.Selection` whose parameters all have ``Interval`` constraints: uniform in each;
+      - a :class:`~vbtjax.inference.Posterior`: draws of its selection's parameters from their priors (a prior
+        predictive sweep).
+
+    **Returns:** one array when a single pair, Interval or distribution is given, else a tuple in order (a Selection
+    or Posterior contributes one array per parameter), ready for ``values=`` (with ``where=`` the same Selection).
+    """
+    from .inference.posterior import Posterior
+
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"sweep_random: n must be a positive number of draws, got {n!r}.")
+    if not specs:
+        raise ValueError(
+            "sweep_random: give one spec per swept leaf: (lo, hi), a NumPyro distribution, or a Selection."
+        )
+    keys = jax.random.split(key, len(specs))
+    out: list[Array] = []
+    single = len(specs) == 1
+    dtype = jnp.result_type(float)
+
+    def uniform(k, lo, hi, what):
+        lo, hi = np.asarray(lo, dtype), np.asarray(hi, dtype)
+        if not np.all(np.isfinite(lo) & np.isfinite(hi) & (lo < hi)):
+            raise ValueError(f"sweep_random: {what} needs finite bounds with lo < hi, got ({lo}, {hi}).")
+        return _uniform(k, lo, hi, int(n))
+
+    for i, (k, spec) in enumerate(zip(keys, specs, strict=True)):
+        if isinstance(spec, Posterior):
+            single = False
+            x = _prior_draws(k, spec, int(n))
+            out.extend(jnp.asarray(x[name]) for name in spec.names[: spec.n_params])
+        elif isinstance(spec, Selection | Parameter):
+            single = False
+            params = spec.params if isinstance(spec, Selection) else (spec,)
+            for j, (kj, p) in enumerate(zip(jax.random.split(k, len(params)), params, strict=True)):
+                if not isinstance(p.constraint, Interval):
+                    raise ValueError(
+                        f"sweep_random: parameter {j} ({p.name or 'unnamed'}) of the Selection has a "
+                        f"{type(p.constraint).__name__} constraint, so it has no bounds to draw from; give it an "
+                        "Interval(lo, hi), or pass (lo, hi) pairs or NumPyro distributions instead."
+                    )
+                out.append(uniform(kj, p.constraint.lo, p.constraint.hi, f"parameter {j}"))
+        elif isinstance(spec, Interval):
+            out.append(uniform(k, spec.lo, spec.hi, f"spec {i}"))
+        elif _is_distribution(spec):
+            out.append(_sample(k, spec, int(n)))
+        elif isinstance(spec, tuple | list) and len(spec) == 2:
+            out.append(uniform(k, spec[0], spec[1], f"spec {i}"))
+        else:
+            raise TypeError(
+                f"sweep_random: spec {i} must be a pair (lo, hi), an Interval, a NumPyro distribution, a Selection or "
+                f"a Posterior, got {type(spec).__name__}."
+            )
+    return out[0] if single else tuple(out)
+
+
+@eqx.filter_jit
+def _uniform(key, lo, hi, n):
+    shape = jnp.broadcast_shapes(lo.shape, hi.shape)
+    return lo + (hi - lo) * jax.random.uniform(key, (n, *shape), lo.dtype)
+
+
+@eqx.filter_jit
+def _sample(key, distribution, n):
+    return jnp.asarray(distribution.sample(key, (n,)))
+
+
+@eqx.filter_jit
+def _prior_draws(key, posterior, n):
+    return jax.vmap(posterior.constrained)(posterior.sample_prior(key, n))
+
+
+# ---------------------------------------------------------------------------------------------------------- selection
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    """What a sweep replaces: a function selecting the leaves as a tuple, their names, current values, constraints."""
+
+    get: Callable[[Any], tuple]
+    names: tuple[str, ...]
+    leaves: tuple[Array, ...]
+    constraints: tuple[AbstractConstraint | None, ...]
+    single: bool
+
+
+def _resolve_where(net: Network, where: Any) -> _Target:
+    if isinstance(where, Parameter):
+        where = Selection([where])
+    if isinstance(where, Selection):
+        sel = where
+        names = sel.names(net)  # validates: floating array leaves of net, distinct
+        leaves = tuple(p.where(net) for p in sel.params)
+        return _Target(
+            get=lambda n: tuple(p.where(n) for p in sel.params),
+            names=names,
+            leaves=leaves,
+            constraints=tuple(p.constraint for p in sel.params),
+            single=False,
+        )
+    if not callable(where):
+        raise TypeError(
+            "sweep: where must be a function selecting leaves of the network, e.g. where=lambda n: n.coupling.a or "
+            f"lambda n: (n.coupling.a, n.speed), or a vbtjax.inference.Selection; got {type(where).__name__}."
+        )
+    try:
+        out = where(net)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"sweep: where(net) failed: {e!r}; where must select leaves such as n.coupling.a.") from e
+    single = not isinstance(out, tuple | list)
+    leaves = (out,) if single else tuple(out)
+    if not leaves:
+        raise ValueError("sweep: where(net) selected no leaves.")
+    names = []
+    for i, x in enumerate(leaves):
+        what = "where(net)" if single else f"where(net)[{i}]"
+        if not eqx.is_array(x):
+            raise ValueError(
+                f"sweep: {what} is a {type(x).__name__}, not an array leaf of the network; select numeric parameters "
+                "such as n.coupling.a, n.model.eta, n.speed or n.noise.nsig."
+            )
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise ValueError(
+                f"sweep: {what} has dtype {x.dtype}; only floating-point leaves (model, coupling, noise parameters, "
+                "weights, lengths, speed) can be swept."
+            )
+        path = _leaf_path(net, x)
+        if path is None:
+            raise ValueError(
+                f"sweep: {what} is not a leaf of the network (a computed value such as n.model.eta[0] or "
+                "n.coupling.a * 2?); select a whole leaf, e.g. lambda n: n.model.eta."
+            )
+        names.append(path)
+    if len({id(x) for x in leaves}) != len(leaves):
+        raise ValueError(f"sweep: where selects the same leaf twice ({names}).")
+    return _Target(
+        get=(lambda n: (where(n),)) if single else (lambda n: tuple(where(n))),
+        names=tuple(names),
+        leaves=leaves,
+        constraints=(None,) * len(leaves),
+        single=single,
+    )
+
+
+def _ids(tree) -> set[int]:
+    return {id(x) for x in jax.tree.leaves(tree)}
+
+
+def _normalise_values(net: Network, target: _Target, values: Any) -> tuple[tuple[np.ndarray, ...], int]:
+    """Values as a tuple of host arrays ``(B, *shape)``, one per leaf, cast to the leaf's dtype and checked."""
+    k = len(target.leaves)
+    if values is None:
+        raise ValueError("sweep: values is required: an array (B, *leaf_shape) per selected leaf.")
+    if target.single or (k == 1 and not isinstance(values, tuple | list)) or (k == 1 and _is_number_list(values)):
+        vals = (values,)
+    elif isinstance(values, tuple | list):
+        vals = tuple(values)
+    else:
+        raise ValueError(
+            f"sweep: where selects {k} leaves {list(target.names)}, so values must be a tuple of {k} arrays with the "
+            "same leading batch size (sweep_grid(...) builds one for a grid)."
+        )
+    if len(vals) != k:
+        raise ValueError(
+            f"sweep: where selects {k} leaves {list(target.names)} but values has {len(vals)} arrays; give one "
+            "(B, *leaf_shape) array per leaf."
+        )
+    n = net.n_regions
+    model_ids = _ids(net.model) | _ids(net.coupling)
+    out = []
+    sizes = []
+    for name, leaf, con, v in zip(target.names, target.leaves, target.constraints, vals, strict=True):
+        what = f"values for {name!r}" if k > 1 else "values"
+        if isinstance(v, jax.core.Tracer):
+            raise TypeError(
+                "sweep: values are traced (sweep was called inside jit/vmap/grad); sweep runs its own vmapped, "
+                "jitted loop, so call it outside transformations (use vbtjax.simulate under jax.vmap instead)."
+            )
+        arr = np.asarray(v)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ValueError(f"sweep: {what} must be a numeric array, got dtype {arr.dtype}.")
+        if np.iscomplexobj(arr):
+            raise ValueError(f"sweep: {what} must be real, got dtype {arr.dtype}.")
+        arr = arr.astype(np.dtype(leaf.dtype))
+        lshape = tuple(leaf.shape)
+        expected = f"({'B, ' if lshape else 'B,'}{', '.join(map(str, lshape))})"
+        if arr.ndim == 0:
+            raise ValueError(
+                f"sweep: {what} is a single number; give a leading batch axis, shape {expected}, e.g. "
+                "jnp.linspace(0.0, 0.02, 64)."
+            )
+        per_region = id(leaf) in model_ids
+        if arr.shape[1:] == lshape:
+            pass
+        elif lshape == () and arr.shape[1:] == (n,) and per_region:
+            pass  # one value per region for a scalar model/coupling parameter
+        elif lshape == (n,) and arr.ndim == 1:
+            arr = np.broadcast_to(arr[:, None], (arr.shape[0], n)).copy()  # one value for all regions
+        else:
+            hint = f" or (B, {n}) for one value per region" if lshape == () and per_region else ""
+            raise ValueError(
+                f"sweep: {what} has shape {arr.shape} but the leaf {name!r} has shape {lshape}; expected "
+                f"{expected}{hint} (a leading batch axis, then the leaf's shape)."
+            )
+        if arr.shape[0] == 0:
+            raise ValueError(f"sweep: {what} is empty (batch size 0); give at least one value.")
+        bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"sweep: {what} contains NaN or inf (first at batch index {int(np.argmax(bad))}); give finite values."
+            )
+        if id(leaf) == id(net.speed) and not np.all(arr > 0):
+            raise ValueError(f"sweep: {what}: conduction speeds must be > 0 mm/ms, got min {arr.min()}.")
+        if id(leaf) == id(net.connectome.lengths) and not np.all(arr >= 0):
+            raise ValueError(f"sweep: {what}: tract lengths must be >= 0 mm.")
+        if con is not None:
+            con.check(arr, f"sweep: values for {name!r}")
+        out.append(arr)
+        sizes.append(arr.shape[0])
+    if len(set(sizes)) != 1:
+        detail = ", ".join(f"{nm}: {s}" for nm, s in zip(target.names, sizes, strict=True))
+        raise ValueError(
+            f"sweep: the value arrays have different batch sizes ({detail}); every array needs the same leading size "
+            "B (use sweep_grid(...) for a cartesian grid)."
+        )
+    return tuple(out), sizes[0]
+
+
+def _is_number_list(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, int | float) for x in v)
+
+
+# ------------------------------------------------------------------------------------------------------------- delays
+def _delay_network(net: Network, target: _Target, vals: tuple[np.ndarray, ...], dt: float) -> Network:
+    """``net`` with a delay layout that serves every swept weight, length and speed.
+
+    When the sweep changes any of them, the simulation sees them traced and lays out its ring buffer from
+    ``net.edges``: here the union of the swept non-zero weights and, per edge, the shortest and longest swept delay
+    (widened by a relative 1e-6 so that rounding the traced delays cannot fall outside).
+    """
+    which = {}
+    for leaf, v in zip(target.leaves, vals, strict=True):
+        if leaf is net.connectome.weights:
+            which["weights"] = v
+        elif leaf is net.connectome.lengths:
+            which["lengths"] = v
+        elif leaf is net.speed:
+            which["speed"] = v
+    if not which:
+        return net
+    B = vals[0].shape[0]
+    W0 = np.asarray(net.connectome.weights, np.float64)[None]
+    L0 = np.asarray(net.connectome.lengths, np.float64)[None]
+    v0 = np.asarray(net.speed, np.float64).reshape(1)
+    n = W0.shape[-1]
+    mask = np.zeros((n, n), bool)
+    shortest = np.full((n, n), np.inf)
+    longest = np.zeros((n, n))
+    step = 64
+    for s in range(0, B, step):
+        W = which["weights"][s : s + step] if "weights" in which else W0
+        L = np.asarray(which["lengths"][s : s + step], np.float64) if "lengths" in which else L0
+        v = np.asarray(which["speed"][s : s + step], np.float64) if "speed" in which else v0
+        mask |= np.any(W != 0, axis=0)
+        d = L / v[:, None, None]
+        shortest = np.minimum(shortest, d.min(axis=0))
+        longest = np.maximum(longest, d.max(axis=0))
+    shortest = shortest * (1 - 1e-6)
+    longest = longest * (1 + 1e-6)
+    for a in (mask, shortest, longest):
+        a.setflags(write=False)
+    pattern = EdgePattern(mask=mask, delays_ms=longest, shortest_ms=shortest, longest_ms=longest)
+    try:
+        _plan(pattern, float(dt), _delays.MAX_BLOCK, net.delay_mode)
+    except ValueError as e:
+        lo, hi = float(shortest[mask].min()) if mask.any() else 0.0, float(longest[mask].max()) if mask.any() else 0.0
+        raise ValueError(
+            f"sweep: the swept {'/'.join(sorted(which))} give delays from {lo:.4g} to {hi:.4g} ms, which one delay "
+            f"layout cannot serve at dt={dt} ms ({e}) Split the sweep into ranges (e.g. of speed), or reduce dt."
+        ) from None
+    new = copy.copy(net)
+    object.__setattr__(new, "edges", pattern)  # the layout of a traced network (see Network.delay_plan)
+    return new
+
+
+# -------------------------------------------------------------------------------------------------------------- sweep
+def _is_monitor(x) -> bool:
+    return isinstance(x, AbstractMonitor)
+
+
+def _nbytes(tree) -> int:
+    return sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
+
+
+def _default_budget(mesh: Mesh) -> int:
+    """Bytes per device: half of the free accelerator memory, or on CPU min(CPU_BUDGET, RAM / 4 / local devices)."""
+    local = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
+    dev = local[0] if local else None
+    stats = None
+    try:
+        stats = dev.memory_stats() if dev is not None else None
+    except Exception:  # noqa: BLE001 (not every backend reports memory)
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(0.5 * (stats["bytes_limit"] - stats.get("bytes_in_use", 0)))
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return CPU_BUDGET
+    return int(min(CPU_BUDGET, ram // 4 // max(1, len(local))))
+
+
+def sweep(
+    net: Network,
+    where: Callable[[Network], Any] | Selection | Parameter,
+    values: Any,
+    t1: float,
+    dt: float,
+    history: Any = None,
+    solver: diffrax.AbstractSolver | None = None,
+    monitors: PyTree[AbstractMonitor] | None = None,
+    key: jax.Array | None = None,
+    *,
+    features: Callable[[Solution], PyTree] | None = None,
+    batch_size: int | None = None,
+    max_memory: int | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    mesh: Mesh | None = None,
+    chunk_steps: int = CHUNK_STEPS,
+    unroll: int = 1,
+    progress: bool = True,
+) -> SweepResult:
+    """Simulate ``net`` once per row of ``values`` (``B`` simulations), vmapped and sharded over devices.
+
+    Simulation ``b`` is ``simulate(eqx.tree_at(where, net, values[b]), t1, dt, history, solver, monitors,
+    fold_in(key, b))``, and the results equal such a loop (up to floating-point rounding).
+
+    **Arguments:**
+    - `net`: the :class:`~vbtjax.Network`.
+    - `where`: the swept leaves, as for ``eqx.tree_at``: ``lambda n: n.coupling.a``, a tuple
+      ``lambda n: (n.coupling.a, n.speed)``, or a :class:`~vbtjax.inference.Selection` (the same selection that
+      :func:`~vbtjax.inference.fit` and NUTS use; `values` are then constrained values, checked against the
+      constraints).
+    - `values`: one array ``(B, *leaf_shape)`` per leaf (``(B,)`` for a scalar leaf), a tuple of them (same ``B``)
+      for several leaves. A scalar model or coupling parameter also takes ``(B, N)``, one value per region; a
+      per-region leaf ``(N,)`` also takes ``(B,)``, one value for all regions. See :func:`sweep_grid` and
+      :func:`sweep_random`. Speeds (mm/ms), tract lengths (mm) and weights may be swept: the delay buffer is laid out
+      for the whole range of swept delays.
+    - `t1`, `dt`: duration and step in ms.
+    - `history`, `solver`, `monitors`: as for :func:`~vbtjax.simulate` (one history shared by all simulations;
+      default monitors ``{"raw": Raw()}``).
+    - `key`: base ``jax.random`` key; simulation ``b`` gets ``jax.random.fold_in(key, b)`` (required when the network
+      has noise; with ``history=None`` it also draws each simulation's random initial state, as ``simulate`` does).
+    - `features`: optional ``features(solution) -> pytree`` computed per simulation inside the vmapped program; only
+      its output is kept (``res.features``, ``res.ys`` is None), which keeps large sweeps small, e.g.
+      ``lambda sol: vbt.features.fc(sol.ys["raw"][:, 0])``.
+    - `batch_size`: simulations per chunk (rounded up to a multiple of the number of devices). Default: as many as fit
+      `max_memory`.
+    - `max_memory`: memory budget per device in bytes for one chunk (monitor outputs, features, ring buffer and loop
+      temporaries, estimated). Default: half the free memory of an accelerator; on CPU
+      ``min(2 GiB, RAM / 4 / local devices)``.
+    - `devices`: the devices sharing the batch (default ``jax.devices()``: all devices of all processes).
+    - `mesh`: a ``jax.sharding.Mesh`` instead of `devices`; the batch is sharded over all of its axes.
+    - `chunk_steps`, `unroll`: passed to :func:`~vbtjax.simulate`.
+    - `progress`: a progress bar over simulations, one update per chunk (on process 0 only).
+
+    Multi-host: call ``jax.distributed.initialize()`` first and run the same script with the same arguments on every
+    process; each process computes the shards of its devices and every process receives the full result.
+
+    **Returns:** a :class:`SweepResult` (host arrays).
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"sweep: net must be a vbtjax.Network, got {type(net).__name__}.")
+    if features is not None and not callable(features):
+        raise TypeError("sweep: features must be a function features(solution) -> pytree of arrays, or None.")
+    if batch_size is not None and max_memory is not None:
+        raise ValueError("sweep: give batch_size= or max_memory=, not both.")
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1
+    ):
+        raise ValueError(f"sweep: batch_size must be a positive integer, got {batch_size!r}.")
+    if max_memory is not None and not (isinstance(max_memory, int | float | np.integer) and max_memory > 0):
+        raise ValueError(f"sweep: max_memory must be a positive number of bytes, got {max_memory!r}.")
+    if net.noise is not None and key is None:
+        raise ValueError("sweep: the network has noise, so a key is required: sweep(..., key=jax.random.key(0)).")
+    target = _resolve_where(net, where)
+    vals, B = _normalise_values(net, target, values)
+    mesh = _distributed.batch_mesh(devices, mesh)
+    n_dev = int(mesh.devices.size)
+    net_eff = _delay_network(net, target, vals, dt)
+    mons = {"raw": Raw()} if monitors is None else monitors
+
+    def simulate_one(vs, index):
+        net_b = eqx.tree_at(target.get, net_eff, replace=tuple(vs))
+        k = None if key is None else jax.random.fold_in(key, index)
+        return simulate(net_b, t1, dt, history, solver, mons, k, chunk_steps=chunk_steps, unroll=unroll)
+
+    def one(vs, index):
+        sol = simulate_one(vs, index)
+        out = sol.ys if features is None else features(sol)
+        leaves = jax.tree.leaves(out)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.asarray(True)
+        return out, finite
+
+    # one abstract evaluation: validates the arguments (simulate's errors) and gives the output shapes
+    vs0 = tuple(jax.ShapeDtypeStruct(v.shape[1:], v.dtype) for v in vals)
+    idx0 = jax.ShapeDtypeStruct((), jnp.uint32)
+    sol_shape = jax.eval_shape(simulate_one, vs0, idx0)
+    out_shape = (
+        sol_shape.ys if features is None else jax.eval_shape(lambda v, i: features(simulate_one(v, i)), vs0, idx0)
+    )
+    if features is not None and not all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(out_shape)):
+        raise TypeError("sweep: features must return a pytree of arrays.")
+
+    n_proc = _distributed.n_processes(mesh)
+    if batch_size is None:
+        budget = _default_budget(mesh) if max_memory is None else int(max_memory)
+        itemsize = np.dtype(sol_shape.final_state.dtype).itemsize
+        n_svar, n_reg = sol_shape.final_state.shape
+        n_cvar = net.model.n_cvar
+        H, K = sol_shape.horizon, sol_shape.block
+        ring = n_cvar * n_reg * (max(H, 2 * K) + 3 * K) * itemsize
+        chunk = min(chunk_steps, sol_shape.n_steps) * n_svar * n_reg * itemsize
+        per_sim = 2 * _nbytes(sol_shape.ys) + (_nbytes(out_shape) if features is not None else 0) + ring + 3 * chunk
+        per_device = max(1, budget // max(per_sim, 1))
+    else:
+        per_device = -(-int(batch_size) // n_dev)
+    per_device = min(per_device, -(-B // n_dev))
+    if n_proc > 1:  # every process must cut the same chunks: the smallest choice wins
+        from jax.experimental import multihost_utils
+
+        per_device = int(np.min(multihost_utils.process_allgather(np.asarray(per_device, np.int64))))
+    bs = per_device * n_dev
+    n_chunks = -(-B // bs)
+    Bp = n_chunks * bs
+    result_bytes = B * _nbytes(out_shape)
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = None
+    if ram is not None and result_bytes > ram // 2:
+        warnings.warn(
+            f"sweep: the results take {result_bytes / 2**30:.1f} GiB of host memory (more than half of this "
+            "machine's); reduce them with features=, a monitor with a longer period, or fewer variables of interest.",
+            stacklevel=2,
+        )
+
+    padded = tuple(np.concatenate([v, np.repeat(v[-1:], Bp - B, axis=0)]) if Bp > B else v for v in vals)
+    indices = np.arange(Bp, dtype=np.uint32)
+    spec = _distributed.batch_spec(mesh)
+    sharding = NamedSharding(mesh, spec)
+    batched = jax.jit(jax.shard_map(jax.vmap(one), mesh=mesh, in_specs=(spec, spec), out_specs=spec, check_vma=False))
+
+    host_leaves, out_tree = jax.tree.flatten(out_shape)
+    store = [np.empty((B, *x.shape), x.dtype) for x in host_leaves]
+    finite = np.empty((B,), bool)
+
+    def collect(c, result):
+        out, ok = _distributed.to_host(result)
+        lo = c * bs
+        m = min(bs, B - lo)
+        for dst, src in zip(store, jax.tree.leaves(out), strict=True):
+            dst[lo : lo + m] = src[:m]
+        finite[lo : lo + m] = ok[:m]
+        return m
+
+    bar = None
+    if progress and jax.process_index() == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=B, desc="sweep", unit="sim", dynamic_ncols=True)
+    try:
+        pending = None
+        for c in range(n_chunks):
+            sl = slice(c * bs, (c + 1) * bs)
+            args = (
+                tuple(_distributed.to_global(v[sl], sharding) for v in padded),
+                _distributed.to_global(indices[sl], sharding),
+            )
+            result = batched(*args)  # dispatched asynchronously: the previous chunk is copied meanwhile
+            if pending is not None:
+                m = collect(*pending)
+                if bar is not None:
+                    bar.update(m)
+            pending = (c, result)
+        m = collect(*pending)
+        if bar is not None:
+            bar.update(m)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    outputs = jax.tree.unflatten(out_tree, store)
+    mon_leaves = jax.tree.leaves(mons, is_leaf=_is_monitor)
+    ts_leaves, ts_tree = jax.tree.flatten(sol_shape.ts)
+    ts = [np.asarray(m.sample_times(s.shape[0], dt), s.dtype) for m, s in zip(mon_leaves, ts_leaves, strict=True)]
+    units = tuple(UNITS.get(_leaf_path(net, leaf) or "", "") for leaf in target.leaves)
+    return SweepResult(
+        values=vals[0] if target.single else tuple(vals),
+        ts=jax.tree.unflatten(ts_tree, ts),
+        ys=outputs if features is None else None,
+        features=outputs if features is not None else None,
+        finite=finite,
+        names=target.names,
+        units=units,
+        dt=float(dt),
+        t1=float(t1),
+        n_steps=int(sol_shape.n_steps),
+        batch_size=bs,
+        n_devices=n_dev,
+        n_processes=n_proc,
+    )
