@@ -6,38 +6,120 @@ simulation-based calibration (:func:`sbc`).
 Available as ``vbt.inference``.
 """
 
-from . import diagnostics as diagnostics
-from .diagnostics import ess_bulk as ess_bulk
-from .diagnostics import ess_tail as ess_tail
-from .diagnostics import split_rhat as split_rhat
-from .diagnostics import summary as summary
-from .diagnostics import to_inference_data as to_inference_data
-from .fit import FitResult as FitResult
-from .fit import fit as fit
-from .losses import fc_correlation_loss as fc_correlation_loss
-from .losses import fc_distance_loss as fc_distance_loss
-from .losses import fcd_ks_loss as fcd_ks_loss
-from .losses import log_psd_loss as log_psd_loss
-from .losses import timeseries_loss as timeseries_loss
-from .losses import weighted_sum as weighted_sum
-from .numpyro_path import numpyro_model as numpyro_model
-from .numpyro_path import numpyro_nuts as numpyro_nuts
-from .nuts import NutsResult as NutsResult
-from .nuts import nuts as nuts
-from .nuts import warmup_schedule as warmup_schedule
-from .params import AbstractConstraint as AbstractConstraint
-from .params import Affine as Affine
-from .params import Interval as Interval
-from .params import Parameter as Parameter
-from .params import Positive as Positive
-from .params import Real as Real
-from .params import Selection as Selection
-from .posterior import Latent as Latent
-from .posterior import Posterior as Posterior
-from .resting_state import MODELS as MODELS
-from .resting_state import FCFit as FCFit
-from .resting_state import fit_fc as fit_fc
-from .sbc import SBCResult as SBCResult
-from .sbc import rank_pvalues as rank_pvalues
-from .sbc import sbc as sbc
-from .sbc import sbc_ranks as sbc_ranks
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING
+
+# Names are loaded on first use (PEP 562), so that ``import vbtjax`` does not import BlackJAX, Optax or SciPy,
+# which only fitting and sampling need (about 85 MB of resident memory and a second of start-up).
+_NAMES = {
+    "ess_bulk": "diagnostics",
+    "ess_tail": "diagnostics",
+    "split_rhat": "diagnostics",
+    "summary": "diagnostics",
+    "to_inference_data": "diagnostics",
+    "FitResult": "fit",
+    "fit": "fit",
+    "fc_correlation_loss": "losses",
+    "fc_distance_loss": "losses",
+    "fcd_ks_loss": "losses",
+    "log_psd_loss": "losses",
+    "timeseries_loss": "losses",
+    "weighted_sum": "losses",
+    "numpyro_model": "numpyro_path",
+    "numpyro_nuts": "numpyro_path",
+    "NutsResult": "nuts",
+    "nuts": "nuts",
+    "warmup_schedule": "nuts",
+    "AbstractConstraint": "params",
+    "Affine": "params",
+    "Interval": "params",
+    "Parameter": "params",
+    "Positive": "params",
+    "Real": "params",
+    "Selection": "params",
+    "Latent": "posterior",
+    "Posterior": "posterior",
+    "MODELS": "resting_state",
+    "FCFit": "resting_state",
+    "fit_fc": "resting_state",
+    "SBCResult": "sbc",
+    "rank_pvalues": "sbc",
+    "sbc": "sbc",
+    "sbc_ranks": "sbc",
+}
+_MODULES = ("diagnostics", "fit", "losses", "nuts", "numpyro_path", "params", "posterior", "resting_state", "sbc")
+
+__all__ = sorted(_NAMES) + [m for m in _MODULES if m not in _NAMES]
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+# ``fit``, ``nuts`` and ``sbc`` are functions with the names of their modules: whenever the import system binds one
+# of those submodules on this package (``import vbtjax.inference.nuts``, or one module importing another), the
+# package keeps the function, as the eager imports did.
+_SHADOWED = frozenset(n for n, m in _NAMES.items() if n == m)
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name, value):
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+if TYPE_CHECKING:  # static analysers and documentation tools see the eager imports
+    from . import diagnostics as diagnostics
+    from .diagnostics import ess_bulk as ess_bulk
+    from .diagnostics import ess_tail as ess_tail
+    from .diagnostics import split_rhat as split_rhat
+    from .diagnostics import summary as summary
+    from .diagnostics import to_inference_data as to_inference_data
+    from .fit import FitResult as FitResult
+    from .fit import fit as fit
+    from .losses import fc_correlation_loss as fc_correlation_loss
+    from .losses import fc_distance_loss as fc_distance_loss
+    from .losses import fcd_ks_loss as fcd_ks_loss
+    from .losses import log_psd_loss as log_psd_loss
+    from .losses import timeseries_loss as timeseries_loss
+    from .losses import weighted_sum as weighted_sum
+    from .numpyro_path import numpyro_model as numpyro_model
+    from .numpyro_path import numpyro_nuts as numpyro_nuts
+    from .nuts import NutsResult as NutsResult
+    from .nuts import nuts as nuts
+    from .nuts import warmup_schedule as warmup_schedule
+    from .params import AbstractConstraint as AbstractConstraint
+    from .params import Affine as Affine
+    from .params import Interval as Interval
+    from .params import Parameter as Parameter
+    from .params import Positive as Positive
+    from .params import Real as Real
+    from .params import Selection as Selection
+    from .posterior import Latent as Latent
+    from .posterior import Posterior as Posterior
+    from .resting_state import MODELS as MODELS
+    from .resting_state import FCFit as FCFit
+    from .resting_state import fit_fc as fit_fc
+    from .sbc import SBCResult as SBCResult
+    from .sbc import rank_pvalues as rank_pvalues
+    from .sbc import sbc as sbc
+    from .sbc import sbc_ranks as sbc_ranks
