@@ -1,6 +1,7 @@
 """Time of a ``vbt.sweep`` of many parameter sets, against a Python loop over ``vbt.simulate``, and 1 against 4 devices.
 
-The network: TVB's 76-region connectome (``vbt.datasets.tvb_connectome(76)``, weights normalised to max 1),
+The network: TVB's 76-region connectome (``vbt.datasets.tvb_connectome(76)``, weights normalised to max 1; or, with
+``--regions 8``, its first 8 regions),
 MontbrioPazoRoxin with TVB's defaults, ``Linear`` coupling, 3.0 mm/ms, dt = 0.1 ms, float32, deterministic, a
 ``TemporalAverage(period=1.0)`` monitor; the sweep varies the coupling strength ``a`` over ``[0, 0.02]`` and keeps only
 each simulation's functional connectivity (``features=``: FC of r, ``(N, N)``), as a large sweep would.
@@ -16,6 +17,7 @@ Measured:
              virtual devices share the same cores, so this checks equality and overhead, not speed-up.
 
     python benchmarks/sweep.py                                  # 1024 sets of 1 s (~2-3 min on 2 cores)
+    python benchmarks/sweep.py --regions 8                      # where vmapping pays on a CPU: small networks
     python benchmarks/sweep.py --n-sets 256 --t1 200 --json out.json
 """
 
@@ -35,7 +37,12 @@ from pathlib import Path
 def network(regions: int):
     import vbtjax as vbt
 
-    conn = vbt.datasets.tvb_connectome(regions).normalised("max")
+    if regions in (66, 68, 76, 96, 192):
+        conn = vbt.datasets.tvb_connectome(regions)
+    else:  # the first `regions` regions of the 76-region connectome
+        full = vbt.datasets.tvb_connectome(76)
+        conn = vbt.Connectome(weights=full.weights[:regions, :regions], lengths=full.lengths[:regions, :regions])
+    conn = conn.normalised("max")
     return vbt.Network(
         model=vbt.models.MontbrioPazoRoxin(), connectome=conn, coupling=vbt.coupling.Linear(a=0.01), speed=3.0
     )
@@ -108,7 +115,9 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n-sets", type=int, default=1024, help="parameter sets (default 1024)")
     p.add_argument("--t1", type=float, default=1000.0, help="simulated ms per set (default 1000)")
-    p.add_argument("--regions", type=int, default=76, help="TVB connectome size: 66, 68, 76, 96, 192 (default 76)")
+    p.add_argument(
+        "--regions", type=int, default=76, help="TVB connectome: 66, 68, 76, 96, 192, or the first N of 76 (default 76)"
+    )
     p.add_argument("--loop-sets", type=int, default=8, help="simulations timed in the Python loop (default 8)")
     p.add_argument("--devices", type=int, default=4, help="virtual CPU devices of the second run (0: skip)")
     p.add_argument("--json", help="write the results here")

@@ -683,6 +683,9 @@ def sweep(
         from jax.experimental import multihost_utils
 
         per_device = int(np.min(multihost_utils.process_allgather(np.asarray(per_device, np.int64))))
+    if batch_size is None:  # the same number of chunks with the least padding
+        per_sweep = -(-B // n_dev)
+        per_device = -(-per_sweep // -(-per_sweep // per_device))
     bs = per_device * n_dev
     n_chunks = -(-B // bs)
     Bp = n_chunks * bs
