@@ -18,7 +18,9 @@ Measured:
   plain scan     the hand-written one-step-per-iteration lax.scan of benchmarks/simulate.py, no checkpointing
 
 Times are best-of (and median) over ``--repeats`` interleaved calls of compiled executables; peak memory is the
-peak RSS (VmHWM) of the whole fresh process (this script with ``--only``), as in benchmarks/simulate.py. The float64
+peak RSS (VmHWM) of the whole fresh process (this script with ``--only``), as in benchmarks/simulate.py; that process
+reads the target FC from a file written by this one, as a user's empirical FC would be read (simulating the target
+there would add the compilation of a second program to the peak). The float64
 gradient is checked against central finite differences on a shorter run (exit status 1 if the relative error
 exceeds 1e-4, or if design 1 disagrees with vbtjax.simulate).
 
@@ -238,6 +240,8 @@ def run_only(args) -> dict:
             rel_err_eta=rel(g_v, fd_v),
         )
         return out
+    if args.target:  # the target FC as data from disk, as a user's empirical FC would be (not simulated here)
+        S[("target", args.steps)] = jax.numpy.asarray(np.load(args.target), S["dtype"])
     fn = make_fn(S, name, args.steps)
     *_, compiled = _compile(fn, *_args(S))
     out["rss_compiled_mb"] = _maxrss_mb()
@@ -252,6 +256,16 @@ def run_only(args) -> dict:
 def _subprocess(args, only, steps=None) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--only", only, "--steps", str(steps or args.steps)]
     cmd += ["--fd-steps", str(args.fd_steps)]
+    if only != "fd64" and getattr(args, "target_files", None) is not None:
+        n = steps or args.steps
+        if n not in args.target_files:  # the target FC of this run length, computed once in this process
+            import numpy as np
+
+            make_loss(args.S, n)  # computes and keeps the target FC of n steps
+            path = os.path.join(args.target_dir, f"target_{n}.npy")
+            np.save(path, np.asarray(args.S[("target", n)]))
+            args.target_files[n] = path
+        cmd += ["--target", args.target_files[n]]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"subprocess {' '.join(cmd)} failed:\n{res.stdout}\n{res.stderr}")
@@ -270,6 +284,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-design1", action="store_true", help="skip the Diffrax design-1 variant (slow)")
     p.add_argument("--long", type=int, default=10, help="memory of the gradient at LONG x --steps (0: skip)")
     p.add_argument("--only", help=argparse.SUPPRESS)
+    p.add_argument("--target", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.steps < 10 or args.steps % 10:
         p.error("--steps must be a positive multiple of 10 (the 1 ms temporal average)")
@@ -334,6 +349,9 @@ def main(argv=None) -> int:
     mem = {}
     if not args.no_memory:
         print("\nmeasuring peak RSS in fresh subprocesses ...", flush=True)
+        import tempfile
+
+        args.S, args.target_files, args.target_dir = S, {}, tempfile.mkdtemp(prefix="vbtjax-gradient-")
         for name in [*names, "scan_grad_a"]:
             mem[name] = _subprocess(args, name)
         if args.long:
@@ -349,7 +367,7 @@ def main(argv=None) -> int:
     labels = {
         "fwd": "forward, vbtjax.simulate (chunk 1000)",
         "grad_eta_a": "grad w.r.t. (a, eta[76]), chunk 1000",
-        "jvp_a": "jvp w.r.t. a (forward mode), chunk 1000",
+        "jvp_a": "jvp w.r.t. a (forward mode: vbt.fit default for <= 2 scalars)",
         "d1_fwd": "design 1 (Diffrax RecursiveCheckpoint), forward",
         "d1_grad_a": f"design 1, grad w.r.t. a (checkpoints={D1_CHECKPOINTS})",
         "scan_grad_a": "plain lax.scan, grad w.r.t. a (no checkpoints)",

@@ -14,7 +14,10 @@ import pytest
 
 import vbtjax as vbt
 from vbtjax import inference as inf
+from vbtjax.inference import fit as _fit_function  # noqa: F401  (the module is shadowed by the function)
 from vbtjax.monitors import SubSample
+
+fit_module = sys.modules["vbtjax.inference.fit"]
 
 N = 5
 
@@ -198,6 +201,39 @@ def test_fit_recovers_coupling_and_model_parameter():
     assert res.history["coupling.a"].shape == (120,)
     np.testing.assert_allclose(res.history["coupling.a"][0], 0.15)
     np.testing.assert_allclose(res.net.coupling.a, res.params["coupling.a"])
+
+
+def test_fit_forward_mode_equals_reverse_mode():
+    """mode="forward" (jvp per scalar) and mode="reverse" (value_and_grad) give the same fit; "auto" picks forward
+    for <= FORWARD_MAX scalars. Noisy network, two realisations per step, a per-region parameter."""
+    true = _net(0.1, -0.5)
+    data = _run(true)
+    noise = vbt.noise.Additive(nsig=1e-4)
+    start = _net(0.15, -0.8, noise=noise)
+    sel = inf.Selection(
+        [
+            inf.Parameter(lambda n: n.coupling.a, inf.Positive()),
+            inf.Parameter(lambda n: n.model.a, inf.Interval(-3.0, 3.0)),
+        ]
+    )
+    start = eqx.tree_at(lambda n: n.model.a, start, jnp.full(N, -0.8))
+    loss = lambda net, key: inf.timeseries_loss(_run(net, key), data)  # noqa: E731
+    kw = dict(optimizer=optax.adam(0.05), steps=6, n_realisations=2, progress=False, key=jax.random.key(1))
+    fwd = inf.fit(loss, start, sel, mode="forward", **kw)
+    rev = inf.fit(loss, start, sel, mode="reverse", **kw)
+    np.testing.assert_allclose(fwd.losses, rev.losses, rtol=1e-10)
+    for name in rev.params:
+        np.testing.assert_allclose(fwd.params[name], rev.params[name], rtol=1e-9, atol=1e-12)
+    g = jnp.asarray(1.3)
+    f = lambda x, c: jnp.sum(jnp.sin(x["a"]) * c) + x["b"] ** 2  # noqa: E731
+    x = {"a": jnp.arange(3.0), "b": g}
+    v1, g1 = fit_module.value_and_grad_forward(f)(x, 2.0)
+    v2, g2 = jax.value_and_grad(f)(x, 2.0)
+    np.testing.assert_allclose(v1, v2, rtol=1e-14)
+    jax.tree.map(lambda p, q: np.testing.assert_allclose(p, q, rtol=1e-14), g1, g2)
+    assert fit_module.FORWARD_MAX >= 1
+    with pytest.raises(ValueError, match="mode must be"):
+        inf.fit(loss, start, sel, steps=1, mode="sideways", progress=False)
 
 
 def test_fit_early_stopping_and_realisations():
