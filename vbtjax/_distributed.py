@@ -7,7 +7,7 @@ gathered to the host.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -40,6 +40,17 @@ def batch_mesh(devices: Sequence[jax.Device] | None = None, mesh: Mesh | None = 
 def batch_spec(mesh: Mesh) -> PartitionSpec:
     """Leading axis sharded over all axes of ``mesh`` (their product is the number of devices)."""
     return PartitionSpec(tuple(mesh.axis_names))
+
+
+def batch_map(f: Callable, mesh: Mesh) -> Callable:
+    """``f`` (already vmapped over a leading batch axis) run on each device's slice of every argument and output:
+    ``jax.shard_map`` with the batch spec, without replication checks (nothing is communicated)."""
+    spec = batch_spec(mesh)
+    if hasattr(jax, "shard_map"):
+        return jax.shard_map(f, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+    from jax.experimental.shard_map import shard_map  # JAX < 0.7
+
+    return shard_map(f, mesh=mesh, in_specs=spec, out_specs=spec, check_rep=False)
 
 
 def n_processes(mesh: Mesh) -> int:

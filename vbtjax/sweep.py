@@ -705,7 +705,7 @@ def sweep(
     indices = np.arange(Bp, dtype=np.uint32)
     spec = _distributed.batch_spec(mesh)
     sharding = NamedSharding(mesh, spec)
-    batched = jax.jit(jax.shard_map(jax.vmap(one), mesh=mesh, in_specs=(spec, spec), out_specs=spec, check_vma=False))
+    batched = jax.jit(_distributed.batch_map(jax.vmap(one), mesh))
 
     host_leaves, out_tree = jax.tree.flatten(out_shape)
     store = [np.empty((B, *x.shape), x.dtype) for x in host_leaves]
