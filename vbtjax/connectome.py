@@ -157,6 +157,150 @@ class Connectome(eqx.Module):
             np.savez(f, **arrays)
         return path
 
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the connectome to ``path``, the format chosen by its suffix, so that :meth:`from_file` reads it back
+        exactly (same values, same labels):
+
+        - ``.npz``: :meth:`save_npz`;
+        - ``.zip``: a TVB connectivity zip (``weights.txt``, ``tract_lengths.txt``, ``centres.txt``), as the
+          ``connectivity_*.zip`` files of ``tvb-data``: :meth:`save_tvb`;
+        - no suffix (or an existing folder): the same TVB text files in that folder.
+
+        Returns the path.
+        """
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".npz":
+            return self.save_npz(path)
+        if suffix == ".zip" or suffix == "" or path.is_dir():
+            return self.save_tvb(path)
+        raise ValueError(
+            f"Connectome.save: cannot tell the format from {path}; use a .npz or .zip path, or a folder (no suffix) "
+            "for TVB text files."
+        )
+
+    def save_tvb(self, path: str | os.PathLike) -> Path:
+        """Write TVB's connectivity format: a ``.zip`` at ``path``, or text files in the folder ``path``.
+
+        ``weights.txt`` and ``tract_lengths.txt`` hold the matrices, one row per line, as stored (row = target,
+        column = source); ``centres.txt`` one line ``label x y z`` per region (mm) when there are centres (without
+        labels: ``x y z``). Numbers are written as the shortest decimal that reads back to the same float, so
+        :meth:`from_file` returns identical arrays. TVB keeps labels only in ``centres.txt``: labels without centres
+        are not written (a warning says so); whitespace inside a label is replaced by ``_`` (TVB's rows are split
+        on whitespace), also with a warning. Returns the path.
+        """
+        import warnings
+
+        path = Path(path)
+        files = {
+            "weights.txt": _matrix_text(np.asarray(self.weights)),
+            "tract_lengths.txt": _matrix_text(np.asarray(self.lengths)),
+        }
+        labels = self.labels
+        if labels is not None:
+            clean = tuple("_".join(s.split()) or "_" for s in labels)
+            if clean != labels:
+                warnings.warn(
+                    "Connectome.save_tvb: whitespace in region labels replaced by '_' (TVB's centres.txt is split "
+                    "on whitespace).",
+                    stacklevel=2,
+                )
+            labels = clean
+        if self.centres is not None:
+            xyz = np.asarray(self.centres, dtype=np.float64)
+            rows = [" ".join(repr(float(v)) for v in row) for row in xyz]
+            if labels is not None:
+                rows = [f"{lab} {r}" for lab, r in zip(labels, rows, strict=True)]
+            files["centres.txt"] = "\n".join(rows) + "\n"
+        elif labels is not None:
+            warnings.warn(
+                "Connectome.save_tvb: the labels are not written: TVB's format keeps them in centres.txt, and this "
+                "connectome has no centres; use .npz to keep them.",
+                stacklevel=2,
+            )
+        if path.suffix.lower() == ".zip":
+            with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for name, text in files.items():
+                    zf.writestr(name, text)
+        else:
+            if path.exists() and not path.is_dir():
+                raise ValueError(f"Connectome.save_tvb: {path} exists and is not a folder.")
+            path.mkdir(parents=True, exist_ok=True)
+            for name, text in files.items():
+                (path / name).write_text(text)
+        return path
+
+    @classmethod
+    def from_parcellation(
+        cls,
+        parcellation: Any,
+        lut: Any = None,
+        *,
+        regions: Sequence[int] | None = None,
+        lengths: str = "zero",
+    ) -> Connectome:
+        """The regions of a parcellation without connections: zero weights, region centres (centroids, world mm)
+        and labels (names from ``lut``, else the integer labels).
+
+        `parcellation` is an integer label image (path or nibabel image); `lut` a FreeSurfer ``LUT.txt``, a
+        two-column TSV or a ``{label: name}`` mapping; `regions` the labels that are regions, in order; `lengths`
+        ``"zero"`` or ``"euclidean"`` (distances between centres, mm). Region volumes (mm^3) and voxel counts are
+        on :class:`vbtjax.structural.Parcellation` (``Parcellation.load(parcellation, lut).volumes``).
+        """
+        from .structural import Parcellation
+
+        return Parcellation.load(parcellation, lut, regions=regions).to_connectome(lengths=lengths)
+
+    @classmethod
+    def from_tractogram(
+        cls,
+        tractogram: Any,
+        parcellation: Any,
+        *,
+        lut: Any = None,
+        regions: Sequence[int] | None = None,
+        radius: float | None = None,
+        min_length: float = 0.0,
+        normalise: str = "none",
+        lengths: str = "mean",
+        directed: bool = False,
+        self_connections: str = "drop",
+        return_report: bool = False,
+    ) -> Connectome | tuple[Connectome, Any]:
+        """A person's connectome from a tractogram and a parcellation: weights = streamline counts between regions,
+        tract lengths = their mean (or median) length in mm, centres and labels from the parcellation.
+
+        The arguments are those of :func:`vbtjax.structural.build_connectome` (`radius` in mm defaults to
+        :data:`vbtjax.structural.DEFAULT_RADIUS`). With ``return_report=True`` returns ``(connectome, report)``,
+        the :class:`~vbtjax.structural.TractogramReport` counting the streamlines left out (too short, outside the
+        image, unassigned end points, self-connections); without it, a warning gives the counts whenever
+        streamlines were left out.
+        """
+        import warnings
+
+        from .structural import DEFAULT_RADIUS, build_connectome
+
+        conn, report = build_connectome(
+            tractogram,
+            parcellation,
+            lut=lut,
+            regions=regions,
+            radius=DEFAULT_RADIUS if radius is None else radius,
+            min_length=min_length,
+            normalise=normalise,
+            lengths=lengths,
+            directed=directed,
+            self_connections=self_connections,
+        )
+        if return_report:
+            return conn, report
+        if report.n_dropped:
+            warnings.warn(
+                f"Connectome.from_tractogram: {report.summary()}. Pass return_report=True for the report.",
+                stacklevel=2,
+            )
+        return conn
+
     @classmethod
     def from_file(
         cls,
@@ -221,6 +365,15 @@ class Connectome(eqx.Module):
         if lengths is not None:
             ln = _read_lengths_file(Path(lengths), lengths_key)
         return cls(weights=w, lengths=ln, centres=centres, labels=labels)
+
+
+# ---------------------------------------------------------------------- writers
+
+
+def _matrix_text(m: np.ndarray) -> str:
+    """Rows of shortest round-trip decimals (``repr`` of float64), space separated."""
+    m = np.asarray(m, dtype=np.float64)
+    return "\n".join(" ".join(repr(v) for v in row) for row in m.tolist()) + "\n"
 
 
 # ---------------------------------------------------------------------- readers (numpy, outside of any trace)
