@@ -40,7 +40,7 @@ from .delays import EdgePattern
 from .inference.params import AbstractConstraint, Interval, Parameter, Selection, _leaf_path
 from .monitors import AbstractMonitor, Raw
 from .network import Network, _plan
-from .simulate import CHUNK_STEPS, Solution, simulate
+from .simulate import CHUNK_STEPS, Solution, _is_monitor, simulate
 
 __all__ = ["sweep", "SweepResult", "sweep_grid", "sweep_random"]
 
@@ -527,10 +527,6 @@ def _delay_network(net: Network, target: _Target, vals: tuple[np.ndarray, ...], 
 
 
 # -------------------------------------------------------------------------------------------------------------- sweep
-def _is_monitor(x) -> bool:
-    return isinstance(x, AbstractMonitor)
-
-
 def _nbytes(tree) -> int:
     return sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
 
