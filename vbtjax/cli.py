@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._cli_vep import add_vep
 
     add_vep(sub)
+    from ._cli_connectome import add_connectome
+
+    add_connectome(sub)
     return parser
 
 
