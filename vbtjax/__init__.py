@@ -13,6 +13,7 @@ from . import inference as inference
 from . import models as models
 from . import monitors as monitors
 from . import noise as noise
+from . import scenarios as scenarios
 from . import sensors as sensors
 from . import stimulus as stimulus
 from . import vep as vep

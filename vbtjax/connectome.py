@@ -142,6 +142,99 @@ class Connectome(eqx.Module):
             raise ValueError(f"Connectome.delays: speed must be positive (mm/ms); got {np.asarray(speed)}.")
         return self.lengths / speed
 
+    # ------------------------------------------------------------------ regions, tracts, lesions
+
+    def region_indices(self, regions: Any, *, argument: str = "regions", owner: str = "Connectome") -> tuple[int, ...]:
+        """The indices of `regions`: a region or a sequence of them, each an index ``0 <= i < N`` or a label of
+        ``labels``. Static (no arrays): works the same inside ``jit``/``vmap``.
+
+        Raises ``ValueError`` naming `argument` for an index out of range, and for an unknown label with the labels
+        that are close to it (or when the connectome has no labels).
+        """
+        if isinstance(regions, str | int | np.integer):
+            regions = (regions,)
+        return tuple(self._region_index(r, argument, owner) for r in regions)
+
+    def _region_index(self, region: Any, argument: str, owner: str) -> int:
+        n = self.n_regions
+        if isinstance(region, str):
+            if self.labels is None:
+                raise ValueError(
+                    f"{owner}: {argument} names the region {region!r}, but the connectome has no labels; give region "
+                    f"indices 0..{n - 1} instead."
+                )
+            if region in self.labels:
+                return self.labels.index(region)
+            import difflib
+
+            lower = {lab.lower(): lab for lab in self.labels}
+            close = [lower[region.lower()]] if region.lower() in lower else []
+            close += [c for c in difflib.get_close_matches(region, self.labels, n=5, cutoff=0.6) if c not in close]
+            hint = f"close matches: {', '.join(map(repr, close))}" if close else f"labels: {_preview(self.labels)}"
+            raise ValueError(f"{owner}: {argument} names an unknown region {region!r}; {hint}.")
+        if isinstance(region, bool) or not isinstance(region, int | np.integer):
+            raise ValueError(
+                f"{owner}: {argument} must hold region indices (int) or labels (str), got {region!r} "
+                f"({type(region).__name__})."
+            )
+        if not 0 <= int(region) < n:
+            raise ValueError(
+                f"{owner}: {argument} holds the region index {int(region)}, out of range for a connectome of {n} "
+                f"regions (valid: 0..{n - 1})."
+            )
+        return int(region)
+
+    def tract_mask(
+        self,
+        tracts: Sequence[tuple[Any, Any]] | None = None,
+        regions: Any = None,
+        *,
+        directed: bool = False,
+        owner: str = "Connectome",
+    ) -> np.ndarray:
+        """The ``(N, N)`` boolean NumPy mask of the entries of ``weights``/``lengths`` that hold the given tracts.
+
+        - `tracts`: pairs ``(source, target)`` (indices or labels). With ``directed=False`` (default) both directions,
+          ``[target, source]`` and ``[source, target]``; with ``directed=True`` only the connection from `source` to
+          `target`, the entry ``[target, source]`` (row = target, column = source).
+        - `regions`: every tract of these regions, incoming and outgoing (their rows and columns, the diagonal
+          included).
+        """
+        n = self.n_regions
+        mask = np.zeros((n, n), dtype=bool)
+        for k, tract in enumerate(() if tracts is None else tracts):
+            if isinstance(tract, str) or len(tract) != 2:
+                raise ValueError(f"{owner}: tracts[{k}] must be a pair (source, target) of regions, got {tract!r}.")
+            src, tgt = self.region_indices(tuple(tract), argument=f"tracts[{k}]", owner=owner)
+            mask[tgt, src] = True
+            if not directed:
+                mask[src, tgt] = True
+        if regions is not None:
+            idx = list(self.region_indices(regions, argument="regions", owner=owner))
+            mask[idx, :] = True
+            mask[:, idx] = True
+        return mask
+
+    def lesioned(
+        self,
+        tracts: Sequence[tuple[Any, Any]] | None = None,
+        regions: Any = None,
+        factor: Any = 0.0,
+        *,
+        directed: bool = False,
+    ) -> Connectome:
+        """Return a copy whose weights on the given tracts (see :meth:`tract_mask`) are multiplied by `factor`
+        (0: cut, 0.5: halved; may be traced); lengths, centres and labels unchanged."""
+        mask = self.tract_mask(tracts, regions, directed=directed, owner="Connectome.lesioned")
+        w = self.weights * jnp.where(mask, jnp.asarray(factor, self.weights.dtype), 1.0)
+        return eqx.tree_at(lambda c: c.weights, self, w)
+
+    def resected(self, regions: Any) -> Connectome:
+        """Return a copy in which `regions` (indices or labels) neither receive nor send anything: their rows and
+        columns of ``weights`` are zero. ``N`` is unchanged (the regions stay, disconnected), so shapes are kept."""
+        keep = ~self.tract_mask(regions=regions, owner="Connectome.resected")
+        return eqx.tree_at(lambda c: c.weights, self, jnp.where(keep, self.weights, 0.0))
+
     # ------------------------------------------------------------------ files
 
     def save_npz(self, path: str | os.PathLike) -> Path:
@@ -365,6 +458,12 @@ class Connectome(eqx.Module):
         if lengths is not None:
             ln = _read_lengths_file(Path(lengths), lengths_key)
         return cls(weights=w, lengths=ln, centres=centres, labels=labels)
+
+
+def _preview(labels: Sequence[str], k: int = 8) -> str:
+    """The first `k` labels, quoted, for error messages."""
+    shown = ", ".join(map(repr, labels[:k]))
+    return shown + (f", ... ({len(labels)} in all)" if len(labels) > k else "")
 
 
 # ---------------------------------------------------------------------- writers
