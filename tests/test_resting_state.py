@@ -244,6 +244,30 @@ def test_cli_fit_writes_outputs_and_resumes(tmp_path, capsys):
     assert summary["baseline_log1p_sc_r"] == pytest.approx(float(d["baseline_r"]))
     assert (out / "fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "checkpoint" / "checkpoint.npz").exists()
+    # the fitted twin, for what-ifs: its network holds the fitted values, and `vbtjax whatif` runs on it
+    from vbtjax import Twin
+
+    twin = Twin.load(out / "twin")
+    assert float(twin.network.coupling.a) == pytest.approx(float(d["param_coupling.a"]), rel=1e-6)
+    np.testing.assert_allclose(twin.history["loss"], d["losses"], rtol=1e-6)
+    assert twin.metadata["subject"] == "toy" and set(twin.provenance["inputs"]) == {str(sc), str(ln), str(bold)}
+    rc = cli.main(
+        [
+            "whatif",
+            str(out / "twin"),
+            "--scenario",
+            "lesion:regions=0*0.0",
+            "--samples",
+            "2",
+            "--out",
+            str(tmp_path / "w"),
+            "--quiet",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    w = json.loads((tmp_path / "w" / "summary.json").read_text())
+    assert w["outcome"] == "fc" and w["draws"] == 2 and len(w["fc_correlation"]) == 2
+    assert (tmp_path / "w" / "whatif.png").exists()
     # resume: two more steps continue the first two
     rc = cli.main([*base, "--steps", "4", "--resume", "--no-plot", "--quiet"])
     assert rc == 0, capsys.readouterr().err

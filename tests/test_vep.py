@@ -219,6 +219,17 @@ def test_cli_synthetic_patient(tmp_path):
     rec = vep.SEEGRecording.load(out / "patient" / "seeg.npz")
     sens = vbt.sensors.Sensors.from_file(out / "patient" / "sensors.txt")
     assert list(sens.labels) == rec.ch_names
+    # the patient's twin: virtual surgery of the predicted EZ over its posterior with `vbtjax whatif`
+    twin = vbt.Twin.load(out / "twin")
+    assert twin.posterior["model.x0"].shape == (2, 20, 76) and twin.n_draws == 40
+    resect = ",".join(str(i) for i in summary["predicted_ez"])
+    w = tmp_path / "whatif"
+    argv = ["whatif", str(out / "twin"), "--scenario", f"resect:{resect}", "--samples", "8", "--out", str(w)]
+    assert main([*argv, "--quiet"]) == 0
+    s = json.loads((w / "summary.json").read_text())
+    assert s["outcome"] == "seizure" and s["draws"] == 8
+    assert s["p_seizure_free_scenario"] > s["p_seizure_free_baseline"]
+    assert s["removed"] == summary["predicted_ez"]
 
 
 @pytest.mark.slow

@@ -13,9 +13,11 @@ from . import inference as inference
 from . import models as models
 from . import monitors as monitors
 from . import noise as noise
+from . import outcomes as outcomes
 from . import scenarios as scenarios
 from . import sensors as sensors
 from . import stimulus as stimulus
+from . import twin as twin
 from . import vep as vep
 from .connectome import Connectome as Connectome
 from .network import Network as Network
@@ -29,5 +31,7 @@ from .sweep import SweepResult as SweepResult
 from .sweep import sweep as sweep
 from .sweep import sweep_grid as sweep_grid
 from .sweep import sweep_random as sweep_random
+from .twin import Prediction as Prediction
+from .twin import Twin as Twin
 
 __version__ = "0.1.0"

@@ -149,6 +149,40 @@ def _check(args) -> tuple[str, ...] | None:
     return names
 
 
+def _twin(args, data, res) -> Path:
+    """Save the fitted network as a :class:`~vbtjax.Twin` in ``--out/twin`` (for ``vbtjax whatif``), with the
+    simulation settings of the fit (TemporalAverage at the TR after the transient, from rest)."""
+    import math
+
+    from .inference.resting_state import TRANSIENT
+    from .monitors import TemporalAverage
+    from .twin import Twin
+
+    n_discard = math.ceil(TRANSIENT / data.tr)
+    net = res.net
+    simulation = {
+        "t1": float((data.n_samples + n_discard) * data.tr),
+        "dt": float(res.dt),
+        "monitors": {"tavg": TemporalAverage(period=float(data.tr))},
+        "history": np.zeros((net.model.n_svar, net.n_regions), np.asarray(net.speed).dtype),
+    }
+    inputs = [p for p in (args.sc, args.lengths, args.bold, args.fc) if p is not None]
+    twin = Twin.from_fit(
+        res.result,
+        simulation=simulation,
+        metadata={
+            "kind": "resting-state",
+            "subject": data.name,
+            "model": args.model,
+            "discard_ms": float(n_discard * data.tr),
+            "tr_ms": float(data.tr),
+            "fc_correlation": float(np.mean(np.asarray(res.r))),
+        },
+        inputs=inputs,
+    )
+    return twin.save(Path(args.out) / "twin", overwrite=True)
+
+
 def run_fit(args: argparse.Namespace) -> int:
     """``vbtjax fit``: load the subject, fit, evaluate, save, plot. Returns the exit code."""
     import jax
@@ -213,7 +247,8 @@ def run_fit(args: argparse.Namespace) -> int:
     with open(npz, "wb") as f:
         np.savez(f, **arrays)
     (out / "fit.json").write_text(json.dumps(summary, indent=1) + "\n")
-    written = [npz, out / "fit.json"]
+    twin = _twin(args, data, res)
+    written = [npz, out / "fit.json", twin]
     if not args.no_plot:
         _plot(out / "fit.png", data, res)
         written.append(out / "fit.png")

@@ -244,6 +244,17 @@ def run_vep(args: argparse.Namespace) -> int:
 
     save_netcdf(idata, out / "posterior.nc")
     (out / "ranking.json").write_text(json.dumps(result.ranking, indent=1) + "\n")
+    inputs = [p for p in (args.connectome, args.sensors, args.seeg) if p is not None and Path(p).is_file()]
+    twin = vep.vep_twin(
+        conn,
+        result,
+        duration=args.duration,
+        dt=args.dt,
+        period=args.period,
+        inputs=inputs,
+        metadata={"connectome": conn_source, "sensors": sensors_source, "seeg": args.seeg},
+    )
+    twin.save(out / "twin", overwrite=True)
     summary = {
         "vbtjax_version": _version(),
         "connectome": conn_source,

@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._cli_connectome import add_connectome
 
     add_connectome(sub)
+    from ._cli_whatif import add_whatif
+
+    add_whatif(sub)
     return parser
 
 

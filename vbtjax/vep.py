@@ -55,6 +55,7 @@ __all__ = [
     "VEPResult",
     "vep_connectome",
     "vep_network",
+    "vep_twin",
     "simulate_x1",
     "simulate_power",
     "seeg_log_power",
@@ -543,6 +544,45 @@ class VEPResult(eqx.Module):
     def predicted_ez(self, threshold: float = 0.5) -> np.ndarray:
         """Observed regions with ``p_ez > threshold``."""
         return np.flatnonzero((self.p_ez > threshold) & self.observed)
+
+
+def vep_twin(
+    connectome: Connectome,
+    result: VEPResult,
+    *,
+    duration: float = DURATION,
+    dt: float = DT,
+    period: float = PERIOD,
+    metadata: dict[str, Any] | None = None,
+    inputs: Any = (),
+):
+    """The patient's :class:`~vbtjax.Twin`: the VEP network at the posterior mean, the posterior draws of ``x0``
+    (``"model.x0"``) and ``K`` (``"coupling.a"``), and the VEP's simulation settings (Heun, `duration` and `dt` ms,
+    ``x1``/``z`` sampled every `period` ms from rest), so that ``twin.predict(Resect([...]), Seizes(monitor="x1",
+    threshold=SEIZURE_X1))`` is the virtual surgery of :func:`virtual_resection` over every draw."""
+    from .monitors import SubSample
+    from .solvers import Heun
+    from .twin import Twin
+
+    x0 = np.asarray(result.samples.samples["x0"])
+    K = np.asarray(result.samples.samples["K"])
+    n = connectome.n_regions
+    net = vep_network(connectome, x0=x0.reshape(-1, n).mean(axis=0), K=float(K.mean()))
+    meta = {"kind": "vep", "labels": list(result.labels), "p_ez": np.asarray(result.p_ez).tolist()}
+    meta.update(metadata or {})
+    return Twin(
+        net,
+        posterior={"model.x0": x0, "coupling.a": K},
+        simulation={
+            "t1": float(duration),
+            "dt": float(dt),
+            "solver": Heun(),
+            "monitors": {"x1": SubSample(period=float(period))},
+            "history": np.asarray(_history(n, net.model.x0.dtype)),
+        },
+        metadata=meta,
+        inputs=inputs,
+    )
 
 
 def initial_guess(posterior: Posterior, *, x0_seizing: float = -1.7, min_share: Any = (0.1, 0.25, 0.5)) -> Array:

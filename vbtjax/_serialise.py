@@ -1,0 +1,178 @@
+"""Saving vbtjax objects (networks, scenarios' networks) as JSON + arrays, with no pickle and no code run on load.
+
+An Equinox module of a vbtjax class is written as ``{"__module__": CLASS, "fields": {...}}`` with each array leaf
+moved into a separate table of arrays (``{"__array__": KEY}``). Loading looks the class up by name among the
+modules of ``vbtjax`` (or of packages the caller explicitly trusts), creates the instance without calling its
+``__init__`` and sets the saved fields: nothing but class lookup and attribute assignment happens, and no field
+can name a function. Derived static fields (the delay layout of a :class:`~vbtjax.Network`) are recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["encode", "decode", "content_hash", "SerialisationError"]
+
+_TRUSTED = ("vbtjax",)
+
+
+class SerialisationError(ValueError):
+    """A value cannot be saved, or a saved file cannot be read back (tampered, truncated, unknown class)."""
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(x, jax.Array | np.ndarray | np.generic)
+
+
+def _float(x: float) -> Any:
+    if math.isfinite(x):
+        return x
+    return {"__float__": repr(x)}
+
+
+def encode(obj: Any, arrays: dict[str, np.ndarray], path: str = "") -> Any:
+    """JSON-able description of ``obj``; its arrays are added to `arrays` under keys derived from `path`."""
+    where = path or "<root>"
+    if obj is None or isinstance(obj, bool | str):
+        return obj
+    if isinstance(obj, int | np.integer) and not isinstance(obj, bool):
+        return int(obj)
+    if isinstance(obj, float):
+        return _float(obj)
+    if _is_array(obj):
+        if isinstance(obj, jax.core.Tracer):
+            raise SerialisationError(f"{where}: cannot save a traced value (save outside jit/vmap/grad).")
+        a = np.asarray(obj)
+        if a.dtype == object or a.dtype.kind not in "biufc":
+            raise SerialisationError(f"{where}: arrays of dtype {a.dtype} cannot be saved (numbers only).")
+        key = path.lstrip(".") or "value"
+        if key in arrays:
+            raise SerialisationError(f"{where}: two arrays would be saved under the key {key!r}.")
+        arrays[key] = np.array(a, order="C")
+        return {"__array__": key, "kind": "jax" if isinstance(obj, jax.Array) else "numpy"}
+    if isinstance(obj, tuple | list):
+        items = [encode(v, arrays, f"{path}.{i}") for i, v in enumerate(obj)]
+        return {"__tuple__": items} if isinstance(obj, tuple) else items
+    if isinstance(obj, dict):
+        if not all(isinstance(k, str) for k in obj):
+            raise SerialisationError(f"{where}: only dicts with string keys can be saved.")
+        return {"__dict__": {k: encode(v, arrays, f"{path}.{k}") for k, v in obj.items()}}
+    if isinstance(obj, eqx.Module):
+        cls = type(obj)
+        top = cls.__module__.split(".")[0]
+        fields = {}
+        from .network import Network
+
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if isinstance(obj, Network) and f.name == "edges":
+                fields[f.name] = {"__derived__": "edges"}
+                continue
+            fields[f.name] = encode(value, arrays, f"{path}.{f.name}")
+        return {"__module__": f"{cls.__module__}:{cls.__qualname__}", "package": top, "fields": fields}
+    if callable(obj):
+        raise SerialisationError(
+            f"{where}: holds a Python function ({getattr(obj, '__qualname__', obj)!r}); a twin stores only numbers, "
+            "arrays and vbtjax objects. Replace the function with a vbtjax class (e.g. a stimulus temporal pattern)."
+        )
+    raise SerialisationError(f"{where}: values of type {type(obj).__name__} cannot be saved.")
+
+
+def _lookup(name: str, trusted: Iterable[str], where: str) -> type:
+    module, _, qualname = name.partition(":")
+    allowed = tuple(_TRUSTED) + tuple(trusted)
+    if module.split(".")[0] not in allowed:
+        raise SerialisationError(
+            f"{where}: the file names the class {name!r} from outside vbtjax; load refuses it unless you trust that "
+            f"package: load(..., trust=({module.split('.')[0]!r},))."
+        )
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise SerialisationError(f"{where}: class {name!r} not found ({e}); was it saved by another version?") from e
+    if not (isinstance(obj, type) and issubclass(obj, eqx.Module)):
+        raise SerialisationError(f"{where}: {name!r} is not an Equinox module class.")
+    return obj
+
+
+def decode(desc: Any, arrays: dict[str, np.ndarray], trust: Iterable[str] = (), path: str = "") -> Any:
+    """Inverse of :func:`encode`."""
+    where = path or "<root>"
+    if desc is None or isinstance(desc, bool | int | float | str):
+        return desc
+    if isinstance(desc, list):
+        return [decode(v, arrays, trust, f"{path}.{i}") for i, v in enumerate(desc)]
+    if not isinstance(desc, dict):
+        raise SerialisationError(f"{where}: unexpected entry {desc!r}.")
+    if "__float__" in desc:
+        return float(desc["__float__"])
+    if "__array__" in desc:
+        key = desc["__array__"]
+        if key not in arrays:
+            raise SerialisationError(f"{where}: the array {key!r} is missing from the file.")
+        a = arrays[key]
+        return jnp.asarray(a) if desc.get("kind") == "jax" else np.array(a)
+    if "__tuple__" in desc:
+        return tuple(decode(v, arrays, trust, f"{path}.{i}") for i, v in enumerate(desc["__tuple__"]))
+    if "__dict__" in desc:
+        return {k: decode(v, arrays, trust, f"{path}.{k}") for k, v in desc["__dict__"].items()}
+    if "__module__" in desc:
+        cls = _lookup(desc["__module__"], trust, where)
+        saved = desc.get("fields", {})
+        names = [f.name for f in dataclasses.fields(cls)]
+        if sorted(names) != sorted(saved):
+            raise SerialisationError(
+                f"{where}: {cls.__name__} has fields {sorted(names)} but the file holds {sorted(saved)}; it was "
+                "saved by another version of its class."
+            )
+        obj = object.__new__(cls)
+        derived = []
+        for name in names:
+            d = saved[name]
+            if isinstance(d, dict) and "__derived__" in d:
+                derived.append(name)
+                continue
+            object.__setattr__(obj, name, decode(d, arrays, trust, f"{path}.{name}"))
+        if derived:
+            from .network import Network, _pattern_or_none
+
+            if not (isinstance(obj, Network) and derived == ["edges"]):
+                raise SerialisationError(f"{where}: unknown derived fields {derived}.")
+            object.__setattr__(obj, "edges", _pattern_or_none(obj.connectome, obj.speed, obj.speed_range))
+        return obj
+    raise SerialisationError(f"{where}: unexpected entry {sorted(desc)}.")
+
+
+def canonical_json(meta: Any) -> bytes:
+    return json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def content_hash(meta: Any, arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the canonical JSON and every array's key, dtype, shape and bytes."""
+    h = hashlib.sha256(canonical_json(meta))
+    for key in sorted(arrays):
+        a = np.array(arrays[key], order="C")
+        h.update(key.encode() + b"\0" + a.dtype.str.encode() + b"\0" + repr(a.shape).encode() + b"\0")
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def file_sha256(path: Any) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

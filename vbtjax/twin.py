@@ -1,0 +1,633 @@
+"""The Virtual Brain Twin: a person's network with its fitted parameters or posterior, saved and reloaded exactly, and
+what-if predictions propagated through the posterior.
+
+A :class:`Twin` holds a :class:`~vbtjax.Network` (connectome, model, coupling, noise, stimuli, with the fitted
+values), optional posterior draws (leaf path -> ``(draws..., *leaf_shape)``, e.g. ``"coupling.a"`` or
+``"model.x0"``), a fit or sampling history, the simulation settings that produced the data (duration, step,
+solver, monitors, initial history), free metadata, and provenance (versions, date, SHA-256 of the input files).
+
+``twin.save(path)`` writes a folder (or, for ``*.zip``, one zip file) holding ``twin.json`` and ``arrays.npz``: no
+pickle, and loading runs no code from the file. A content hash over the JSON and every array is stored and checked
+by :meth:`Twin.load`, so a tampered, truncated or partly written twin is refused with a clear error. Arrays keep their
+dtypes, so a loaded twin simulates bit for bit like the saved one.
+
+``twin.predict(scenario, outcome)`` applies a scenario (:mod:`vbtjax.scenarios`) to the network of every posterior
+draw, simulates each (vmapped, sharded over devices), and returns a :class:`Prediction`: the distribution of the
+outcome with and without the intervention, simulated with the same noise (common random numbers).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _distributed
+from . import delays as _delays
+from ._serialise import SerialisationError, canonical_json, content_hash, decode, encode, file_sha256
+from .delays import EdgePattern
+from .network import Network, _plan
+from .simulate import Solution, simulate
+
+__all__ = ["Twin", "Prediction", "TwinFileError", "get_leaf", "set_leaves", "leaf_paths"]
+
+FORMAT = "vbtjax-twin"
+FORMAT_VERSION = 1
+
+
+class TwinFileError(SerialisationError):
+    """A twin file cannot be read: missing, truncated, modified after saving, or from an unknown format."""
+
+
+# ------------------------------------------------------------------------------------------------------ leaf paths
+def _parts(path: str) -> list[str]:
+    if not isinstance(path, str) or not path or any(not p for p in path.split(".")):
+        raise ValueError(f"leaf path must be a dotted name such as 'coupling.a' or 'model.x0', got {path!r}.")
+    return path.split(".")
+
+
+def get_leaf(net: Any, path: str) -> Any:
+    """The leaf of `net` at the dotted `path` (``"coupling.a"``, ``"model.x0"``, ``"stimulus.0.amplitude"``)."""
+    obj = net
+    for i, part in enumerate(_parts(path)):
+        try:
+            obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+        except (AttributeError, IndexError, TypeError, KeyError):
+            done = ".".join(_parts(path)[:i]) or "the network"
+            raise ValueError(f"leaf path {path!r}: {done} has no {part!r}.") from None
+    return obj
+
+
+def leaf_paths(net: Any) -> tuple[str, ...]:
+    """The dotted paths of every array leaf of `net`."""
+    out = []
+    for p, _ in jax.tree_util.tree_flatten_with_path(net)[0]:
+        out.append(jax.tree_util.keystr(p).lstrip(".").replace("[", ".").replace("]", "").replace("'", ""))
+    return tuple(out)
+
+
+def set_leaves(net: Any, values: Mapping[str, Any]) -> Any:
+    """`net` with the leaves at the given paths replaced (shapes and dtypes kept); works on traced values."""
+    if not values:
+        return net
+    paths = list(values)
+    new = []
+    for p in paths:
+        leaf = get_leaf(net, p)
+        if not eqx.is_array(leaf):
+            raise ValueError(f"leaf path {p!r} is not an array leaf of the network.")
+        v = jnp.asarray(values[p])
+        if v.shape != leaf.shape:
+            v = jnp.broadcast_to(v, leaf.shape)
+        new.append(v.astype(leaf.dtype))
+    return eqx.tree_at(lambda n: tuple(get_leaf(n, p) for p in paths), net, tuple(new))
+
+
+# ------------------------------------------------------------------------------------------------------ provenance
+def _provenance(inputs: Sequence[Any]) -> dict[str, Any]:
+    from . import __version__
+
+    hashes = {}
+    for p in inputs:
+        path = Path(p)
+        if not path.is_file():
+            raise FileNotFoundError(f"Twin: inputs: {str(p)!r} is not a file (give the files the twin was made from).")
+        hashes[str(path)] = file_sha256(path)
+    return {
+        "vbtjax": __version__,
+        "jax": jax.__version__,
+        "jaxlib": getattr(jax.lib, "__version__", None) or _version("jaxlib"),
+        "equinox": _version("equinox"),
+        "diffrax": _version("diffrax"),
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "x64": bool(jax.config.jax_enable_x64),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "inputs": hashes,
+    }
+
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _host_tree(tree: Any, what: str) -> dict[str, np.ndarray] | None:
+    if tree is None:
+        return None
+    if not isinstance(tree, Mapping):
+        raise TypeError(f"Twin: {what} must be a dict name -> array, got {type(tree).__name__}.")
+    out = {}
+    for k, v in tree.items():
+        if not isinstance(k, str):
+            raise TypeError(f"Twin: {what} keys must be strings, got {k!r}.")
+        a = np.asarray(v)
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"Twin: {what}[{k!r}] must be numeric, got dtype {a.dtype}.")
+        out[k] = a
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------ twin
+class Twin:
+    """A Virtual Brain Twin: network + fitted parameters and/or posterior draws + history + provenance.
+
+    **Arguments:**
+    - `network`: the :class:`~vbtjax.Network` with the fitted (or chosen) values.
+    - `posterior`: optional draws, leaf path -> ``(*draws, *leaf_shape)`` (e.g. ``{"coupling.a": (chains, draws),
+      "model.x0": (chains, draws, N)}``); names that are not leaf paths of the network (latents, observation noise)
+      are kept but not applied by :meth:`predict`.
+    - `history`: optional fit or sampling history, name -> array (e.g. ``{"loss": (steps,)}``).
+    - `simulation`: optional settings of the simulations that the twin reproduces: ``t1`` and ``dt`` (ms), and
+      optionally ``solver`` (a vbtjax solver), ``monitors`` (a dict of monitors) and ``history`` (initial history
+      array, as for :func:`~vbtjax.simulate`). :meth:`simulate` and :meth:`predict` use them as defaults.
+    - `metadata`: free JSON-able information (subject, notes).
+    - `inputs`: paths of the input files (connectome, recordings); their SHA-256 hashes go into the provenance.
+    - `provenance`: recorded automatically (vbtjax/jax/numpy/python versions, platform, UTC date, input hashes);
+      give it only to keep an existing record.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        posterior: Mapping[str, Any] | None = None,
+        history: Mapping[str, Any] | None = None,
+        simulation: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        inputs: Sequence[str | os.PathLike] = (),
+        provenance: Mapping[str, Any] | None = None,
+    ):
+        if not isinstance(network, Network):
+            raise TypeError(f"Twin: network must be a vbtjax.Network, got {type(network).__name__}.")
+        self.network = network
+        self.posterior = _host_tree(posterior, "posterior")
+        if self.posterior:
+            paths = set(leaf_paths(network))
+            for name, draws in self.posterior.items():
+                if name in paths:
+                    shape = tuple(get_leaf(network, name).shape)
+                    if draws.ndim < len(shape) + 1 or tuple(draws.shape[draws.ndim - len(shape) :]) != shape:
+                        raise ValueError(
+                            f"Twin: posterior[{name!r}] has shape {draws.shape}; the leaf has shape {shape}, so the "
+                            f"draws must be shaped (draws, {', '.join(map(str, shape))}) or (chains, draws, ...)."
+                        )
+                    if not np.all(np.isfinite(draws)):
+                        raise ValueError(f"Twin: posterior[{name!r}] contains NaN or inf.")
+        self.history = _host_tree(history, "history")
+        self.simulation = dict(simulation) if simulation is not None else None
+        if self.simulation is not None:
+            unknown = sorted(set(self.simulation) - {"t1", "dt", "solver", "monitors", "history"})
+            if unknown:
+                raise ValueError(f"Twin: simulation has unknown keys {unknown}; use t1, dt, solver, monitors, history.")
+        self.metadata = dict(metadata or {})
+        try:
+            canonical_json(self.metadata)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"Twin: metadata must be JSON-able (str, numbers, lists, dicts): {e}") from None
+        self.provenance = dict(provenance) if provenance is not None else _provenance(inputs)
+
+    # ----------------------------------------------------------------------------------------------- constructors
+    @classmethod
+    def from_fit(cls, result: Any, selection: Any = None, **kwargs: Any) -> Twin:
+        """A twin from a :class:`~vbtjax.inference.FitResult`: its network, and the loss and parameter history
+        (``history["loss"]``, ``history[path]``). Keyword arguments go to :class:`Twin`."""
+        net = result.net
+        names = list(result.history)
+        paths = _names_to_paths(net, names, selection)
+        history = {"loss": np.asarray(result.losses)}
+        history.update({paths[n]: np.asarray(v) for n, v in result.history.items()})
+        return cls(net, history=kwargs.pop("history", None) or history, **kwargs)
+
+    @classmethod
+    def from_samples(cls, network: Network, samples: Mapping[str, Any], selection: Any = None, **kwargs) -> Twin:
+        """A twin whose posterior is `samples` (e.g. ``NutsResult.samples``: name -> ``(chains, draws, *shape)``);
+        names given by a :class:`~vbtjax.inference.Selection` are turned into leaf paths."""
+        paths = _names_to_paths(network, list(samples), selection)
+        posterior = {paths[n]: np.asarray(v) for n, v in samples.items()}
+        return cls(network, posterior=posterior, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------------- use
+    @property
+    def n_draws(self) -> int:
+        """Number of posterior draws applied by :meth:`predict` (0 without a posterior)."""
+        draws = self._draws()
+        return 0 if not draws else next(iter(draws.values())).shape[0]
+
+    def _draws(self) -> dict[str, np.ndarray]:
+        """Posterior draws of the network's leaves, flattened to ``(S, *leaf_shape)``."""
+        if not self.posterior:
+            return {}
+        paths = set(leaf_paths(self.network))
+        out = {}
+        for name, a in self.posterior.items():
+            if name not in paths:
+                continue
+            k = a.ndim - get_leaf(self.network, name).ndim
+            out[name] = a.reshape((-1, *a.shape[k:]))
+        sizes = {v.shape[0] for v in out.values()}
+        if len(sizes) > 1:
+            raise ValueError(f"Twin: the posterior draws have different numbers of draws: {sorted(sizes)}.")
+        return out
+
+    def _settings(self, t1, dt, solver, monitors, history) -> dict[str, Any]:
+        s = dict(self.simulation or {})
+        out = {
+            "t1": t1 if t1 is not None else s.get("t1"),
+            "dt": dt if dt is not None else s.get("dt"),
+            "solver": solver if solver is not None else s.get("solver"),
+            "monitors": monitors if monitors is not None else s.get("monitors"),
+            "history": history if history is not None else s.get("history"),
+        }
+        for k in ("t1", "dt"):
+            if out[k] is None:
+                raise ValueError(f"Twin: give {k}= (ms): the twin has no saved simulation settings for it.")
+        return out
+
+    def simulate(self, t1=None, dt=None, *, solver=None, monitors=None, history=None, key=None, **kw) -> Solution:
+        """:func:`~vbtjax.simulate` of the twin's network, with its saved simulation settings as defaults."""
+        s = self._settings(t1, dt, solver, monitors, history)
+        return simulate(self.network, s["t1"], s["dt"], s["history"], s["solver"], s["monitors"], key, **kw)
+
+    def predict(
+        self,
+        scenario: Callable[[Network], Network] | None,
+        outcome: Callable[[Solution], Any] | None = None,
+        *,
+        run: Callable[[Network, jax.Array | None], Any] | None = None,
+        t1: float | None = None,
+        dt: float | None = None,
+        solver: Any = None,
+        monitors: Any = None,
+        history: Any = None,
+        key: jax.Array | None = None,
+        n_samples: int | None = None,
+        baseline: bool = True,
+        batch_size: int | None = None,
+        devices: Sequence[jax.Device] | None = None,
+        progress: bool = True,
+    ) -> Prediction:
+        """The distribution of an outcome under a scenario, over the posterior draws.
+
+        For each draw ``s`` (evenly thinned to `n_samples`), the network gets the draw's values, then the scenario
+        (``scenario(net)``, a :mod:`vbtjax.scenarios` object or any pure function of a network), is simulated and
+        reduced by ``outcome(solution)``. With `baseline`, the same draws are simulated without the scenario with the
+        same noise (key ``fold_in(key, s)`` for both), so :meth:`Prediction.change` isolates the intervention's
+        effect. A twin without posterior gives one draw (its network), or `n_samples` noise realisations.
+
+        **Arguments:**
+        - `scenario`: the intervention (``None``: the outcome of the twin as it is).
+        - `outcome`: ``outcome(solution) -> pytree of arrays`` (e.g. :func:`vbtjax.outcomes.fc`); default: the
+          monitors' outputs.
+        - `run`: instead of simulate + outcome, ``run(network, key) -> pytree`` (a custom simulator, e.g. the VEP's
+          :func:`vbtjax.vep.simulate_x1`).
+        - `t1`, `dt`, `solver`, `monitors`, `history`: simulation settings (defaults: the twin's `simulation`).
+        - `key`: base key (required when the network has noise).
+        - `n_samples`: number of draws used (default all).
+        - `batch_size`: simulations per vmapped chunk (default 8 per CPU device, 256 per accelerator).
+        - `devices`: devices sharing the batch (default all).
+
+        **Returns:** a :class:`Prediction` with ``outcome`` (and ``baseline``) pytrees of ``(S, ...)`` host arrays.
+        """
+        if scenario is not None and not callable(scenario):
+            raise TypeError("Twin.predict: scenario must be a vbtjax.scenarios scenario (callable on a network).")
+        if run is not None and (outcome is not None or not callable(run)):
+            raise TypeError("Twin.predict: give either outcome= (with the simulation settings) or run=, not both.")
+        if self.network.noise is not None and key is None:
+            raise ValueError("Twin.predict: the network has noise, so a key is required: key=jax.random.key(0).")
+        draws = self._draws()
+        S_all = next(iter(draws.values())).shape[0] if draws else None
+        if n_samples is not None and (isinstance(n_samples, bool) or int(n_samples) < 1):
+            raise ValueError(f"Twin.predict: n_samples must be a positive integer, got {n_samples!r}.")
+        if S_all is None:
+            S = int(n_samples or 1)
+        else:
+            S = S_all if n_samples is None else min(int(n_samples), S_all)
+            idx = np.unique(np.round(np.linspace(0, S_all - 1, S)).astype(int))
+            draws = {k: v[idx] for k, v in draws.items()}
+            S = len(idx)
+        if run is None:
+            s = self._settings(t1, dt, solver, monitors, history)
+            mons = s["monitors"] if s["monitors"] is not None else {"raw": _raw()}
+            reduce = outcome if outcome is not None else (lambda sol: sol.ys)
+
+            def run(net, k):  # noqa: F811
+                return reduce(simulate(net, s["t1"], s["dt"], s["history"], s["solver"], mons, k))
+
+            step = float(s["dt"])
+        else:
+            step = float(dt) if dt is not None else (float(self.simulation["dt"]) if self.simulation else None)
+
+        names, vals = tuple(draws), tuple(draws.values())
+        common = (self.network, names, vals, S, run, step, key, batch_size, devices, progress)
+        out = _run_batched(*common, scenario, "scenario")
+        base = None
+        if baseline:
+            base = _run_batched(*common, None, "baseline")
+        spec = None
+        if scenario is not None and hasattr(scenario, "to_dict"):
+            try:
+                spec = scenario.to_dict()
+            except Exception:  # noqa: BLE001 - a description is optional
+                spec = None
+        return Prediction(outcome=out, baseline=base, params=dict(draws), scenario=spec)
+
+    # ------------------------------------------------------------------------------------------------------ files
+    def _meta_and_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        arrays: dict[str, np.ndarray] = {}
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "network": encode(self.network, arrays, "network"),
+            "posterior": encode(self.posterior, arrays, "posterior"),
+            "history": encode(self.history, arrays, "history"),
+            "simulation": encode(self.simulation, arrays, "simulation"),
+            "metadata": self.metadata,
+            "provenance": self.provenance,
+        }
+        return meta, arrays
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the twin to the folder `path` (``twin.json`` + ``arrays.npz``), or to one zip file when `path` ends
+        in ``.zip``. Written to a temporary name first, then renamed, so an interrupted save leaves no partial twin.
+        Returns the path."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"Twin.save: {path} exists; pass overwrite=True to replace it.")
+        meta, arrays = self._meta_and_arrays()
+        meta["content_hash"] = content_hash(meta, arrays)
+        text = json.dumps(meta, indent=1, sort_keys=True, allow_nan=False)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            if path.suffix == ".zip":
+                target = tmp / path.name
+                with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as z:
+                    z.writestr("twin.json", text)
+                    z.writestr("arrays.npz", buf.getvalue())
+            else:
+                target = tmp / "twin"
+                target.mkdir()
+                (target / "twin.json").write_text(text)
+                (target / "arrays.npz").write_bytes(buf.getvalue())
+            if path.exists():
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            os.replace(target, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, trust: Sequence[str] = ()) -> Twin:
+        """Read a twin written by :meth:`save` (folder or ``.zip``), checking its content hash.
+
+        `trust`: names of packages (besides vbtjax) whose classes the file may name, for twins of user-defined
+        models. Raises :class:`TwinFileError` for a missing, truncated or modified file."""
+        path = Path(path)
+        if not path.exists():
+            raise TwinFileError(f"Twin.load: {path} does not exist.")
+        try:
+            if path.is_dir():
+                text = (path / "twin.json").read_text()
+                blob = (path / "arrays.npz").read_bytes()
+            else:
+                with zipfile.ZipFile(path) as z:
+                    text = z.read("twin.json").decode()
+                    blob = z.read("arrays.npz")
+        except FileNotFoundError as e:
+            raise TwinFileError(f"Twin.load: {path} is not a complete twin folder ({e.filename} is missing).") from None
+        except (zipfile.BadZipFile, KeyError, OSError, EOFError) as e:
+            raise TwinFileError(f"Twin.load: {path} is not a readable twin (truncated or not a twin zip: {e}).") from e
+        try:
+            meta = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise TwinFileError(f"Twin.load: {path}: twin.json is not valid JSON (truncated or edited?): {e}.") from e
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise TwinFileError(f"Twin.load: {path} is not a vbtjax twin (no 'format': {FORMAT!r}).")
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise TwinFileError(
+                f"Twin.load: {path} has format version {meta.get('format_version')}; this vbtjax reads up to "
+                f"{FORMAT_VERSION}: upgrade vbtjax."
+            )
+        try:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as e:  # noqa: BLE001 - numpy raises several types for damaged archives
+            raise TwinFileError(f"Twin.load: {path}: arrays.npz cannot be read (truncated or damaged: {e}).") from e
+        stored = meta.pop("content_hash", None)
+        if stored is None or content_hash(meta, arrays) != stored:
+            raise TwinFileError(
+                f"Twin.load: {path} was modified after it was saved (its content hash does not match); refusing to "
+                "load it. Save the twin again from its source."
+            )
+        try:
+            network = decode(meta["network"], arrays, trust, "network")
+            posterior = decode(meta["posterior"], arrays, trust, "posterior")
+            history = decode(meta["history"], arrays, trust, "history")
+            simulation = decode(meta["simulation"], arrays, trust, "simulation")
+        except SerialisationError as e:
+            raise TwinFileError(f"Twin.load: {path}: {e}") from e
+        return cls(
+            network,
+            posterior=posterior,
+            history=history,
+            simulation=simulation,
+            metadata=meta.get("metadata"),
+            provenance=meta.get("provenance"),
+        )
+
+    def __repr__(self) -> str:
+        n = self.network
+        post = f", {self.n_draws} posterior draws of {sorted(self._draws())}" if self.posterior else ""
+        return f"Twin({type(n.model).__name__}, {n.n_regions} regions{post})"
+
+
+def _raw():
+    from .monitors import Raw
+
+    return Raw()
+
+
+def _names_to_paths(net: Network, names: Sequence[str], selection: Any) -> dict[str, str]:
+    mapping = {n: n for n in names}
+    if selection is not None:
+        from .inference.params import _leaf_path
+
+        for name, p in zip(selection.names(net), selection.params, strict=True):
+            if name in mapping:
+                mapping[name] = _leaf_path(net, p.where(net)) or name
+    return mapping
+
+
+# ------------------------------------------------------------------------------------------------- batched runs
+def _built(net: Network, names: Sequence[str], vs: Sequence[Any], scenario) -> Network:
+    n = set_leaves(net, dict(zip(names, vs, strict=True)))
+    return scenario(n) if scenario is not None else n
+
+
+def _widened(net: Network, names, vals, S: int, scenario, dt: float | None) -> Network:
+    """``net`` with a delay layout serving the weights, lengths and speeds of every built network (the draws' values
+    with the scenario applied); ``net`` itself when they are those of ``net``."""
+    if dt is None:
+        return net
+
+    def structure(vs):
+        n = _built(net, names, vs, scenario)
+        return n.connectome.weights, n.connectome.lengths, n.speed
+
+    ref = tuple(np.asarray(x, np.float64) for x in (net.connectome.weights, net.connectome.lengths, net.speed))
+    n_reg = net.n_regions
+    mask = np.zeros((n_reg, n_reg), bool)
+    shortest = np.full((n_reg, n_reg), np.inf)
+    longest = np.zeros((n_reg, n_reg))
+    changed = False
+    f = jax.jit(jax.vmap(structure))
+    starts = range(0, S, 64) if vals else [0]
+    for lo in starts:
+        if vals:
+            W, L, v = (np.asarray(x, np.float64) for x in f(tuple(x[lo : lo + 64] for x in vals)))
+        else:
+            W, L, v = (np.asarray(x, np.float64)[None] for x in jax.jit(structure)(()))
+        for a, r in zip((W, L, v), ref, strict=True):
+            changed |= not np.array_equal(a, np.broadcast_to(r, a.shape))
+        mask |= np.any(W != 0, axis=0)
+        d = L / v.reshape(-1, 1, 1)
+        shortest = np.minimum(shortest, d.min(axis=0))
+        longest = np.maximum(longest, d.max(axis=0))
+    if not changed:
+        return net
+    shortest = shortest * (1 - 1e-6)
+    longest = longest * (1 + 1e-6)
+    for a in (mask, shortest, longest):
+        a.setflags(write=False)
+    pattern = EdgePattern(mask=mask, delays_ms=longest, shortest_ms=shortest, longest_ms=longest)
+    _plan(pattern, float(dt), _delays.MAX_BLOCK, net.delay_mode)  # raises when one layout cannot serve them all
+    new = copy.copy(net)
+    object.__setattr__(new, "edges", pattern)  # the layout of the traced networks (see Network.delay_plan)
+    return new
+
+
+def _run_batched(net, names, vals, S, run, dt, key, batch_size, devices, progress, scenario, label):
+    mesh = _distributed.batch_mesh(devices, None, owner="Twin.predict")
+    n_dev = int(mesh.devices.size)
+    wide = _widened(net, names, vals, S, scenario, dt)
+
+    def one(vs, index):
+        k = None if key is None else jax.random.fold_in(key, index)
+        return run(_built(wide, names, vs, scenario), k)
+
+    if batch_size is None:
+        per = 8 if all(d.platform == "cpu" for d in mesh.devices.flat) else 256
+        batch_size = per * n_dev
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
+        raise ValueError(f"Twin.predict: batch_size must be a positive integer, got {batch_size!r}.")
+    bs = -(-int(batch_size) // n_dev) * n_dev
+    bs = min(bs, -(-S // n_dev) * n_dev)
+    n_chunks = -(-S // bs)
+    Sp = n_chunks * bs
+    padded = tuple(np.concatenate([v, np.repeat(v[-1:], Sp - S, axis=0)]) if Sp > S else v for v in vals)
+    indices = np.arange(Sp, dtype=np.uint32)
+    sharding = jax.sharding.NamedSharding(mesh, _distributed.batch_spec(mesh))
+    batched = jax.jit(_distributed.batch_map(jax.vmap(one), mesh))
+    outs = []
+    bar = None
+    if progress and jax.process_index() == 0 and n_chunks > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=S, desc=f"predict ({label})", unit="sim")
+    for c in range(n_chunks):
+        sl = slice(c * bs, (c + 1) * bs)
+        vs = tuple(_distributed.to_global(v[sl], sharding) for v in padded)
+        idx = _distributed.to_global(indices[sl], sharding)
+        outs.append(_distributed.to_host(batched(vs, idx)))
+        if bar is not None:
+            bar.update(min(bs, S - c * bs))
+    if bar is not None:
+        bar.close()
+    return jax.tree.map(lambda *xs: np.concatenate(xs)[:S], *outs)
+
+
+# ------------------------------------------------------------------------------------------------------ prediction
+class Prediction(eqx.Module):
+    """The outcome distribution of :meth:`Twin.predict`.
+
+    **Fields:**
+    - `outcome`: pytree of ``(S, ...)`` arrays, one row per posterior draw, with the scenario.
+    - `baseline`: the same without the scenario (same draws, same noise), or None.
+    - `params`: leaf path -> ``(S, ...)`` the draws used.
+    - `scenario`: the scenario's description (``to_dict()``), or None.
+    """
+
+    outcome: Any
+    baseline: Any
+    params: dict[str, np.ndarray]
+    scenario: Any = eqx.field(static=True)
+
+    @property
+    def n_samples(self) -> int:
+        return int(jax.tree.leaves(self.outcome)[0].shape[0])
+
+    def _which(self, which: str) -> Any:
+        if which == "outcome":
+            return self.outcome
+        if which == "baseline":
+            if self.baseline is None:
+                raise ValueError("Prediction: no baseline was simulated (predict(..., baseline=True)).")
+            return self.baseline
+        if which == "change":
+            return self.change()
+        raise ValueError(f"Prediction: which must be 'outcome', 'baseline' or 'change', got {which!r}.")
+
+    def change(self) -> Any:
+        """Outcome minus baseline, per draw (booleans: as 0/1)."""
+        base = self._which("baseline")
+        return jax.tree.map(lambda a, b: np.asarray(a, float) - np.asarray(b, float), self.outcome, base)
+
+    def mean(self, which: str = "outcome") -> Any:
+        """Mean over draws (for a boolean outcome: the probability)."""
+        return jax.tree.map(lambda a: np.mean(np.asarray(a, float), axis=0), self._which(which))
+
+    def probability(self, which: str = "outcome") -> Any:
+        """Share of draws in which a boolean outcome holds (e.g. P(region seizes))."""
+        return jax.tree.map(lambda a: np.mean(np.asarray(a, bool), axis=0), self._which(which))
+
+    def quantiles(self, q: Sequence[float] = (0.05, 0.5, 0.95), which: str = "outcome") -> Any:
+        """Quantiles over draws, ``(len(q), ...)``."""
+        return jax.tree.map(lambda a: np.quantile(np.asarray(a, float), q, axis=0), self._which(which))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the draws to ``.npz`` (keys ``outcome/...``, ``baseline/...``, ``params/...``) + the scenario as JSON
+        in ``scenario``."""
+        path = Path(path)
+        arrays = {}
+        for group, tree in (("outcome", self.outcome), ("baseline", self.baseline)):
+            if tree is None:
+                continue
+            for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+                arrays[group + jax.tree_util.keystr(p)] = np.asarray(leaf)
+        for k, v in self.params.items():
+            arrays[f"params/{k}"] = np.asarray(v)
+        arrays["scenario"] = np.asarray(json.dumps(self.scenario))
+        np.savez(path, **arrays)
+        return path
