@@ -157,6 +157,9 @@ def _pattern_or_none(connectome: Connectome, speed, speed_range=None) -> EdgePat
     if not all(is_concrete(x) for x in leaves):
         return None
     speed_value = float(speed)
+    if speed_range is not None and not speed_range[0] <= speed_value <= speed_range[1]:
+        # a speed set after construction (eqx.tree_at) outside the declared range: lay the buffer out for both
+        speed_range = (min(speed_range[0], speed_value), max(speed_range[1], speed_value))
     return EdgePattern.from_arrays(
         np.asarray(connectome.weights), np.asarray(connectome.lengths), speed_value, speed_range
     )
