@@ -39,13 +39,32 @@ class AbstractCoupling(eqx.Module):
     coupling variables (``(n_cvar, ...)``); it returns ``(n_out, ...)`` with ``n_out`` given by :meth:`n_out`.
     Set the class variable ``source_only = False`` when ``pre`` uses ``x_i`` (the target's current state): the
     simulator then evaluates it at every step; otherwise it is evaluated in bulk for several steps at once.
+
+    A coupling whose ``pre`` uses ``x_i`` but is a *sum* of a source part and a target part,
+    ``pre(x_i, x_j) = pre_source(x_j) + pre_target(x_i)`` (diffusive coupling ``x_j - x_i``), can declare it with
+    ``separable = True`` and the two methods :meth:`pre_source` and :meth:`pre_target`. The simulator then evaluates
+    the delayed part as ``sum_j W_ij pre_source(x_j(n - D_ij)) + (sum_j W_ij) pre_target(x_i(n))``: the bulk,
+    source-only path for the delayed sum, plus a local term with the row sums of the weights (the same value up to
+    floating-point rounding). Couplings that are not separable (``sin(x_j - x_i)``) keep the exact edge-wise path.
     """
 
     source_only: ClassVar[bool] = True
+    separable: ClassVar[bool] = False
 
     def pre(self, x_i: Float[Array, "n_cvar ..."], x_j: Float[Array, "n_cvar ..."]) -> Float[Array, "n_out ..."]:
         """Edge-wise function of the target's current value ``x_i`` and the source's delayed value ``x_j``."""
         return x_j
+
+    def pre_source(self, x_j: Float[Array, "n_cvar ..."]) -> Float[Array, "n_out ..."]:
+        """The source part of a separable ``pre`` (``separable = True``): ``pre(x_i, x_j) - pre_target(x_i)``.
+        By default ``pre(None, x_j)``, which is right for source-only couplings. Per-region parameters refer to
+        the target region, as in :meth:`pre`."""
+        return self.pre(None, x_j)
+
+    def pre_target(self, x_i: Float[Array, "n_cvar N"]) -> Float[Array, "n_out N"]:
+        """The target part of a separable ``pre``: ``pre(x_i, x_j) - pre_source(x_j)``, a function of the target's
+        current state only (``(n_cvar, N)`` in, ``(n_out, N)`` out). Needed when ``separable = True``."""
+        raise NotImplementedError(f"{type(self).__name__} declares separable = True but does not define pre_target.")
 
     def post(self, gx: Float[Array, "n_out N"]) -> Float[Array, "n_out N"]:
         """Function of the weighted sum ``gx[k, i] = sum_j W[i, j] pre(...)[k, i, j]``."""
@@ -98,13 +117,24 @@ class Scaling(AbstractCoupling):
 
 
 class Difference(AbstractCoupling):
-    """Diffusive coupling: ``pre = x_j - x_i``, ``post = a * gx``."""
+    """Diffusive coupling: ``pre = x_j - x_i``, ``post = a * gx``.
+
+    Separable: the simulator evaluates ``sum_j W_ij (x_j(n - D_ij) - x_i(n))`` as
+    ``sum_j W_ij x_j(n - D_ij) - (sum_j W_ij) x_i(n)`` (see :class:`AbstractCoupling`).
+    """
 
     a: Float[Array, "*N"] = param(0.1)
     source_only: ClassVar[bool] = False
+    separable: ClassVar[bool] = True
 
     def pre(self, x_i, x_j):
         return x_j - x_i
+
+    def pre_source(self, x_j):
+        return x_j
+
+    def pre_target(self, x_i):
+        return -x_i
 
     def post(self, gx):
         return self.a * gx

@@ -276,6 +276,10 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
     n_cvar = cvar.size
     tvb_solver = is_tvb_solver(solver)
     source_only = type(cpl).source_only
+    # pre(x_i, x_j) = pre_source(x_j) + pre_target(x_i): the delayed sum goes through the flat source-only path, plus
+    # the local term (sum_j W_ij) pre_target(x_i) with the row sums of the delayed weights
+    separable = not source_only and type(cpl).separable
+    flat_edges = source_only or separable
     edge_cpl = cpl.for_edges()
     interp = plan.mode == "interpolate"
     width = K + 1 if interp else K  # buffer columns read per edge and block
@@ -284,7 +288,7 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
     W = net.connectome.weights.astype(dtype)
     w_delayed = jnp.where(plan.delayed_valid, W[rows, plan.delayed_src], 0.0)  # (N, P)
     w_instant = jnp.where(plan.instant_valid, W[rows, plan.instant_src], 0.0)  # (N, P0)
-    if source_only:  # flat edge list, one window per (cvar, edge), summed per target
+    if flat_edges:  # flat edge list, one window per (cvar, edge), summed per target
         e_src, e_tgt, e_D = plan.edge_source, plan.edge_target, plan.edge_D
         w_edges = W[e_tgt, e_src]  # (E,)
         flat_cpl = jax.tree.map(lambda p: p[e_tgt][:, None] if getattr(p, "ndim", 0) == 1 else p, cpl)
@@ -302,7 +306,7 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
         lags = jnp.asarray(e_D, jnp.int32)
     else:
         lags = D_traced
-        valid = np.ones(e_D.shape, bool) if source_only else plan.delayed_valid
+        valid = np.ones(e_D.shape, bool) if flat_edges else plan.delayed_valid
         top = H - (2 if interp else 1)
         ok = jnp.all(jnp.where(valid, (lags >= K) & (lags <= top), True))
         ok = ok & jnp.all(jnp.where(plan.instant_valid, D_inst == 0, True))
@@ -335,6 +339,7 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
     def coupling_sum(pre_fn, weights, x_j):
         return jnp.sum(weights * pre_fn(x_j), axis=-1)
 
+    w_rowsum = jnp.sum(w_delayed, axis=-1)  # (N,): the delayed edges' weights (separable couplings)
     diagonal_instant = plan.instant_is_diagonal
     w_diag = w_instant[:, 0]
     f_diag = frac_inst[:, 0]
@@ -344,14 +349,16 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
         xc = _rows(y, cvar)
         if diagonal_instant:  # self-connections only: no gather
             xs_self = xc if not interp else xc + f_diag * (_rows(y_prev, cvar) - xc)
-            gx = w_diag * (edge_cpl.pre(xc, xs_self) if not source_only else cpl.pre(None, xs_self))
+            gx = w_diag * (cpl.pre(xc, xs_self) if not source_only else cpl.pre(None, xs_self))
         else:
             xj = xc[:, plan.instant_src]
             if interp:
                 xj = xj + frac_inst * (_rows(y_prev, cvar)[:, plan.instant_src] - xj)
             gx = coupling_sum(lambda v: edge_cpl.pre(xc[:, :, None], v), w_instant, xj)
-        if source_only:
+        if flat_edges:
             gx = gx + xs["gx"]
+            if separable:
+                gx = gx + w_rowsum * cpl.pre_target(xc)
         else:
             gx = gx + coupling_sum(lambda v: edge_cpl.pre(xc[:, :, None], v), w_delayed, xs["xd"])
         c = cpl.post(gx)
@@ -375,9 +382,9 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
         if plan.n_delayed:
             starts = jnp.mod(col0 - back, Hb)
             xd = jax.vmap(read_window, in_axes=(None, 0, 0))(buf, src_rows, starts)  # (n_cvar * E, width)
-            if source_only:
+            if flat_edges:
                 xd = interpolate(xd.reshape(n_cvar, -1, width), frac)  # (n_cvar, E, K)
-                pre = flat_cpl.pre(None, xd)  # (n_out, E, K)
+                pre = flat_cpl.pre_source(xd)  # (n_out, E, K)
                 # one sorted segment_sum per coupling output (measured faster than one flat segment_sum over all
                 # outputs when K is a power of two, which the plan ensures)
                 gx = jax.vmap(
@@ -387,7 +394,7 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
             else:
                 xd = interpolate(xd.reshape(n_cvar, N, -1, width), frac)  # (n_cvar, N, P, K)
                 xs["xd"] = jnp.moveaxis(xd, -1, 0)  # (K, n_cvar, N, P)
-        elif source_only:
+        elif flat_edges:
             xs["gx"] = jnp.zeros((K, cpl.n_out(n_cvar), N), dtype)
         else:
             xs["xd"] = jnp.zeros((K, n_cvar, N, 1), dtype)
