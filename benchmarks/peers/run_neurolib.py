@@ -38,8 +38,16 @@ def body(spec, netf, result, traces):
     mp = spec["model"]
     reps, cap = spec["repeats"], spec["cap_s"]
     n_last, sub = spec["loss_last_steps"], spec["sub"]
-    result.update(neurolib=version("neurolib"), numpy=np.__version__, numba=numba.__version__, precision="float64",
-                  integrator="Euler", coupled=["x"], import_s=t_import, variants={})
+    result.update(
+        neurolib=version("neurolib"),
+        numpy=np.__version__,
+        numba=numba.__version__,
+        precision="float64",
+        integrator="Euler",
+        coupled=["x"],
+        import_s=t_import,
+        variants={},
+    )
 
     model = HopfModel(Cmat=np.array(W, np.float64), Dmat=np.array(L, np.float64))
     p = model.params
@@ -83,8 +91,14 @@ def body(spec, netf, result, traces):
             if spent >= cap:
                 break
         R["horizon"] = int(np.max(p["Dmat_ndt"])) + 1
-        R["w1"] = dict(first_call_s=t_first, compile_s=max(0.0, t_first - min(times)), steps=steps, regions=N,
-                       finite=finite, **C.summary(times))
+        R["w1"] = dict(
+            first_call_s=t_first,
+            compile_s=max(0.0, t_first - min(times)),
+            steps=steps,
+            regions=N,
+            finite=finite,
+            **C.summary(times),
+        )
     if "w2" in wl:
         steps = spec["w2_steps"]
         totals, stats = [], None
@@ -98,8 +112,13 @@ def body(spec, netf, result, traces):
             if sum(totals) >= cap:
                 break
         traces["euler_x_w2_stat"] = np.array(stats)
-        R["w2"] = dict(steps=steps, regions=N, n_values=len(spec["w2_values"]),
-                       how="Python loop over model.run() with K_gl set", **C.summary(totals))
+        R["w2"] = dict(
+            steps=steps,
+            regions=N,
+            n_values=len(spec["w2_values"]),
+            how="Python loop over model.run() with K_gl set",
+            **C.summary(totals),
+        )
     if "w3" in wl:
         steps, h = spec["w3_steps"], spec["fd_h"]
         totals = []
@@ -111,8 +130,22 @@ def body(spec, netf, result, traces):
             if sum(totals) >= cap:
                 break
         lp, lm = C.loss_from_x(yp[:, 0], n_last), C.loss_from_x(ym[:, 0], n_last)
-        R["w3"] = dict(steps=steps, regions=N, fd_h=h, loss=0.5 * (lp + lm), grad=(lp - lm) / (2 * h),
-                       how="no autodiff: central finite difference, 2 forward runs", **C.summary(totals))
+        R["w3"] = dict(
+            steps=steps,
+            regions=N,
+            fd_h=h,
+            loss=0.5 * (lp + lm),
+            grad=(lp - lm) / (2 * h),
+            how="no autodiff: central finite difference, 2 forward runs",
+            **C.summary(totals),
+        )
+        if spec.get("w3_check_steps"):  # the gradient on a short, well-conditioned horizon (not timed)
+            cs, cl = spec["w3_check_steps"], spec["w3_check_last"]
+            lp = C.loss_from_x(run(a0 + h, cs)[1][:, 0], cl)
+            lm = C.loss_from_x(run(a0 - h, cs)[1][:, 0], cl)
+            R["w3_check"] = dict(
+                steps=cs, last=cl, loss=0.5 * (lp + lm), grad=(lp - lm) / (2 * h), fd_h=h, how="central FD"
+            )
     result["variants"]["euler_x"] = R
 
 

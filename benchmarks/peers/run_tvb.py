@@ -25,9 +25,9 @@ def body(spec, netf, result, traces):
     from tvb.basic.profile import TvbProfile
 
     TvbProfile.set_profile(TvbProfile.LIBRARY_PROFILE)
-    from tvb.simulator import coupling, integrators, models, monitors, simulator
-    from tvb.datatypes import connectivity
     import tvb.simulator as _tvbsim
+    from tvb.datatypes import connectivity
+    from tvb.simulator import coupling, integrators, models, monitors, simulator
 
     logging.getLogger("tvb").setLevel(logging.ERROR)
     for name in list(logging.root.manager.loggerDict):
@@ -49,19 +49,34 @@ def body(spec, netf, result, traces):
     mp = spec["model"]
     reps, cap = spec["repeats"], spec["cap_s"]
     n_last, sub = spec["loss_last_steps"], spec["sub"]
-    result.update(tvb_library=tvb_version, numpy=np.__version__, numba=numba.__version__, precision="float64",
-                  integrator="HeunDeterministic", coupled=["x", "y"], import_s=t_import, variants={})
+    result.update(
+        tvb_library=tvb_version,
+        numpy=np.__version__,
+        numba=numba.__version__,
+        precision="float64",
+        integrator="HeunDeterministic",
+        coupled=["x", "y"],
+        import_s=t_import,
+        variants={},
+    )
 
     def make_sim(a):
         conn = connectivity.Connectivity(
-            weights=np.array(W, dtype=np.float64), tract_lengths=np.array(L, dtype=np.float64),
-            centres=np.zeros((N, 3)), region_labels=np.array([f"r{i}" for i in range(N)]),
-            speed=np.array([speed]))
+            weights=np.array(W, dtype=np.float64),
+            tract_lengths=np.array(L, dtype=np.float64),
+            centres=np.zeros((N, 3)),
+            region_labels=np.array([f"r{i}" for i in range(N)]),
+            speed=np.array([speed]),
+        )
         model = models.SupHopf(a=np.array([mp["a"]]), omega=np.array([mp["omega"]]))
         model.variables_of_interest = ("x", "y")
         sim = simulator.Simulator(
-            connectivity=conn, model=model, coupling=coupling.Difference(a=np.array([a])),
-            integrator=integrators.HeunDeterministic(dt=dt), monitors=(monitors.Raw(),))
+            connectivity=conn,
+            model=model,
+            coupling=coupling.Difference(a=np.array([a])),
+            integrator=integrators.HeunDeterministic(dt=dt),
+            monitors=(monitors.Raw(),),
+        )
         conn.configure()
         H = int(np.rint(L / speed / dt).max()) + 1  # TVB's horizon counts every tract, weighted or not
         sim.initial_conditions = np.broadcast_to(x0[None, :, :, None], (H, 2, N, 1)).copy()
@@ -99,8 +114,16 @@ def body(spec, netf, result, traces):
             times.append(r)
             confs.append(c)
             spent += r
-        R["w1"] = dict(first_call_s=t_first_call, first_run_s=t_first, configure_s=t_conf, steps=steps, regions=N,
-                       compile_s=0.0, finite=finite, **C.summary([t_first, *times]))
+        R["w1"] = dict(
+            first_call_s=t_first_call,
+            first_run_s=t_first,
+            configure_s=t_conf,
+            steps=steps,
+            regions=N,
+            compile_s=0.0,
+            finite=finite,
+            **C.summary([t_first, *times]),
+        )
     if "w2" in wl:
         steps = spec["w2_steps"]
         t_all = time.perf_counter()
@@ -112,9 +135,18 @@ def body(spec, netf, result, traces):
             stats.append(C.sweep_stat(y[:, 0], n_last))
         total = time.perf_counter() - t_all
         traces["heun_xy_w2_stat"] = np.array(stats)
-        R["w2"] = dict(best_s=total, median_s=total, n=1, configure_total_s=sum(confs), run_total_s=sum(runs),
-                       per_sim_s=total / len(runs), steps=steps, regions=N, n_values=len(runs),
-                       how="Python loop, one Simulator (configure + run) per coupling value")
+        R["w2"] = dict(
+            best_s=total,
+            median_s=total,
+            n=1,
+            configure_total_s=sum(confs),
+            run_total_s=sum(runs),
+            per_sim_s=total / len(runs),
+            steps=steps,
+            regions=N,
+            n_values=len(runs),
+            how="Python loop, one Simulator (configure + run) per coupling value",
+        )
     if "w3" in wl:
         steps, h = spec["w3_steps"], spec["fd_h"]
         t = time.perf_counter()
@@ -122,9 +154,24 @@ def body(spec, netf, result, traces):
         cm, rm, ym, _ = run(a0 - h, steps)
         total = time.perf_counter() - t
         lp, lm = C.loss_from_x(yp[:, 0], n_last), C.loss_from_x(ym[:, 0], n_last)
-        R["w3"] = dict(best_s=total, median_s=total, n=1, steps=steps, regions=N, fd_h=h,
-                       loss=0.5 * (lp + lm), grad=(lp - lm) / (2 * h),
-                       how="no autodiff: central finite difference, 2 forward runs (configure + run)")
+        R["w3"] = dict(
+            best_s=total,
+            median_s=total,
+            n=1,
+            steps=steps,
+            regions=N,
+            fd_h=h,
+            loss=0.5 * (lp + lm),
+            grad=(lp - lm) / (2 * h),
+            how="no autodiff: central finite difference, 2 forward runs (configure + run)",
+        )
+        if spec.get("w3_check_steps"):  # the gradient on a short, well-conditioned horizon (not timed)
+            cs, cl = spec["w3_check_steps"], spec["w3_check_last"]
+            lp = C.loss_from_x(run(a0 + h, cs)[2][:, 0], cl)
+            lm = C.loss_from_x(run(a0 - h, cs)[2][:, 0], cl)
+            R["w3_check"] = dict(
+                steps=cs, last=cl, loss=0.5 * (lp + lm), grad=(lp - lm) / (2 * h), fd_h=h, how="central FD"
+            )
     result["variants"]["heun_xy"] = R
 
 

@@ -22,11 +22,12 @@ import numpy as np
 
 
 def body(spec, netf, result, traces):
+    from importlib.metadata import version
+
     import jax
     import jax.numpy as jnp
     import jaxlib
     import vbjax as vb
-    from importlib.metadata import version
 
     dt, speed = spec["dt"], spec["speed"]
     W, L, x0 = netf["weights"], netf["lengths"], netf["x0"]
@@ -35,9 +36,17 @@ def body(spec, netf, result, traces):
     reps, cap = spec["repeats"], spec["cap_s"]
     n_last, sub = spec["loss_last_steps"], spec["sub"]
     unroll = int(spec.get("vbjax_unroll", 10))
-    result.update(vbjax=version("vbjax"), jax=jax.__version__, jaxlib=jaxlib.__version__, precision="float32",
-                  integrator="Heun (make_dde; delayed coupling re-evaluated in the corrector)", coupled=["x", "y"],
-                  backend=jax.default_backend(), unroll=unroll, variants={})
+    result.update(
+        vbjax=version("vbjax"),
+        jax=jax.__version__,
+        jaxlib=jaxlib.__version__,
+        precision="float32",
+        integrator="Heun (make_dde; delayed coupling re-evaluated in the corrector)",
+        coupled=["x", "y"],
+        backend=jax.default_backend(),
+        unroll=unroll,
+        variants={},
+    )
 
     Wnd = np.array(W, np.float64)
     np.fill_diagonal(Wnd, 0.0)
@@ -96,8 +105,16 @@ def body(spec, netf, result, traces):
         times, y = C.repeat(run_exe, reps, cap, exe, a0)
         y = np.asarray(y)
         traces["heun_xy_w1_x"] = y[sub - 1 :: sub].astype(np.float32)
-        R["w1"] = dict(lower_s=tl, compile_s=tc, first_run_s=t_first, first_call_s=tl + tc + t_first, steps=steps,
-                       regions=N, finite=bool(np.isfinite(y).all()), **C.summary(times))
+        R["w1"] = dict(
+            lower_s=tl,
+            compile_s=tc,
+            first_run_s=t_first,
+            first_call_s=tl + tc + t_first,
+            steps=steps,
+            regions=N,
+            finite=bool(np.isfinite(y).all()),
+            **C.summary(times),
+        )
         del y
     if "w2" in wl:
         steps = spec["w2_steps"]
@@ -108,9 +125,17 @@ def body(spec, netf, result, traces):
         ys = np.asarray(ys)
         traces["heun_xy_w2_stat"] = np.array([C.sweep_stat(ys[k, :, 0], n_last) for k in range(ys.shape[0])])
         del ys
-        R["w2"] = dict(lower_s=tl, compile_s=tc, first_run_s=t_first, first_call_s=tl + tc + t_first, steps=steps,
-                       regions=N, n_values=int(values.shape[0]), how=f"jax.vmap over make_dde + make_continuation ({clen}-step chunks)",
-                       **C.summary(times))
+        R["w2"] = dict(
+            lower_s=tl,
+            compile_s=tc,
+            first_run_s=t_first,
+            first_call_s=tl + tc + t_first,
+            steps=steps,
+            regions=N,
+            n_values=int(values.shape[0]),
+            how=f"jax.vmap over make_dde + make_continuation ({clen}-step chunks)",
+            **C.summary(times),
+        )
     if "w3" in wl:
         steps = spec["w3_steps"]
 
@@ -122,10 +147,23 @@ def body(spec, netf, result, traces):
         times, out = C.repeat(run_exe, reps, cap, exe, a0)
         fexe, _, _ = compiled(loss, a0)
         ftimes, _ = C.repeat(run_exe, reps, cap, fexe, a0)
-        R["w3"] = dict(lower_s=tl, compile_s=tc, first_run_s=t_first, first_call_s=tl + tc + t_first, steps=steps,
-                       regions=N, how="jax.value_and_grad through make_dde + make_continuation", loss=float(out[0]),
-                       grad=float(out[1]), forward_best_s=min(ftimes),
-                       **C.summary(times))
+        R["w3"] = dict(
+            lower_s=tl,
+            compile_s=tc,
+            first_run_s=t_first,
+            first_call_s=tl + tc + t_first,
+            steps=steps,
+            regions=N,
+            how="jax.value_and_grad through make_dde + make_continuation",
+            loss=float(out[0]),
+            grad=float(out[1]),
+            forward_best_s=min(ftimes),
+            **C.summary(times),
+        )
+        if spec.get("w3_check_steps"):  # the gradient on a short, well-conditioned horizon (not timed)
+            cs, cl = spec["w3_check_steps"], spec["w3_check_last"]
+            cl_, cg = jax.jit(jax.value_and_grad(lambda K: jnp.mean(sim(K, cs)[-cl:, 0] ** 2)))(a0)
+            R["w3_check"] = dict(steps=cs, last=cl, loss=float(cl_), grad=float(cg), how="jax.grad")
     result["variants"]["heun_xy"] = R
 
 

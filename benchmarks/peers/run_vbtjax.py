@@ -51,15 +51,20 @@ def body(spec, netf, result, traces):
     class HopfDifferenceAsLinear(vbt.models.SupHopf):
         """SupHopf whose diffusive coupling is split as K sum_j W_ij x_j(t - D_ij) (vbt.coupling.Linear, vbtjax's
         flat edge-list path) minus the local K (sum_j W_ij) x_i: the same equations as Difference (exact, the
-        zero-delay self-connections included). Only to measure what the proposed fix to vbtjax would give."""
+        zero-delay self-connections included). Written before vbt.coupling.Difference was declared separable (the
+        simulator now does this split itself); kept as a cross-check of that fast path's cost."""
 
         K: jax.Array = eqx.field(default_factory=lambda: jnp.asarray(spec["coupling_a"], jnp.float32))
 
         def dfun(self, state, coupling):
             x, y = state[0], state[1]
             g = self.a - x * x - y * y
-            return jnp.stack([g * x - self.omega * y + coupling[0] - self.K * rowsum * x,
-                              g * y + self.omega * x + coupling[1] - self.K * rowsum * y])
+            return jnp.stack(
+                [
+                    g * x - self.omega * y + coupling[0] - self.K * rowsum * x,
+                    g * y + self.omega * x + coupling[1] - self.K * rowsum * y,
+                ]
+            )
 
     conn = vbt.Connectome(weights=jnp.asarray(W), lengths=jnp.asarray(L))
     Diff, Lin = vbt.coupling.Difference, vbt.coupling.Linear
@@ -76,7 +81,8 @@ def body(spec, netf, result, traces):
         backend=jax.default_backend(),
         precision="float32",
         options=opts,
-        sweep_api="vbt.sweep (and jax.vmap over vbt.simulate beside it)" if hasattr(vbt, "sweep")
+        sweep_api="vbt.sweep (and jax.vmap over vbt.simulate beside it)"
+        if hasattr(vbt, "sweep")
         else "jax.vmap over vbt.simulate (vbt.sweep not available)",
         variants={},
     )
@@ -85,24 +91,33 @@ def body(spec, netf, result, traces):
             continue
         net = vbt.Network(model=model, connectome=conn, coupling=cpl(a=spec["coupling_a"]), speed=speed)
         if name == "heun_xy_lin":
+
             def where(m):
                 return (m.coupling.a, m.model.K)
         else:
+
             def where(m):
                 return m.coupling.a
+
         plan = net.delay_plan(dt)
         D_used = np.zeros((N, N), np.int64)
         D_used[plan.edge_target, plan.edge_source] = plan.edge_D
         H = plan.horizon
         hist = jnp.asarray(np.broadcast_to(x0, (H, 2, N)), jnp.float32)
-        R = dict(horizon=H, block=plan.block, n_edges=int((W != 0).sum()),
-                 integrator=type(solver).__name__, coupled=("x", "y") if model.cvar == (0, 1) else ("x",))
+        R = dict(
+            horizon=H,
+            block=plan.block,
+            n_edges=int((W != 0).sum()),
+            integrator=type(solver).__name__,
+            coupled=("x", "y") if model.cvar == (0, 1) else ("x",),
+        )
         traces[f"{name}_delays"] = D_used
 
         def sim(a, steps, net=net, solver=solver, where=where, two=name == "heun_xy_lin", hist=hist):
             n = eqx.tree_at(where, net, (a, a) if two else a)
-            sol = vbt.simulate(n, steps * dt, dt, history=hist, solver=solver, monitors={"raw": vbt.monitors.Raw()},
-                               **opts)
+            sol = vbt.simulate(
+                n, steps * dt, dt, history=hist, solver=solver, monitors={"raw": vbt.monitors.Raw()}, **opts
+            )
             return sol.ys["raw"]  # (T, 2, N)
 
         def compiled(fn, *args):
@@ -123,8 +138,15 @@ def body(spec, netf, result, traces):
             exe, tl, tc = compiled(lambda a, steps=steps: sim(a, steps), a0)
             t_first, y = C.timed(run_exe, exe, a0)
             times, y = C.repeat(run_exe, reps, cap, exe, a0)
-            R["w1"] = dict(lower_s=tl, compile_s=tc, first_run_s=t_first, first_call_s=tl + tc + t_first,
-                           steps=steps, regions=N, **C.summary(times))
+            R["w1"] = dict(
+                lower_s=tl,
+                compile_s=tc,
+                first_run_s=t_first,
+                first_call_s=tl + tc + t_first,
+                steps=steps,
+                regions=N,
+                **C.summary(times),
+            )
             y = np.asarray(y)
             traces[f"{name}_w1_x"] = y[sub - 1 :: sub].astype(np.float32)
             R["w1"]["finite"] = bool(np.isfinite(y).all())
@@ -140,9 +162,17 @@ def body(spec, netf, result, traces):
             t_first, ys = C.timed(run_exe, exe, values)
             times, ys = C.repeat(run_exe, reps, cap, exe, values)
             ys = np.asarray(ys)
-            R["w2_vmap"] = dict(lower_s=tl, compile_s=tc, first_run_s=t_first, first_call_s=tl + tc + t_first,
-                                steps=steps, regions=N, n_values=int(values.shape[0]),
-                                how="jax.jit(jax.vmap(vbt.simulate))", **C.summary(times))
+            R["w2_vmap"] = dict(
+                lower_s=tl,
+                compile_s=tc,
+                first_run_s=t_first,
+                first_call_s=tl + tc + t_first,
+                steps=steps,
+                regions=N,
+                n_values=int(values.shape[0]),
+                how="jax.jit(jax.vmap(vbt.simulate))",
+                **C.summary(times),
+            )
             traces[f"{name}_w2_stat"] = np.array([C.sweep_stat(ys[k, :, 0], n_last) for k in range(ys.shape[0])])
             del ys
             R["w2"] = R["w2_vmap"]
@@ -154,15 +184,31 @@ def body(spec, netf, result, traces):
                 return [jax.block_until_ready(one(v)) for v in vals]
 
             ltimes, _ = C.repeat(loop, reps, cap, list(values))
-            R["w2_loop"] = dict(lower_s=tl1, compile_s=tc1, steps=steps, regions=N, n_values=int(values.shape[0]),
-                                how="Python loop over one compiled vbt.simulate", **C.summary(ltimes))
+            R["w2_loop"] = dict(
+                lower_s=tl1,
+                compile_s=tc1,
+                steps=steps,
+                regions=N,
+                n_values=int(values.shape[0]),
+                how="Python loop over one compiled vbt.simulate",
+                **C.summary(ltimes),
+            )
             if hasattr(vbt, "sweep") and name != "heun_xy_lin":
                 # vbt.sweep jits its own vmapped program (it cannot be lowered from outside): its first call includes
                 # compilation; the later calls are timed as the run
                 def do_sweep(vals, net=net, solver=solver, steps=steps, hist=hist):
-                    res = vbt.sweep(net, where=lambda m: m.coupling.a, values=vals, t1=steps * dt, dt=dt,
-                                    history=hist, solver=solver, monitors={"raw": vbt.monitors.Raw()},
-                                    progress=False, **opts)
+                    res = vbt.sweep(
+                        net,
+                        where=lambda m: m.coupling.a,
+                        values=vals,
+                        t1=steps * dt,
+                        dt=dt,
+                        history=hist,
+                        solver=solver,
+                        monitors={"raw": vbt.monitors.Raw()},
+                        progress=False,
+                        **opts,
+                    )
                     return res
 
                 try:
@@ -171,9 +217,17 @@ def body(spec, netf, result, traces):
                     ys = np.asarray(res.ys["raw"])
                     stat = np.array([C.sweep_stat(ys[k, :, 0], n_last) for k in range(ys.shape[0])])
                     agree = float(np.max(np.abs(stat - traces[f"{name}_w2_stat"])))
-                    R["w2_sweep"] = dict(first_call_s=t_first, compile_s=max(0.0, t_first - min(times)), steps=steps,
-                                         regions=N, n_values=int(values.shape[0]), batch_size=int(res.batch_size),
-                                         how="vbt.sweep", agree_vmap=agree, **C.summary(times))
+                    R["w2_sweep"] = dict(
+                        first_call_s=t_first,
+                        compile_s=max(0.0, t_first - min(times)),
+                        steps=steps,
+                        regions=N,
+                        n_values=int(values.shape[0]),
+                        batch_size=int(res.batch_size),
+                        how="vbt.sweep",
+                        agree_vmap=agree,
+                        **C.summary(times),
+                    )
                     R["w2"] = R["w2_sweep"]
                     del ys
                 except Exception as exc:  # noqa: BLE001 - recorded; the vmap figure stands
@@ -189,9 +243,27 @@ def body(spec, netf, result, traces):
             times, out = C.repeat(run_exe, reps, cap, exe, a0)
             fexe, _, _ = compiled(loss, a0)
             ftimes, _ = C.repeat(run_exe, reps, cap, fexe, a0)
-            R["w3"] = dict(lower_s=tl, compile_s=tc, first_run_s=t_first, first_call_s=tl + tc + t_first,
-                           steps=steps, regions=N, how="jax.value_and_grad through vbt.simulate",
-                           loss=float(out[0]), grad=float(out[1]), forward_best_s=min(ftimes), **C.summary(times))
+            R["w3"] = dict(
+                lower_s=tl,
+                compile_s=tc,
+                first_run_s=t_first,
+                first_call_s=tl + tc + t_first,
+                steps=steps,
+                regions=N,
+                how="jax.value_and_grad through vbt.simulate",
+                loss=float(out[0]),
+                grad=float(out[1]),
+                forward_best_s=min(ftimes),
+                **C.summary(times),
+            )
+            if spec.get("w3_check_steps"):  # the gradient on a short, well-conditioned horizon (not timed)
+                cs, cl = spec["w3_check_steps"], spec["w3_check_last"]
+
+                def closs(a, sim=sim, cs=cs, cl=cl):
+                    return jnp.mean(sim(a, cs)[-cl:, 0] ** 2)
+
+                cl_, cg = jax.jit(jax.value_and_grad(closs))(a0)
+                R["w3_check"] = dict(steps=cs, last=cl, loss=float(cl_), grad=float(cg), how="jax.grad")
         result["variants"][name] = R
 
 
