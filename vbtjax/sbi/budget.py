@@ -1,0 +1,335 @@
+"""Simulation budgets for simulation-based inference: parameters drawn from the prior, simulated, reduced to
+features, stored on disk in chunks.
+
+The prior is a :class:`~vbtjax.inference.Posterior` built without a likelihood (``log_likelihood=None``): the same
+network, :class:`~vbtjax.inference.Selection` (with its constraints) and NumPyro priors that fitting and NUTS use,
+so the routes can be compared on one problem.
+
+:func:`simulate_budget` writes ``DIR/budget.json`` (the parameter names and shapes, the feature size, the chunking,
+the base key and the provenance) and one ``DIR/chunk_NNNNN.npz`` per chunk (``u`` ``(B, d)`` unconstrained and
+``theta`` ``(B, d)`` constrained draws, ``x`` ``(B, F)`` features, ``finite`` ``(B,)``). Chunk ``c`` uses the keys
+``fold_in(key, c)`` only, and each file is written under a temporary name and renamed when complete, so a build
+killed at any point and started again with the same arguments skips the finished chunks and ends with the same
+budget as an uninterrupted one. A finished budget is reused by :meth:`Budget.load`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["Budget", "simulate_budget", "prior_paths", "FORMAT"]
+
+FORMAT = "vbtjax-sbi-budget"
+
+
+def prior_paths(prior: Any) -> tuple[str, ...]:
+    """Leaf paths (``"coupling.a"``) of the prior's selected parameters, in the selection's order."""
+    from ..inference.params import _leaf_path
+
+    paths = []
+    for p in prior.selection.params:
+        path = _leaf_path(prior.net, p.where(prior.net))
+        if path is None:
+            raise ValueError("simulate_budget: every selected parameter must be a whole leaf of the network.")
+        paths.append(path)
+    return tuple(paths)
+
+
+def _check_prior(prior: Any) -> None:
+    from ..inference.posterior import Posterior
+
+    if not isinstance(prior, Posterior):
+        raise TypeError(
+            "simulate_budget: prior must be a vbtjax.inference.Posterior built with log_likelihood=None, e.g. "
+            "Posterior(net, selection, {'coupling.a': dist.Uniform(0, 0.1)}, None)."
+        )
+    if prior.latents:
+        raise ValueError(
+            f"simulate_budget: the prior has latents {sorted(prior.latents)}; simulation-based inference samples "
+            "network parameters only (put observation noise into the simulator)."
+        )
+
+
+def _key_data(key: jax.Array) -> list[int]:
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return np.asarray(data).astype(np.uint64).ravel().tolist()
+
+
+def _flat_theta(prior: Any, u: np.ndarray) -> np.ndarray:
+    f = jax.jit(jax.vmap(lambda ui: jnp.concatenate([v.reshape(-1) for v in prior.constrained(ui).values()])))
+    return np.asarray(f(jnp.asarray(u)))
+
+
+class Budget:
+    """A simulation budget in memory: ``u`` ``(n, d)`` unconstrained and ``theta`` ``(n, d)`` constrained draws,
+    ``x`` ``(n, F)`` features, with the parameter ``names`` and ``shapes`` (flattened in order into ``d``)."""
+
+    def __init__(self, u, theta, x, names, shapes, info: dict[str, Any] | None = None, finite=None):
+        self.u = np.asarray(u)
+        self.theta = np.asarray(theta)
+        self.x = np.asarray(x)
+        self.names = tuple(names)
+        self.shapes = tuple(tuple(int(v) for v in s) for s in shapes)
+        self.info = dict(info or {})
+        self.finite = np.all(np.isfinite(self.x), axis=1) if finite is None else np.asarray(finite, bool)
+        n = self.u.shape[0]
+        if self.theta.shape[0] != n or self.x.shape[0] != n or self.u.ndim != 2 or self.x.ndim != 2:
+            raise ValueError(
+                f"Budget: u {self.u.shape}, theta {self.theta.shape} and x {self.x.shape} must be (n, d), (n, d) and "
+                "(n, F) with the same n."
+            )
+        d = sum(int(np.prod(s)) for s in self.shapes)
+        if self.u.shape[1] != d:
+            shapes = dict(zip(self.names, self.shapes, strict=True))
+            raise ValueError(f"Budget: parameters {shapes} give d = {d}, u has {self.u.shape[1]}.")
+
+    def __len__(self) -> int:
+        return int(self.u.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.u.shape[1])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.x.shape[1])
+
+    def finite_only(self) -> Budget:
+        """The simulations whose features are all finite."""
+        k = self.finite
+        return Budget(self.u[k], self.theta[k], self.x[k], self.names, self.shapes, self.info, self.finite[k])
+
+    def split(self, n_test: int) -> tuple[Budget, Budget]:
+        """``(train, test)``: the last `n_test` simulations are held out (the draws are i.i.d., so no shuffle)."""
+        if not 0 < int(n_test) < len(self):
+            raise ValueError(f"Budget.split: n_test must lie in 1..{len(self) - 1}, got {n_test}.")
+        m = len(self) - int(n_test)
+        parts = []
+        for sl in (slice(0, m), slice(m, None)):
+            parts.append(
+                Budget(self.u[sl], self.theta[sl], self.x[sl], self.names, self.shapes, self.info, self.finite[sl])
+            )
+        return parts[0], parts[1]
+
+    def scalar_names(self) -> list[str]:
+        """One name per element of ``d``: ``coupling.a``, ``model.x0[0]``, ..."""
+        out = []
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            if shape == ():
+                out.append(name)
+            else:
+                out.extend(f"{name}[{', '.join(map(str, i))}]" for i in np.ndindex(*shape))
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Budget:
+        """The finished chunks of a budget folder written by :func:`simulate_budget`."""
+        path = Path(path)
+        meta_path = path / "budget.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"Budget.load: {path} has no budget.json; build it with simulate_budget.")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"Budget.load: {meta_path} is not a vbtjax simulation budget.")
+        parts = {"u": [], "theta": [], "x": [], "finite": []}
+        done = 0
+        for c in range(int(meta["n_chunks"])):
+            f = path / f"chunk_{c:05d}.npz"
+            if not f.is_file():
+                continue
+            with np.load(f, allow_pickle=False) as z:
+                for k in parts:
+                    parts[k].append(z[k])
+            done += 1
+        if not done:
+            raise ValueError(f"Budget.load: {path} has no finished chunk yet.")
+        meta["chunks_done"] = done
+        return cls(
+            np.concatenate(parts["u"]),
+            np.concatenate(parts["theta"]),
+            np.concatenate(parts["x"]),
+            meta["names"],
+            meta["shapes"],
+            meta,
+            np.concatenate(parts["finite"]),
+        )
+
+
+def simulate_budget(
+    prior: Any,
+    n: int,
+    out: str | os.PathLike | None = None,
+    *,
+    features: Callable[[Any], Any] | None = None,
+    run: Callable[[Any, jax.Array | None], Any] | None = None,
+    t1: float | None = None,
+    dt: float | None = None,
+    solver: Any = None,
+    monitors: Any = None,
+    history: Any = None,
+    key: jax.Array,
+    chunk_size: int = 1024,
+    batch_size: int | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    progress: bool = True,
+    description: dict[str, Any] | None = None,
+) -> Budget:
+    """Draw `n` parameter sets from `prior`, simulate each and keep its features.
+
+    **Arguments:**
+    - `prior`: a :class:`~vbtjax.inference.Posterior` with ``log_likelihood=None`` (network, selection, priors).
+    - `n`: number of simulations.
+    - `out`: folder for the chunks (``None``: in memory only). Existing finished chunks of the same budget are
+      reused (resume); a folder holding a different budget is refused.
+    - `features`: ``features(solution) -> array`` (flattened to ``(F,)``), with `t1`, `dt` (ms), `solver`,
+      `monitors`, `history` as for :func:`~vbtjax.simulate`; or
+    - `run`: ``run(network, key) -> array``, a whole simulator (e.g. the VEP's envelopes with observation noise).
+    - `key`: base key; chunk ``c`` draws its parameters with ``fold_in(fold_in(key, 0), c)`` and simulation ``b``
+      of the chunk gets ``fold_in(fold_in(fold_in(key, 1), c), b)``.
+    - `chunk_size`: simulations per file; `batch_size`: per vmapped call (see :meth:`vbtjax.Twin.predict`).
+    - `description`: JSON-able notes stored in ``budget.json`` (what the features are).
+
+    **Returns:** the :class:`Budget` (all chunks).
+    """
+    from ..simulate import simulate
+    from ..twin import _provenance, _run_batched
+
+    _check_prior(prior)
+    if isinstance(n, bool) or int(n) < 1:
+        raise ValueError(f"simulate_budget: n must be a positive number of simulations, got {n!r}.")
+    if isinstance(chunk_size, bool) or int(chunk_size) < 1:
+        raise ValueError(f"simulate_budget: chunk_size must be a positive integer, got {chunk_size!r}.")
+    if (features is None) == (run is None):
+        raise ValueError("simulate_budget: give features= (with t1= and dt=) or run=, exactly one.")
+    if run is None:
+        if t1 is None or dt is None:
+            raise ValueError("simulate_budget: features= needs the simulation settings t1= and dt= (ms).")
+
+        def run(net, k):  # noqa: F811
+            return features(simulate(net, t1, dt, history, solver, monitors, k))
+
+    if prior.net.noise is not None and key is None:
+        raise ValueError("simulate_budget: a key is required.")
+    n, chunk_size = int(n), int(chunk_size)
+    n_chunks = -(-n // chunk_size)
+    paths = prior_paths(prior)
+    meta = {
+        "format": FORMAT,
+        "names": list(prior.names),
+        "paths": list(paths),
+        "shapes": [list(s) for s in prior.shapes],
+        "dim": prior.dim,
+        "n": n,
+        "chunk_size": chunk_size,
+        "n_chunks": n_chunks,
+        "key": _key_data(key),
+        "dt": dt,
+        "t1": t1,
+        "description": description or {},
+    }
+    folder = Path(out) if out is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        meta_path = folder / "budget.json"
+        if meta_path.exists():
+            old = json.loads(meta_path.read_text())
+            same = {k: old.get(k) for k in ("names", "shapes", "n", "chunk_size", "key")}
+            if same != {k: meta[k] for k in same}:
+                raise ValueError(
+                    f"simulate_budget: {folder} holds another budget ({same}); use another folder or delete it."
+                )
+            meta["provenance"] = old.get("provenance")
+        else:
+            meta["provenance"] = _provenance(())
+            tmp = meta_path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(meta, indent=1))
+            os.replace(tmp, meta_path)
+    k_draw, k_sim = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
+    draw = jax.jit(lambda k, m: prior.sample_prior(k, m), static_argnums=1)
+    parts = {"u": [], "theta": [], "x": [], "finite": []}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc="simulation budget", unit="sim", dynamic_ncols=True)
+    t_start = time.perf_counter()
+    simulated = 0
+    for c in range(n_chunks):
+        m = min(chunk_size, n - c * chunk_size)
+        f = folder / f"chunk_{c:05d}.npz" if folder is not None else None
+        if f is not None and f.is_file():
+            with np.load(f, allow_pickle=False) as z:
+                chunk = {k: z[k] for k in parts}
+            if chunk["u"].shape[0] != m:
+                raise ValueError(f"simulate_budget: {f} holds {chunk['u'].shape[0]} simulations, expected {m}.")
+        else:
+            u = np.asarray(draw(jax.random.fold_in(k_draw, c), m))
+            vals = tuple(np.asarray(jax.vmap(prior.constrained)(jnp.asarray(u))[name]) for name in prior.names)
+            out_c = _run_batched(
+                prior.net,
+                paths,
+                vals,
+                m,
+                _flat_run(run),
+                dt,
+                jax.random.fold_in(k_sim, c),
+                batch_size,
+                devices,
+                False,
+                None,
+                "budget",
+            )
+            x = np.asarray(out_c).reshape(m, -1)
+            chunk = {"u": u, "theta": _flat_theta(prior, u), "x": x, "finite": np.all(np.isfinite(x), axis=1)}
+            simulated += m
+            if f is not None:
+                tmp = f.with_name(f.name + ".tmp.npz")
+                np.savez(tmp, **chunk)
+                os.replace(tmp, f)
+        for k in parts:
+            parts[k].append(chunk[k])
+        if bar is not None:
+            bar.update(m)
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - t_start
+    info = dict(meta, simulated_now=simulated, seconds=seconds)
+    if folder is not None and simulated:
+        meta["last_run"] = {
+            "simulated": simulated,
+            "seconds": round(seconds, 3),
+            "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
+        tmp = folder / "budget.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, folder / "budget.json")
+    return Budget(
+        np.concatenate(parts["u"]),
+        np.concatenate(parts["theta"]),
+        np.concatenate(parts["x"]),
+        prior.names,
+        prior.shapes,
+        info,
+        np.concatenate(parts["finite"]),
+    )
+
+
+def _flat_run(run):
+    def flat(net, k):
+        out = run(net, k)
+        leaves = jax.tree.leaves(out)
+        if not leaves:
+            raise ValueError("simulate_budget: the features are empty.")
+        return jnp.concatenate([jnp.ravel(jnp.asarray(v, jnp.result_type(float))) for v in leaves])
+
+    return flat

@@ -1,0 +1,484 @@
+"""Neural posterior estimation (NPE): a conditional normalising flow ``q(u | x)`` trained on a simulation budget, so
+that the posterior of any new observation is sampled in seconds.
+
+The flow (FlowJAX: a masked autoregressive flow with affine or rational-quadratic spline transformers) models the
+*unconstrained* parameters ``u`` of the prior's selection (standardised), conditioned on the features ``x``
+(standardised, optionally through an embedding MLP trained jointly). Samples are mapped back through the
+selection's constraints, so they always lie in the prior's support. Training maximises ``log q(u | x)`` with Optax
+(Adam, gradient clipping) on minibatches, stops early on a held-out validation split and keeps the best
+parameters.
+
+An estimator is saved as a folder of ``npe.json`` (its configuration, feature standardisation, parameter names,
+the prior: network, constraints and NumPyro priors, training history, provenance, content hash) and
+``arrays.npz``: no pickle; loading rebuilds the flow from the configuration and sets its arrays.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import paramax
+from flowjax.bijections import RationalQuadraticSpline
+from flowjax.distributions import Normal
+from flowjax.flows import masked_autoregressive_flow
+
+from .._params import is_concrete
+from .._serialise import SerialisationError, content_hash, decode, encode
+from .budget import Budget, prior_paths
+
+__all__ = ["NPE", "train_npe", "load_npe", "FLOWS"]
+
+FORMAT = "vbtjax-npe"
+FLOWS = ("nsf", "maf")
+
+
+def _build(cfg: Mapping[str, Any], key: jax.Array, dtype) -> tuple[Any, Any]:
+    k_flow, k_emb = jax.random.split(key)
+    d, f = int(cfg["dim"]), int(cfg["n_features"])
+    cond = int(cfg["embedding"]) if cfg.get("embedding") else f
+    transformer = None
+    if cfg["flow"] == "nsf":
+        transformer = RationalQuadraticSpline(knots=int(cfg["knots"]), interval=float(cfg["interval"]))
+    flow = masked_autoregressive_flow(
+        k_flow,
+        base_dist=Normal(jnp.zeros(d, dtype)),
+        transformer=transformer,
+        cond_dim=cond,
+        flow_layers=int(cfg["layers"]),
+        nn_width=int(cfg["width"]),
+        nn_depth=int(cfg["depth"]),
+    )
+    emb = None
+    if cfg.get("embedding"):
+        emb = eqx.nn.MLP(
+            f, cond, int(cfg["embedding_width"]), int(cfg["embedding_depth"]), activation=jax.nn.gelu, key=k_emb
+        )
+    cast = lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x  # noqa: E731
+    return jax.tree.map(cast, flow), (None if emb is None else jax.tree.map(cast, emb))
+
+
+class NPE(eqx.Module):
+    """A trained conditional density estimator ``q(u | x)`` over a prior's unconstrained parameters.
+
+    Use :func:`train_npe` to make one. **Methods:** :meth:`sample` (posterior draws for one observation),
+    :meth:`log_prob`, :meth:`posterior` (draws by parameter name, constrained), :meth:`save`.
+    """
+
+    flow: Any
+    embedding: Any
+    x_mean: jax.Array
+    x_std: jax.Array
+    u_mean: jax.Array
+    u_std: jax.Array
+    config: str = eqx.field(static=True)  # JSON: flow hyper-parameters, names, shapes, paths
+
+    @property
+    def cfg(self) -> dict[str, Any]:
+        return json.loads(self.config)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.cfg["names"])
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(s) for s in self.cfg["shapes"])
+
+    def _condition(self, x: jax.Array) -> jax.Array:
+        x = jnp.asarray(x, self.x_mean.dtype)
+        if x.shape[-1:] != self.x_mean.shape:
+            raise ValueError(
+                f"NPE: the observation has {x.shape[-1] if x.ndim else 0} features; the estimator was trained on "
+                f"{self.x_mean.shape[0]} (compute them with the same feature function as the budget)."
+            )
+        c = (x - self.x_mean) / self.x_std
+        if self.embedding is not None:
+            emb = paramax.unwrap(self.embedding)
+            c = jax.vmap(emb)(c) if c.ndim == 2 else emb(c)
+        return c
+
+    def log_prob(self, u: jax.Array, x: jax.Array) -> jax.Array:
+        """``log q(u | x)``: `u` ``(..., d)`` unconstrained, `x` ``(..., F)`` features (broadcast)."""
+        z = (jnp.asarray(u, self.u_mean.dtype) - self.u_mean) / self.u_std
+        flow = paramax.unwrap(self.flow)
+        return flow.log_prob(z, self._condition(x)) - jnp.sum(jnp.log(self.u_std))
+
+    def sample(self, key: jax.Array, x: jax.Array, n: int) -> jax.Array:
+        """`n` draws ``(n, d)`` of unconstrained ``u`` from ``q(u | x)`` for one observation `x` ``(F,)``."""
+        x = jnp.asarray(x)
+        if x.ndim != 1:
+            raise ValueError(f"NPE.sample: x must be one observation's features (F,), got shape {x.shape}.")
+        if is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
+            raise ValueError("NPE.sample: the observation's features contain NaN or inf.")
+        flow = paramax.unwrap(self.flow)
+        z = flow.sample(key, (int(n),), condition=self._condition(x))
+        return z * self.u_std + self.u_mean
+
+    def posterior(self, prior: Any, key: jax.Array, x: jax.Array, n: int = 1000) -> dict[str, np.ndarray]:
+        """`n` posterior draws for the observation `x`, by parameter name, in the prior's constrained space:
+        name -> ``(n, *shape)``."""
+        x = jnp.asarray(x)
+        if x.ndim != 1 or not bool(jnp.all(jnp.isfinite(x))):
+            raise ValueError(f"NPE.posterior: x must be one observation's finite features (F,), got shape {x.shape}.")
+        self._condition(x)  # checks the number of features here, outside jit
+        u = _sample_jit(self, key, x, int(n))
+        return {k: np.asarray(v) for k, v in jax.vmap(prior.constrained)(u).items()}
+
+    def save(
+        self,
+        path: str | os.PathLike,
+        prior: Any = None,
+        *,
+        history: Mapping[str, Any] | None = None,
+        description: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> Path:
+        """Write the estimator (and, to ship it with a twin, its `prior`: network, constraints and NumPyro priors)
+        to the folder `path`: ``npe.json`` + ``arrays.npz``. Returns the path."""
+        from ..twin import _provenance
+
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"NPE.save: {path} exists; pass overwrite=True to replace it.")
+        arrays: dict[str, np.ndarray] = {}
+        params = eqx.filter(self, eqx.is_array)
+        for i, leaf in enumerate(jax.tree.leaves(params)):
+            arrays[f"npe.{i:04d}"] = np.asarray(leaf)
+        meta = {
+            "format": FORMAT,
+            "config": self.cfg,
+            "n_arrays": len(arrays),
+            "prior": None if prior is None else _encode_prior(prior, arrays),
+            "history": encode(
+                None if history is None else {k: np.asarray(v) for k, v in history.items()}, arrays, "history"
+            ),
+            "description": dict(description or {}),
+            "provenance": _provenance(()),
+        }
+        meta["content_hash"] = content_hash(meta, arrays)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            (tmp / "npe.json").write_text(json.dumps(meta, indent=1, sort_keys=True, allow_nan=False))
+            (tmp / "arrays.npz").write_bytes(buf.getvalue())
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+
+@eqx.filter_jit
+def _sample_jit(npe: NPE, key, x, n):
+    return npe.sample(key, x, n)
+
+
+# ----------------------------------------------------------------------------------------------------------- priors
+def _encode_dist(d: Any, arrays: dict[str, np.ndarray], path: str) -> dict[str, Any]:
+    import numpyro.distributions as dist
+
+    name = type(d).__name__
+    if getattr(dist, name, None) is not type(d):
+        raise SerialisationError(f"{path}: the prior {name} is not a numpyro.distributions class and cannot be saved.")
+    if isinstance(d, dist.Independent):
+        return {
+            "dist": name,
+            "base": _encode_dist(d.base_dist, arrays, path + ".base"),
+            "reinterpreted_batch_ndims": int(d.reinterpreted_batch_ndims),
+        }
+    if isinstance(d, dist.ExpandedDistribution):
+        return {
+            "dist": name,
+            "base": _encode_dist(d.base_dist, arrays, path + ".base"),
+            "batch_shape": list(d.batch_shape),
+        }
+    args = list(d.arg_constraints)
+    if not args:
+        raise SerialisationError(f"{path}: the prior {name} has no parameters numpyro describes; it cannot be saved.")
+    return {"dist": name, "args": {a: encode(jnp.asarray(getattr(d, a)), arrays, f"{path}.{a}") for a in args}}
+
+
+def _decode_dist(desc: Mapping[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    import numpyro.distributions as dist
+
+    cls = getattr(dist, desc["dist"], None)
+    if not (isinstance(cls, type) and issubclass(cls, dist.Distribution)):
+        raise SerialisationError(f"prior: unknown numpyro distribution {desc['dist']!r}.")
+    if "base" in desc:
+        base = _decode_dist(desc["base"], arrays)
+        if cls is dist.Independent:
+            return dist.Independent(base, desc["reinterpreted_batch_ndims"])
+        return base.expand(tuple(desc["batch_shape"]))
+    return cls(**{k: decode(v, arrays) for k, v in desc["args"].items()})
+
+
+def _encode_prior(prior: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    return {
+        "network": encode(prior.net, arrays, "prior.network"),
+        "paths": list(prior_paths(prior)),
+        "names": list(prior.names),
+        "constraints": [
+            encode(p.constraint, arrays, f"prior.constraint.{i}") for i, p in enumerate(prior.selection.params)
+        ],
+        "priors": {name: _encode_dist(prior.priors[name], arrays, f"prior.dist.{name}") for name in prior.names},
+    }
+
+
+def _decode_prior(desc: Mapping[str, Any], arrays: dict[str, np.ndarray], trust) -> Any:
+    from ..inference.params import Parameter, Selection
+    from ..inference.posterior import Posterior
+    from ..twin import get_leaf
+
+    net = decode(desc["network"], arrays, trust, "prior.network")
+    params = []
+    for path, name, cons in zip(desc["paths"], desc["names"], desc["constraints"], strict=True):
+        constraint = decode(cons, arrays, trust, "prior.constraint")
+        params.append(
+            Parameter(
+                where=lambda n, p=path: get_leaf(n, p), constraint=constraint, name=None if name == path else name
+            )
+        )
+    priors = {name: _decode_dist(d, arrays) for name, d in desc["priors"].items()}
+    return Posterior(net, Selection(params), priors, None)
+
+
+def load_npe(path: str | os.PathLike, trust=()) -> tuple[NPE, Any, dict[str, Any]]:
+    """Read an estimator written by :meth:`NPE.save`: ``(npe, prior or None, info)`` where `info` holds the history,
+    description and provenance. A modified or truncated folder is refused."""
+    from ..twin import TwinFileError
+
+    path = Path(path)
+    try:
+        meta = json.loads((path / "npe.json").read_text())
+        with np.load(path / "arrays.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError as e:
+        raise TwinFileError(f"load_npe: {path} is not a saved estimator ({e.filename} is missing).") from None
+    except Exception as e:  # noqa: BLE001 - json and numpy raise several types for damaged files
+        raise TwinFileError(f"load_npe: {path} cannot be read (truncated or damaged: {e}).") from e
+    if meta.get("format") != FORMAT:
+        raise TwinFileError(f"load_npe: {path} is not a vbtjax neural posterior estimator.")
+    stored = meta.pop("content_hash", None)
+    if stored is None or content_hash(meta, arrays) != stored:
+        raise TwinFileError(f"load_npe: {path} was modified after it was saved (content hash mismatch).")
+    cfg = meta["config"]
+    dtype = np.dtype(cfg["dtype"])
+    flow, emb = _build(cfg, jax.random.key(0), dtype)
+    skeleton = NPE(
+        flow,
+        emb,
+        jnp.zeros(cfg["n_features"], dtype),
+        jnp.ones(cfg["n_features"], dtype),
+        jnp.zeros(cfg["dim"], dtype),
+        jnp.ones(cfg["dim"], dtype),
+        json.dumps(cfg, sort_keys=True),
+    )
+    params, static = eqx.partition(skeleton, eqx.is_array)
+    leaves, treedef = jax.tree.flatten(params)
+    if len(leaves) != meta["n_arrays"]:
+        raise TwinFileError(f"load_npe: {path} holds {meta['n_arrays']} arrays, the estimator needs {len(leaves)}.")
+    new = []
+    for i, leaf in enumerate(leaves):
+        a = arrays[f"npe.{i:04d}"]
+        if a.shape != leaf.shape or a.dtype != leaf.dtype:
+            raise TwinFileError(f"load_npe: array {i} has {a.shape} {a.dtype}, expected {leaf.shape} {leaf.dtype}.")
+        new.append(jnp.asarray(a))
+    npe = eqx.combine(jax.tree.unflatten(treedef, new), static)
+    prior = None if meta["prior"] is None else _decode_prior(meta["prior"], arrays, trust)
+    info = {
+        "history": decode(meta["history"], arrays),
+        "description": meta["description"],
+        "provenance": meta["provenance"],
+    }
+    return npe, prior, info
+
+
+# --------------------------------------------------------------------------------------------------------- training
+def train_npe(
+    budget: Budget,
+    *,
+    key: jax.Array,
+    flow: str = "nsf",
+    layers: int = 5,
+    width: int = 64,
+    depth: int = 1,
+    knots: int = 8,
+    interval: float = 5.0,
+    embedding: int | None = None,
+    embedding_width: int = 128,
+    embedding_depth: int = 2,
+    learning_rate: float = 1e-3,
+    batch_size: int = 256,
+    max_epochs: int = 500,
+    patience: int = 20,
+    val_fraction: float = 0.1,
+    clip: float = 5.0,
+    dtype: Any = None,
+    progress: bool = True,
+) -> tuple[NPE, dict[str, Any]]:
+    """Train ``q(u | x)`` on `budget` (a :class:`~vbtjax.sbi.Budget`; simulations with non-finite features are
+    left out and counted).
+
+    **Arguments:**
+    - `flow`: ``"nsf"`` (masked autoregressive flow with rational-quadratic splines on ``[-interval, interval]``,
+      `knots` knots; the default) or ``"maf"`` (affine).
+    - `layers`, `width`, `depth`: flow layers and the width/depth of their conditioner networks.
+    - `embedding`: size of an embedding MLP (`embedding_width` x `embedding_depth`) between the standardised
+      features and the flow, trained jointly; ``None``: the flow sees the standardised features.
+    - `learning_rate`, `batch_size`, `clip`: Adam step, minibatch size, gradient-norm clipping.
+    - `max_epochs`, `patience`, `val_fraction`: epochs at most; stop when the validation loss has not improved for
+      `patience` epochs, and keep the parameters of the best epoch; the last `val_fraction` of the simulations are
+      the validation split.
+    - `dtype`: float type of the estimator (default float32, whatever ``jax_enable_x64`` says: it is faster).
+
+    **Returns:** ``(npe, history)``: ``history`` holds ``train_loss`` and ``val_loss`` per epoch (mean negative
+    log-probability), ``best_epoch``, ``seconds``, ``n_train``, ``n_val``, ``n_dropped``.
+    """
+    if not isinstance(budget, Budget):
+        raise TypeError(f"train_npe: budget must be a vbtjax.sbi.Budget, got {type(budget).__name__}.")
+    if flow not in FLOWS:
+        raise ValueError(f"train_npe: flow must be one of {FLOWS}, got {flow!r}.")
+    for name, v in (
+        ("layers", layers),
+        ("width", width),
+        ("depth", depth),
+        ("knots", knots),
+        ("batch_size", batch_size),
+        ("max_epochs", max_epochs),
+        ("patience", patience),
+    ):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < (0 if name == "depth" else 1):
+            raise ValueError(f"train_npe: {name} must be a positive integer, got {v!r}.")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"train_npe: val_fraction must lie in (0, 1), got {val_fraction}.")
+    dtype = np.dtype(dtype or np.float32)
+    good = budget.finite_only()
+    n_dropped = len(budget) - len(good)
+    n = len(good)
+    n_val = max(1, int(round(val_fraction * n)))
+    if n - n_val < 2:
+        raise ValueError(f"train_npe: {n} simulations with finite features are too few to train on.")
+    u = np.asarray(good.u, np.float64)
+    x = np.asarray(good.x, np.float64)
+    u_mean, u_std = u[:-n_val].mean(0), u[:-n_val].std(0)
+    x_mean, x_std = x[:-n_val].mean(0), x[:-n_val].std(0)
+    u_std = np.where(u_std > 0, u_std, 1.0)
+    x_std = np.where(x_std > 1e-12 * (1 + np.abs(x_mean)), x_std, 1.0)  # constant features: left as they are
+    cfg = {
+        "flow": flow,
+        "layers": int(layers),
+        "width": int(width),
+        "depth": int(depth),
+        "knots": int(knots),
+        "interval": float(interval),
+        "embedding": None if embedding is None else int(embedding),
+        "embedding_width": int(embedding_width),
+        "embedding_depth": int(embedding_depth),
+        "dim": good.dim,
+        "n_features": good.n_features,
+        "dtype": dtype.name,
+        "names": list(good.names),
+        "shapes": [list(s) for s in good.shapes],
+        "paths": list(good.info.get("paths", good.names)),
+    }
+    k_init, k_train = jax.random.split(key)
+    f, emb = _build(cfg, k_init, dtype)
+    npe = NPE(
+        f,
+        emb,
+        jnp.asarray(x_mean, dtype),
+        jnp.asarray(x_std, dtype),
+        jnp.asarray(u_mean, dtype),
+        jnp.asarray(u_std, dtype),
+        json.dumps(cfg, sort_keys=True),
+    )
+    z = jnp.asarray((u - u_mean) / u_std, dtype)
+    xs = jnp.asarray(x, dtype)
+    z_tr, x_tr, z_va, x_va = z[:-n_val], xs[:-n_val], z[-n_val:], xs[-n_val:]
+
+    is_param = lambda leaf: eqx.is_inexact_array(leaf)  # noqa: E731
+    trainable, static = eqx.partition(npe, is_param, is_leaf=lambda l: isinstance(l, paramax.NonTrainable))
+    # the standardisation is data, not a parameter
+    fixed = lambda m: (m.x_mean, m.x_std, m.u_mean, m.u_std)  # noqa: E731
+    trainable = eqx.tree_at(fixed, trainable, replace=(None, None, None, None), is_leaf=lambda v: v is None)
+    frozen = (npe.x_mean, npe.x_std, npe.u_mean, npe.u_std)
+
+    def assemble(p):
+        m = eqx.combine(p, static)
+        return eqx.tree_at(fixed, m, replace=frozen, is_leaf=lambda v: v is None)
+
+    def loss_fn(p, zb, xb):
+        m = assemble(p)
+        flow_ = paramax.unwrap(m.flow)
+        return -jnp.mean(flow_.log_prob(zb, m._condition(xb)))
+
+    opt = optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
+    opt_state = opt.init(trainable)
+    n_tr = z_tr.shape[0]
+    bs = min(int(batch_size), n_tr)
+    n_batches = n_tr // bs
+
+    @eqx.filter_jit
+    def epoch(p, state, k):
+        perm = jax.random.permutation(k, n_tr)[: n_batches * bs].reshape(n_batches, bs)
+
+        def step(carry, idx):
+            p, state = carry
+            loss, g = eqx.filter_value_and_grad(loss_fn)(p, z_tr[idx], x_tr[idx])
+            updates, state = opt.update(g, state, p)
+            return (eqx.apply_updates(p, updates), state), loss
+
+        (p, state), losses = jax.lax.scan(step, (p, state), perm)
+        return p, state, jnp.mean(losses)
+
+    val = eqx.filter_jit(lambda p: loss_fn(p, z_va, x_va))
+    best, best_val, best_epoch = trainable, float(val(trainable)), 0
+    train_hist, val_hist = [], []
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_epochs, desc="train NPE", unit="epoch", dynamic_ncols=True)
+    for e in range(1, max_epochs + 1):
+        trainable, opt_state, tl = epoch(trainable, opt_state, jax.random.fold_in(k_train, e))
+        vl = float(val(trainable))
+        train_hist.append(float(tl))
+        val_hist.append(vl)
+        if math.isfinite(vl) and vl < best_val:
+            best, best_val, best_epoch = trainable, vl, e
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(train=f"{float(tl):.3f}", val=f"{vl:.3f}", best=best_epoch)
+        if e - best_epoch >= patience:
+            break
+    if bar is not None:
+        bar.close()
+    history = {
+        "train_loss": np.asarray(train_hist),
+        "val_loss": np.asarray(val_hist),
+        "best_epoch": best_epoch,
+        "best_val_loss": best_val,
+        "seconds": time.perf_counter() - t0,
+        "n_train": int(n_tr),
+        "n_val": int(n_val),
+        "n_dropped": int(n_dropped),
+    }
+    return assemble(best), history
