@@ -66,6 +66,18 @@ class Calibration:
         T = self.ranks.shape[0]
         return float(norm.ppf(0.5 + prob / 2) * np.sqrt(0.25 / T))
 
+    def hpd_pvalue(self) -> float:
+        """KS p-value of "the joint HPD levels are uniform on [0, 1]" (calibration of the joint posterior)."""
+        from scipy.stats import kstest
+
+        return float(kstest(self.hpd_level, "uniform").pvalue)
+
+    def is_calibrated(self, alpha: float = 0.01, joint: bool = True) -> bool:
+        """True unless a test rejects calibration at family-wise level `alpha` (Bonferroni over the chi-square and
+        KS rank tests of every parameter and, with `joint`, the KS test of the joint HPD levels)."""
+        pvals = [p for d in self.rank_pvalues.values() for p in d.values()] + ([self.hpd_pvalue()] if joint else [])
+        return bool(min(pvals) > alpha / len(pvals))
+
     def summary(self) -> str:
         lines = [
             f"{'parameter':<20} {'cov50':>6} {'cov90':>6} {'mean z':>7} {'sd z':>6} {'shrink':>7} "
@@ -82,7 +94,8 @@ class Calibration:
             )
         lines.append(
             f"joint (HPD) coverage at 50% / 90%: {self.joint_coverage[i50]:.2f} / {self.joint_coverage[i90]:.2f} "
-            f"over {self.ranks.shape[0]} held-out simulations, {self.num_draws} draws each"
+            f"(KS p {self.hpd_pvalue():.3f}) over {self.ranks.shape[0]} held-out simulations, {self.num_draws} draws "
+            f"each; calibrated at family-wise 1%: {self.is_calibrated()}"
         )
         return "\n".join(lines)
 
