@@ -309,6 +309,14 @@ def test_vep_virtual_surgery_matches_virtual_resection():
     np.testing.assert_allclose(np.mean(pred.outcome & kept, axis=0), expect["p_seizing_after"])
     free = 1 - np.mean(np.any(pred.outcome & kept, axis=1))
     assert free == pytest.approx(expect["seizure_free_probability"])
+    # run=: the VEP's own integrator as the simulator gives the same outcome
+    custom = twin.predict(
+        sc.Resect(resect),
+        run=lambda net, k: jnp.any(vep.simulate_x1(net) > vep.SEIZURE_X1, axis=0),
+        baseline=False,
+        progress=False,
+    )
+    np.testing.assert_array_equal(custom.outcome, pred.outcome)
 
 
 def test_set_leaves_and_from_samples():
