@@ -528,44 +528,78 @@ def _widened(net: Network, names, vals, S: int, scenario, dt: float | None) -> N
     return new
 
 
-def _run_batched(net, names, vals, S, run, dt, key, batch_size, devices, progress, scenario, label):
-    mesh = _distributed.batch_mesh(devices, None, owner="Twin.predict")
-    n_dev = int(mesh.devices.size)
-    wide = _widened(net, names, vals, S, scenario, dt)
+class _BatchRunner:
+    """``run(built network, key_b)`` for batches of draws, vmapped and sharded over devices, compiled once: the
+    network's arrays and the base key are arguments of the compiled program (not constants), so calls with other
+    values, other keys or other chunks of the same size reuse it."""
 
-    def one(vs, index):
-        k = None if key is None else jax.random.fold_in(key, index)
-        return run(_built(wide, names, vs, scenario), k)
+    def __init__(self, net, names, run, scenario, has_key: bool, devices=None, owner: str = "Twin.predict"):
+        self.mesh = _distributed.batch_mesh(devices, None, owner=owner)
+        self.n_dev = int(self.mesh.devices.size)
+        self.sharding = jax.sharding.NamedSharding(self.mesh, _distributed.batch_spec(self.mesh))
+        self.net = net
+        dynamic, static = eqx.partition(net, eqx.is_array)
+        self.dynamic = dynamic
+        names = tuple(names)
 
-    if batch_size is None:
-        per = 8 if all(d.platform == "cpu" for d in mesh.devices.flat) else 256
-        batch_size = per * n_dev
-    if isinstance(batch_size, bool) or int(batch_size) < 1:
-        raise ValueError(f"Twin.predict: batch_size must be a positive integer, got {batch_size!r}.")
-    bs = -(-int(batch_size) // n_dev) * n_dev
-    bs = min(bs, -(-S // n_dev) * n_dev)
-    n_chunks = -(-S // bs)
-    Sp = n_chunks * bs
-    padded = tuple(np.concatenate([v, np.repeat(v[-1:], Sp - S, axis=0)]) if Sp > S else v for v in vals)
-    indices = np.arange(Sp, dtype=np.uint32)
-    sharding = jax.sharding.NamedSharding(mesh, _distributed.batch_spec(mesh))
-    batched = jax.jit(_distributed.batch_map(jax.vmap(one), mesh))
-    outs = []
-    bar = None
-    if progress and jax.process_index() == 0 and n_chunks > 1:
-        from tqdm.auto import tqdm
+        def one(dyn, key, vs, index):
+            n = eqx.combine(dyn, static)
+            k = jax.random.fold_in(key, index) if has_key else None
+            return run(_built(n, names, vs, scenario), k)
 
-        bar = tqdm(total=S, desc=f"predict ({label})", unit="sim")
-    for c in range(n_chunks):
-        sl = slice(c * bs, (c + 1) * bs)
-        vs = tuple(_distributed.to_global(v[sl], sharding) for v in padded)
-        idx = _distributed.to_global(indices[sl], sharding)
-        outs.append(_distributed.to_host(batched(vs, idx)))
+        vmapped = jax.vmap(one, in_axes=(None, None, 0, 0))
+        spec = _distributed.batch_spec(self.mesh)
+        rep = jax.sharding.PartitionSpec()
+        if hasattr(jax, "shard_map"):
+            mapped = jax.shard_map(
+                vmapped, mesh=self.mesh, in_specs=(rep, rep, spec, spec), out_specs=spec, check_vma=False
+            )
+        else:  # JAX < 0.7
+            from jax.experimental.shard_map import shard_map
+
+            mapped = shard_map(
+                vmapped, mesh=self.mesh, in_specs=(rep, rep, spec, spec), out_specs=spec, check_rep=False
+            )
+        self.batched = jax.jit(mapped)
+
+    def batch(self, batch_size, S: int) -> int:
+        if batch_size is None:
+            per = 8 if all(d.platform == "cpu" for d in self.mesh.devices.flat) else 256
+            batch_size = per * self.n_dev
+        if isinstance(batch_size, bool) or int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        bs = -(-int(batch_size) // self.n_dev) * self.n_dev
+        return min(bs, -(-S // self.n_dev) * self.n_dev)
+
+    def __call__(self, vals, S: int, key, batch_size=None, progress: bool = False, label: str = "") -> Any:
+        bs = self.batch(batch_size, S)
+        n_chunks = -(-S // bs)
+        Sp = n_chunks * bs
+        padded = tuple(np.concatenate([v, np.repeat(v[-1:], Sp - S, axis=0)]) if Sp > S else v for v in vals)
+        indices = np.arange(Sp, dtype=np.uint32)
+        key = jax.random.key(0) if key is None else key
+        outs = []
+        bar = None
+        if progress and jax.process_index() == 0 and n_chunks > 1:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=S, desc=f"predict ({label})" if label else "simulations", unit="sim")
+        for c in range(n_chunks):
+            sl = slice(c * bs, (c + 1) * bs)
+            vs = tuple(_distributed.to_global(v[sl], self.sharding) for v in padded)
+            idx = _distributed.to_global(indices[sl], self.sharding)
+            outs.append(_distributed.to_host(self.batched(self.dynamic, key, vs, idx)))
+            if bar is not None:
+                bar.update(min(bs, S - c * bs))
         if bar is not None:
-            bar.update(min(bs, S - c * bs))
-    if bar is not None:
-        bar.close()
-    return jax.tree.map(lambda *xs: np.concatenate(xs)[:S], *outs)
+            bar.close()
+        return jax.tree.map(lambda *xs: np.concatenate(xs)[:S], *outs)
+
+
+def _run_batched(net, names, vals, S, run, dt, key, batch_size, devices, progress, scenario, label):
+    wide = _widened(net, names, vals, S, scenario, dt)
+    runner = _BatchRunner(wide, names, run, scenario, key is not None, devices)
+    return runner(vals, S, key, batch_size, progress, label)
 
 
 # ------------------------------------------------------------------------------------------------------ prediction

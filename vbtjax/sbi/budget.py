@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,9 +66,13 @@ def _key_data(key: jax.Array) -> list[int]:
     return np.asarray(data).astype(np.uint64).ravel().tolist()
 
 
+@eqx.filter_jit
+def _flat_theta_jit(prior: Any, u: jax.Array) -> jax.Array:
+    return jax.vmap(lambda ui: jnp.concatenate([v.reshape(-1) for v in prior.constrained(ui).values()]))(u)
+
+
 def _flat_theta(prior: Any, u: np.ndarray) -> np.ndarray:
-    f = jax.jit(jax.vmap(lambda ui: jnp.concatenate([v.reshape(-1) for v in prior.constrained(ui).values()])))
-    return np.asarray(f(jnp.asarray(u)))
+    return np.asarray(_flat_theta_jit(prior, jnp.asarray(u)))
 
 
 class Budget:
@@ -202,7 +207,7 @@ def simulate_budget(
     **Returns:** the :class:`Budget` (all chunks).
     """
     from ..simulate import simulate
-    from ..twin import _provenance, _run_batched
+    from ..twin import _BatchRunner, _provenance, _widened
 
     _check_prior(prior)
     if isinstance(n, bool) or int(n) < 1:
@@ -256,6 +261,19 @@ def simulate_budget(
             os.replace(tmp, meta_path)
     k_draw, k_sim = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
     draw = jax.jit(lambda k, m: prior.sample_prior(k, m), static_argnums=1)
+    files = [folder / f"chunk_{c:05d}.npz" if folder is not None else None for c in range(n_chunks)]
+    sizes = [min(chunk_size, n - c * chunk_size) for c in range(n_chunks)]
+    todo = [c for c in range(n_chunks) if files[c] is None or not files[c].is_file()]
+    # the draws of every chunk still to simulate (cheap), so that one delay layout and one compiled program serve
+    # them all (a prior over speeds or lengths widens the layout once, not per chunk)
+    draws = {c: np.asarray(draw(jax.random.fold_in(k_draw, c), sizes[c])) for c in todo}
+    constrained = jax.jit(jax.vmap(prior.constrained))
+    values = {c: tuple(np.asarray(v) for v in constrained(jnp.asarray(u)).values()) for c, u in draws.items()}
+    runner = None
+    if todo:
+        all_vals = tuple(np.concatenate([values[c][i] for c in todo]) for i in range(len(prior.names)))
+        wide = _widened(prior.net, paths, all_vals, sum(sizes[c] for c in todo), None, dt)
+        runner = _BatchRunner(wide, paths, _flat_run(run), None, True, devices, owner="simulate_budget")
     parts = {"u": [], "theta": [], "x": [], "finite": []}
     bar = None
     if progress:
@@ -265,31 +283,15 @@ def simulate_budget(
     t_start = time.perf_counter()
     simulated = 0
     for c in range(n_chunks):
-        m = min(chunk_size, n - c * chunk_size)
-        f = folder / f"chunk_{c:05d}.npz" if folder is not None else None
-        if f is not None and f.is_file():
+        m, f = sizes[c], files[c]
+        if c not in draws:
             with np.load(f, allow_pickle=False) as z:
                 chunk = {k: z[k] for k in parts}
             if chunk["u"].shape[0] != m:
                 raise ValueError(f"simulate_budget: {f} holds {chunk['u'].shape[0]} simulations, expected {m}.")
         else:
-            u = np.asarray(draw(jax.random.fold_in(k_draw, c), m))
-            vals = tuple(np.asarray(jax.vmap(prior.constrained)(jnp.asarray(u))[name]) for name in prior.names)
-            out_c = _run_batched(
-                prior.net,
-                paths,
-                vals,
-                m,
-                _flat_run(run),
-                dt,
-                jax.random.fold_in(k_sim, c),
-                batch_size,
-                devices,
-                False,
-                None,
-                "budget",
-            )
-            x = np.asarray(out_c).reshape(m, -1)
+            u = draws.pop(c)
+            x = np.asarray(runner(values.pop(c), m, jax.random.fold_in(k_sim, c), batch_size)).reshape(m, -1)
             chunk = {"u": u, "theta": _flat_theta(prior, u), "x": x, "finite": np.all(np.isfinite(x), axis=1)}
             simulated += m
             if f is not None:
