@@ -1,10 +1,14 @@
 """The example scripts run and write their figures."""
 
+import json
 import runpy
 import sys
 from pathlib import Path
 
 import jax
+import pytest
+
+import vbtjax as vbt
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -40,3 +44,61 @@ def test_fit_hcp_subject_example(tmp_path, monkeypatch, capsys):
     assert "structural baseline r(log1p(SC), FC) = 0.411" in out and "fitted coupling.a" in out
     png = tmp_path / "fit_hcp_subject.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------------------------ applications (issue 7 item 3)
+def _run_example(name, argv):
+    """Run examples/NAME.py's main(argv) in float32, as users run it; returns its results dict."""
+    main = runpy.run_path(str(EXAMPLES / f"{name}.py"))["main"]
+    with jax.enable_x64(False):
+        return main(argv)
+
+
+def _png(path):
+    return path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resting_state_example(tmp_path, capsys):
+    """Fit (1 step), twin saved and loaded, lesion of the hub's tracts: the hub's FC with the others collapses while
+    the other regions' FC hardly changes; the FC as a whole moves away from the intact FC."""
+    res = _run_example("resting_state", ["--quick", "--out", str(tmp_path)])
+    assert _png(tmp_path / "resting_state.png") and (tmp_path / "resting_state.json").exists()
+    assert json.loads((tmp_path / "resting_state.json").read_text())["region"] == res["region"]
+    twin = vbt.Twin.load(tmp_path / "twin")
+    assert float(twin.network.coupling.a) == pytest.approx(res["coupling_a"], rel=1e-6)
+    assert res["scenario"]["type"] == "Lesion" and res["realisations"] == 4
+    assert res["region_mean_fc_lesioned"] < res["region_mean_fc_intact"] - 0.03
+    assert res["region_fc_change"] < -0.03 and abs(res["others_fc_change"]) < 0.2 * abs(res["region_fc_change"])
+    assert res["similarity_mean"] < 0.999
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_epilepsy_example(tmp_path):
+    """A 20-region synthetic patient, short NUTS chains: the recommended surgery resects the true EZ and has the
+    highest P(seizure-free); doing nothing or resecting a wrong region leaves the patient seizing."""
+    res = _run_example("epilepsy", ["--quick", "--out", str(tmp_path)])
+    assert _png(tmp_path / "epilepsy.png") and (tmp_path / "epilepsy.json").exists()
+    assert vbt.Twin.load(tmp_path / "twin").n_draws == 20
+    opts = res["options"]
+    best = opts[res["recommended"]]
+    assert set(res["true_ez"]) <= set(best["resect"])
+    assert best["p_seizure_free"] == max(o["p_seizure_free"] for o in opts.values()) and best["p_seizure_free"] > 0.8
+    assert opts["nothing"]["p_seizure_free"] < 0.2 and opts["wrong region"]["p_seizure_free"] < 0.2
+
+
+def test_multiple_sclerosis_example(tmp_path):
+    """Lesions and slowed conduction move the FC; the patient's conduction speed (2 mm/ms) is recovered from its FC
+    from the healthy 3 mm/ms within 2 %."""
+    res = _run_example("multiple_sclerosis", ["--quick", "--out", str(tmp_path)])
+    assert _png(tmp_path / "multiple_sclerosis.png") and (tmp_path / "multiple_sclerosis.json").exists()
+    assert res["true_speed"] == pytest.approx(2.0) and abs(res["relative_error"]) < 0.02
+    assert all(d["mean"] > 0.005 for d in res["fc_distance"].values())
+
+
+def test_ageing_example(tmp_path):
+    """A 3-age cohort: mean FC and the similarity to the young FC decline with age, as does the fitted coupling."""
+    res = _run_example("ageing", ["--quick", "--out", str(tmp_path)])
+    assert _png(tmp_path / "ageing.png") and (tmp_path / "ageing.json").exists()
+    assert res["mean_fc_slope_per_year"] < 0 and res["mean_fc"][-1] < res["mean_fc"][0]
+    assert res["similarity_to_young"][-1] < res["similarity_to_young"][0]
+    assert res["fitted_rate_per_year"] < 0 and res["fitted_coupling"][-1] < res["fitted_coupling"][0]
