@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._cli_whatif import add_whatif
 
     add_whatif(sub)
+    from ._cli_sbi import add_sbi
+
+    add_sbi(sub)
     return parser
 
 

@@ -1,0 +1,705 @@
+"""``vbtjax sbi``: amortised simulation-based inference (see :mod:`vbtjax.sbi`) in three steps sharing ``--out DIR``.
+
+- ``simulate``: draws parameters from the problem's prior, simulates them and stores their features in
+  ``DIR/budget`` (chunked, resumable: run the same command again after an interruption), with the problem's
+  definition in ``DIR/problem.json`` (and, for a synthetic VEP patient, its data in ``DIR/patient``).
+- ``train``: trains a neural posterior estimator on the budget (early stopping on a validation split), calibrates it
+  on held-out simulations and writes ``DIR/npe`` (the estimator with its prior and feature definition),
+  ``DIR/calibration.json``/``.png``, ``DIR/training.png`` and ``DIR/train.json``.
+- ``infer``: the posterior of a new observation (an SEEG ``.npz`` for the VEP, a BOLD region x time file, an FC
+  matrix for FC-only features, or a features ``.npy``) in ``DIR/<--name>``: ``posterior.nc`` (ArviZ), ``summary.json``,
+  ``posterior.png``, for the VEP ``ranking.json`` (regions by ``P(x0 > X0_CRITICAL)``) and with ``--compare-nuts``
+  ``nuts.nc`` and ``comparison.json`` (NUTS on the same recording, :func:`vbtjax.vep.infer_ez`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cli import UsageError, _jsonable, _version
+
+EPILOG = """\
+examples:
+  vbtjax sbi simulate --problem vep --synthetic-ez 12,40 --seed 1 --n 20000 --out sbi-vep
+  vbtjax sbi train --out sbi-vep
+  vbtjax sbi infer --out sbi-vep --observation sbi-vep/patient/seeg.npz --compare-nuts
+  vbtjax sbi simulate --problem vep --connectome conn.zip --sensors seeg.txt --seeg patient.npz --out sbi-p1
+  vbtjax sbi simulate --problem resting-state --volumes 1200 --n 2000 --out sbi-rs    # HCP 101309's connectome
+  vbtjax sbi infer --out sbi-rs --observation bold.mat          # BOLD region x time; --features fc: an FC matrix
+
+an interrupted simulate resumes from the finished chunks when run again with the same arguments.
+"""
+
+
+def add_sbi(sub) -> None:
+    """Add the ``sbi`` subcommand (``simulate``, ``train``, ``infer``) to the subparsers ``sub``."""
+    from .cli import _ArgumentParser
+
+    p = sub.add_parser(
+        "sbi",
+        help="amortised simulation-based inference: simulation budget, neural posterior estimation, inference",
+        description=(
+            "Neural posterior estimation on a simulation budget: simulate (budget from the prior), train (NPE, "
+            "early stopping, calibration on held-out simulations), infer (posterior of a new observation in "
+            "seconds). Problems: vep (x0 per region and K from SEEG log-power envelopes), resting-state (global "
+            "coupling and the bifurcation parameter of the SupHopf network from FC/FCD summaries). Units: ms."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    steps = p.add_subparsers(dest="step", metavar="STEP", parser_class=_ArgumentParser)
+    p.set_defaults(func=_no_step)
+
+    s = steps.add_parser("simulate", help="build or resume a simulation budget in DIR/budget")
+    s.add_argument("--problem", choices=("vep", "resting-state"), help="the inference problem (required)")
+    s.add_argument("--out", metavar="DIR", required=True, help="project folder")
+    s.add_argument("--n", type=int, default=10000, help="number of simulations (10000)")
+    s.add_argument("--chunk-size", type=int, default=1000, help="simulations per file on disk (1000)")
+    s.add_argument("--batch-size", type=int, help="simulations per vmapped call (default: the problem's)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the budget and of a synthetic patient (0)")
+    g = s.add_argument_group("vep")
+    g.add_argument("--connectome", default=None, metavar="NAME_OR_PATH", help="TVB size (76) or a file with centres")
+    g.add_argument("--sensors", metavar="PATH", help="SEEG contact positions (default: tvb-data's seeg_588)")
+    g.add_argument("--seeg", metavar="PATH", help="a recording whose contacts (ch_names) define the implantation")
+    g.add_argument("--synthetic-ez", metavar="I,J", help="a synthetic patient with this EZ (its implant, its data)")
+    g.add_argument("--duration", type=float, default=50.0, help="model time of the recording, ms (50)")
+    g.add_argument("--period", type=float, default=2.0, help="model time per envelope window, ms (2)")
+    g.add_argument("--vep-dt", type=float, default=0.1, help="VEP integration step, ms (0.1)")
+    g.add_argument("--noise-sd", type=float, default=0.2, help="observation noise sd of the log power (0.2)")
+    g = s.add_argument_group("resting-state")
+    g.add_argument("--subject", default=None, help="embedded HCP subject whose connectome is used (101309)")
+    g.add_argument("--sc", metavar="PATH", help="structural weights file instead (with --lengths)")
+    g.add_argument("--lengths", metavar="PATH", help="tract lengths file (mm)")
+    g.add_argument("--tr", type=float, default=720.0, help="repetition time, ms (720)")
+    g.add_argument("--volumes", type=int, default=1200, help="BOLD volumes per simulation, as the observation (1200)")
+    g.add_argument("--dt", type=float, default=None, help="integration step, ms (default: tr / ceil(tr / 40))")
+    g.add_argument("--features", choices=("fc", "fc+fcd"), default="fc+fcd", help="summaries (fc+fcd)")
+    g.add_argument("--fcd-window", type=int, default=None, help="FCD window, volumes (default: 60 s)")
+    g.add_argument("--coupling-max", type=float, default=2e-3, help="upper bound of the coupling prior, 1/ms")
+    s.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    s.set_defaults(func=run_simulate)
+
+    t = steps.add_parser("train", help="train NPE on DIR/budget, calibrate it, write DIR/npe")
+    t.add_argument("--out", metavar="DIR", required=True, help="project folder (with budget/)")
+    t.add_argument("--flow", choices=("nsf", "maf"), default="nsf", help="spline (nsf) or affine (maf) flow")
+    t.add_argument("--layers", type=int, default=5, help="flow layers (5)")
+    t.add_argument("--width", type=int, default=64, help="width of the conditioner networks (64)")
+    t.add_argument("--embedding", type=int, default=None, help="size of a feature-embedding MLP (default: none)")
+    t.add_argument("--max-epochs", type=int, default=300, help="epochs at most (300)")
+    t.add_argument("--patience", type=int, default=20, help="stop after this many epochs without improvement (20)")
+    t.add_argument("--batch-size", type=int, default=256, help="minibatch size (256)")
+    t.add_argument("--learning-rate", type=float, default=1e-3, help="Adam step (1e-3)")
+    t.add_argument("--test", type=int, default=None, help="held-out simulations for calibration (10%%, <= 500)")
+    t.add_argument("--calibration-draws", type=int, default=200, help="posterior draws per held-out simulation")
+    t.add_argument("--seed", type=int, default=0, help="seed of training and calibration (0)")
+    t.add_argument("--no-plot", action="store_true", help="do not write the figures")
+    t.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    t.set_defaults(func=run_train)
+
+    i = steps.add_parser("infer", help="posterior of a new observation from DIR/npe")
+    i.add_argument("--out", metavar="DIR", required=True, help="project folder (with npe/)")
+    i.add_argument("--observation", metavar="PATH", required=True, help="SEEG .npz, BOLD/FC file or features .npy")
+    i.add_argument("--npe", metavar="PATH", help="estimator folder (default DIR/npe)")
+    i.add_argument("--name", default="infer", help="results go to DIR/NAME (infer)")
+    i.add_argument("--draws", type=int, default=1000, help="posterior draws (1000)")
+    i.add_argument("--seed", type=int, default=0, help="seed (0)")
+    i.add_argument("--threshold", type=float, default=0.5, help="vep: P(x0 > critical) above which a region is EZ")
+    i.add_argument("--compare-nuts", action="store_true", help="vep: also run NUTS (vep.infer_ez) on the recording")
+    i.add_argument("--nuts-chains", type=int, default=2, help="NUTS chains (2)")
+    i.add_argument("--nuts-warmup", type=int, default=200, help="NUTS warmup per chain (200)")
+    i.add_argument("--nuts-samples", type=int, default=200, help="NUTS draws per chain (200)")
+    i.add_argument("--no-plot", action="store_true", help="do not write posterior.png")
+    i.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    i.set_defaults(func=run_infer)
+
+
+def _no_step(args) -> int:
+    raise UsageError(None, "a step is required: simulate, train or infer (see vbtjax sbi --help)")
+
+
+def _positive(option: str, value, lo: float = 1) -> None:
+    if value is not None and not value >= lo:
+        raise UsageError(option, f"must be >= {lo:g}, got {value}")
+
+
+# ------------------------------------------------------------------------------------------------------- simulate
+def _vep_setup(args, out: Path):
+    """The VEP problem of `args` and the truth of a synthetic patient (or None)."""
+    from . import vep
+    from ._cli_vep import _load_connectome, _load_sensors, _parse_ez, _write_sensors
+    from .sbi.problems import vep_problem
+    from .sensors import seeg_gain_point_source
+
+    for opt in ("--subject", "--sc", "--lengths"):
+        if getattr(args, opt[2:].replace("-", "_")) is not None:
+            raise UsageError(opt, "is a resting-state option; the vep problem takes --connectome, --sensors, --seeg")
+    for opt, v in (("--duration", args.duration), ("--period", args.period), ("--vep-dt", args.vep_dt)):
+        if not (np.isfinite(v) and v > 0):
+            raise UsageError(opt, f"must be a positive number of ms, got {v:g}")
+    n_win = args.duration / args.period
+    if abs(n_win - round(n_win)) > 1e-9 or abs(args.period / args.vep_dt - round(args.period / args.vep_dt)) > 1e-9:
+        raise UsageError("--period", "--duration must be a whole number of --period, and --period of --vep-dt")
+    if not (np.isfinite(args.noise_sd) and args.noise_sd > 0):
+        raise UsageError("--noise-sd", f"must be a positive number, got {args.noise_sd:g}")
+    if (args.seeg is None) == (args.synthetic_ez is None):
+        raise UsageError("--seeg", "give either --seeg (the patient's recording) or --synthetic-ez (a synthetic one)")
+    conn_spec = args.connectome or "76"
+    conn, _ = _load_connectome(conn_spec)
+    if conn.centres is None:
+        raise UsageError("--connectome", "needs region centres (mm) to compute the SEEG gain")
+    sensors, _ = _load_sensors(args.sensors)
+    truth = None
+    if args.synthetic_ez is not None:
+        ez = _parse_ez(args.synthetic_ez, conn.n_regions)
+        patient = vep.synthetic_patient(
+            conn, sensors, ez, seed=args.seed, duration=args.duration, dt=args.vep_dt, period=args.period
+        )
+        rec = patient.recording
+        pdir = out / "patient"
+        pdir.mkdir(parents=True, exist_ok=True)
+        rec.save(pdir / "seeg.npz")
+        used = [sensors.index(c) for c in rec.ch_names]
+        _write_sensors(pdir / "sensors.txt", rec.ch_names, np.asarray(sensors.positions)[used])
+        truth = {"ez": ez, "x0": np.asarray(patient.x0).tolist(), "K": patient.K, "seed": args.seed}
+        (pdir / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
+    else:
+        try:
+            rec = vep.SEEGRecording.load(args.seeg)
+        except (ValueError, OSError) as e:
+            raise UsageError("--seeg", str(e)) from None
+    labels = list(sensors.labels)
+    missing = [c for c in rec.ch_names if c not in set(labels)]
+    if missing:
+        raise UsageError("--seeg", f"contacts {missing[:5]} are not in the sensors file; ch_names must be sensor names")
+    idx = [labels.index(c) for c in rec.ch_names]
+    gain = seeg_gain_point_source(np.asarray(sensors.positions)[idx], conn.centres)
+    conn_path = conn_spec if not Path(conn_spec).exists() else str(Path(conn_spec).resolve())
+    sens_path = None if args.sensors is None else str(Path(args.sensors).resolve())
+    problem = vep_problem(
+        conn,
+        gain,
+        contacts=rec.ch_names,
+        duration=args.duration,
+        period=args.period,
+        dt=args.vep_dt,
+        noise_sd=args.noise_sd,
+        spec={"connectome": conn_path, "sensors": sens_path},
+    )
+    return problem, truth
+
+
+def _rs_setup(args):
+    from .sbi.problems import resting_state_problem
+
+    for opt in ("--seeg", "--synthetic-ez", "--sensors", "--connectome"):
+        if getattr(args, opt[2:].replace("-", "_")) is not None:
+            raise UsageError(opt, "is a vep option; the resting-state problem takes --subject or --sc/--lengths")
+    import vbtjax as vbt
+
+    if args.sc is not None or args.lengths is not None:
+        if args.sc is None or args.lengths is None:
+            raise UsageError("--sc", "give both --sc and --lengths")
+        if args.subject is not None:
+            raise UsageError("--subject", "give --subject or --sc/--lengths, not both")
+        for opt, path in (("--sc", args.sc), ("--lengths", args.lengths)):
+            if not Path(path).exists():
+                raise UsageError(opt, f"{path} does not exist")
+        try:
+            conn = vbt.Connectome.from_file(args.sc, lengths=args.lengths)
+        except (ValueError, OSError) as e:
+            raise UsageError("--sc", str(e)) from None
+        tmp_spec = {"sc": str(Path(args.sc).resolve()), "lengths": str(Path(args.lengths).resolve())}
+    else:
+        subject = args.subject or "101309"
+        try:
+            conn = vbt.datasets.hcp_subject(subject).connectome
+        except ValueError as e:
+            raise UsageError("--subject", str(e)) from None
+        tmp_spec = {"connectome": f"hcp:{subject}"}
+    if not (np.isfinite(args.tr) and args.tr > 0):
+        raise UsageError("--tr", f"must be a positive repetition time in ms, got {args.tr:g}")
+    _positive("--volumes", args.volumes, 10)
+    if args.dt is not None and not (args.dt > 0 and abs(args.tr / args.dt - round(args.tr / args.dt)) < 1e-9):
+        raise UsageError("--dt", f"must divide --tr={args.tr:g} ms, got {args.dt:g}")
+    try:
+        problem = resting_state_problem(
+            conn,
+            tr=args.tr,
+            n_samples=args.volumes,
+            dt=args.dt,
+            features=args.features,
+            fcd_window=args.fcd_window,
+            coupling_max=args.coupling_max,
+            spec=tmp_spec,
+        )
+    except ValueError as e:
+        opt = "--coupling-max" if "coupling_max" in str(e) else "--volumes"
+        raise UsageError(opt, str(e).split(": ", 1)[-1]) from None
+    return problem, None
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    if args.problem is None:
+        raise UsageError("--problem", "choose the problem: vep or resting-state")
+    _positive("--n", args.n, 2)
+    _positive("--chunk-size", args.chunk_size)
+    _positive("--batch-size", args.batch_size)
+    if args.seed < 0:
+        raise UsageError("--seed", f"must be a non-negative integer, got {args.seed}")
+    import jax
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError("--out", f"{out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    problem, truth = _vep_setup(args, out) if args.problem == "vep" else _rs_setup(args)
+    meta = {"problem": problem.name, "spec": problem.spec, "n": args.n, "chunk_size": args.chunk_size}
+    meta["seed"] = args.seed
+    path = out / "problem.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != _jsonable(meta):
+            raise UsageError(
+                "--out",
+                f"{out} holds the budget of another problem or settings ({old.get('problem')}, n={old.get('n')}); "
+                "use another folder, or the same arguments to resume",
+            )
+    else:
+        path.write_text(json.dumps(_jsonable(meta), indent=1) + "\n")
+    if not args.quiet:
+        what = f"{problem.prior.dim} parameters ({', '.join(problem.prior.names)}), {problem.n_features} features"
+        print(f"vbtjax sbi simulate: {problem.name}, {what}; {args.n} simulations into {out / 'budget'}")
+        if truth is not None:
+            print(f"synthetic patient: EZ {truth['ez']}; its SEEG in {out / 'patient' / 'seeg.npz'}")
+    t0 = time.perf_counter()
+    try:
+        budget = problem.simulate_budget(
+            args.n,
+            out / "budget",
+            key=jax.random.key(args.seed),
+            chunk_size=args.chunk_size,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+        )
+    except ValueError as e:
+        if "holds another budget" in str(e):
+            raise UsageError("--out", str(e)) from None
+        raise
+    wall = time.perf_counter() - t0
+    done = budget.info.get("simulated_now", 0)
+    if not args.quiet:
+        rate = f", {done / wall:.1f} simulations/s" if done else ""
+        print(
+            f"budget: {len(budget)} simulations ({int(budget.finite.sum())} finite), {done} simulated now in "
+            f"{wall:.1f} s{rate}; next: vbtjax sbi train --out {out}"
+        )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------- train
+def _load_problem_meta(out: Path) -> dict[str, Any]:
+    path = out / "problem.json"
+    if not path.is_file() or not (out / "budget" / "budget.json").is_file():
+        raise UsageError("--out", f"{out} holds no simulation budget; run vbtjax sbi simulate --out {out} first")
+    return json.loads(path.read_text())
+
+
+def run_train(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    meta = _load_problem_meta(out)
+    for opt, v, lo in (
+        ("--layers", args.layers, 1),
+        ("--width", args.width, 1),
+        ("--max-epochs", args.max_epochs, 1),
+        ("--patience", args.patience, 1),
+        ("--batch-size", args.batch_size, 1),
+        ("--calibration-draws", args.calibration_draws, 10),
+        ("--embedding", args.embedding, 1),
+        ("--test", args.test, 2),
+    ):
+        _positive(opt, v, lo)
+    if not (args.learning_rate > 0):
+        raise UsageError("--learning-rate", f"must be positive, got {args.learning_rate:g}")
+    import jax
+
+    from . import sbi
+    from .sbi.problems import problem_from_spec
+
+    try:
+        budget = sbi.Budget.load(out / "budget")
+    except ValueError as e:
+        raise UsageError("--out", str(e)) from None
+    finite = budget.finite_only()
+    n = len(finite)
+    n_test = args.test if args.test is not None else min(500, max(2, n // 10))
+    if n - n_test < 20:
+        raise UsageError("--test", f"{n} finite simulations leave {n - n_test} to train on; simulate more (--n)")
+    problem = problem_from_spec(meta["problem"], meta["spec"])
+    train, test = finite.split(n_test)
+    if not args.quiet:
+        print(
+            f"vbtjax sbi train: {meta['problem']}, {len(train)} simulations to train on (10% of them validate), "
+            f"{n_test} held out for calibration; {len(budget) - n} dropped (non-finite)"
+        )
+    key = jax.random.key(args.seed)
+    npe, hist = sbi.train_npe(
+        train,
+        key=jax.random.fold_in(key, 0),
+        flow=args.flow,
+        layers=args.layers,
+        width=args.width,
+        embedding=args.embedding,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        progress=not args.quiet,
+    )
+    t0 = time.perf_counter()
+    cal = sbi.calibrate(npe, problem.prior, test, key=jax.random.fold_in(key, 1), num_draws=args.calibration_draws)
+    t_cal = time.perf_counter() - t0
+    cal_json = _calibration_json(cal)
+    (out / "calibration.json").write_text(json.dumps(_jsonable(cal_json), indent=1) + "\n")
+    desc = problem.description()
+    desc.update(budget=str((out / "budget").resolve()), n_budget=len(budget), n_test=n_test)
+    desc["calibration"] = {k: cal_json[k] for k in ("max_coverage_error", "coverage_band_99", "joint_coverage_90")}
+    npe.save(out / "npe", problem.prior, history=hist, description=_jsonable(desc), overwrite=True)
+    summary = {
+        "vbtjax_version": _version(),
+        "problem": meta["problem"],
+        "n_train": hist["n_train"],
+        "n_val": hist["n_val"],
+        "n_test": n_test,
+        "n_dropped": hist["n_dropped"],
+        "epochs": len(hist["val_loss"]),
+        "best_epoch": hist["best_epoch"],
+        "best_val_loss": hist["best_val_loss"],
+        "seconds_training": round(hist["seconds"], 2),
+        "seconds_calibration": round(t_cal, 2),
+        "flow": args.flow,
+        "layers": args.layers,
+        "width": args.width,
+        "embedding": args.embedding,
+    }
+    (out / "train.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
+    if not args.no_plot:
+        cal.plot(out / "calibration.png")
+        _plot_training(out / "training.png", hist)
+    if not args.quiet:
+        print(cal.summary() if len(cal.names) <= 12 else _short_summary(cal_json))
+        print(
+            f"trained in {hist['seconds']:.1f} s ({summary['epochs']} epochs, best {hist['best_epoch']}); "
+            f"calibration in {t_cal:.1f} s; max coverage error {cal_json['max_coverage_error']:.3f} (99% band "
+            f"{cal_json['coverage_band_99']:.3f}); wrote {out / 'npe'}; next: vbtjax sbi infer --out {out} "
+            "--observation FILE"
+        )
+    return 0
+
+
+def _calibration_json(cal) -> dict[str, Any]:
+    i50 = int(np.argmin(np.abs(cal.levels - 0.5)))
+    i90 = int(np.argmin(np.abs(cal.levels - 0.9)))
+    return {
+        "names": list(cal.names),
+        "n_test": int(cal.ranks.shape[0]),
+        "num_draws": cal.num_draws,
+        "levels": cal.levels,
+        "coverage": {n: cal.coverage[:, j] for j, n in enumerate(cal.names)},
+        "joint_coverage": cal.joint_coverage,
+        "joint_coverage_50": float(cal.joint_coverage[i50]),
+        "joint_coverage_90": float(cal.joint_coverage[i90]),
+        "max_coverage_error": cal.max_coverage_error(),
+        "coverage_band_99": cal.coverage_band(0.99),
+        "rank_pvalues": cal.rank_pvalues,
+        "z_mean": {n: float(np.nanmean(cal.z[:, j])) for j, n in enumerate(cal.names)},
+        "z_sd": {n: float(np.nanstd(cal.z[:, j])) for j, n in enumerate(cal.names)},
+        "median_shrinkage": {n: float(np.nanmedian(cal.shrinkage[:, j])) for j, n in enumerate(cal.names)},
+    }
+
+
+def _short_summary(c: dict[str, Any]) -> str:
+    z_sd = np.asarray(list(c["z_sd"].values()))
+    sh = np.asarray(list(c["median_shrinkage"].values()))
+    return (
+        f"{len(c['names'])} parameters: joint (HPD) coverage at 50% / 90% {c['joint_coverage_50']:.2f} / "
+        f"{c['joint_coverage_90']:.2f}; sd of z per parameter {z_sd.min():.2f}-{z_sd.max():.2f}; median shrinkage "
+        f"{np.median(sh):.2f} (range {sh.min():.2f}-{sh.max():.2f}) over {c['n_test']} held-out simulations"
+    )
+
+
+def _plot_training(path: Path, hist) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    e = np.arange(1, len(hist["train_loss"]) + 1)
+    ax.plot(e, hist["train_loss"], label="train")
+    ax.plot(e, hist["val_loss"], label="validation")
+    ax.axvline(hist["best_epoch"], color="k", ls="--", lw=0.8, label=f"best epoch {hist['best_epoch']}")
+    ax.set(xlabel="epoch", ylabel="-log q(u | x) (standardised u)", title="NPE training")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------- infer
+def _observation(problem, path: Path, n_features: int) -> tuple[np.ndarray, Any]:
+    """Features of the observation file and, for an SEEG recording, the recording."""
+    from . import vep
+
+    if not path.exists():
+        raise UsageError("--observation", f"{path} does not exist")
+    rec = None
+    try:
+        if path.suffix == ".npy" and np.load(path, allow_pickle=False).ndim == 1:
+            x = np.load(path, allow_pickle=False).astype(float)
+        elif problem.name == "vep":
+            rec = vep.SEEGRecording.load(path)
+            x = problem.observe(rec)
+        else:
+            x = problem.observe(path)
+    except (ValueError, OSError, TypeError, KeyError) as e:
+        raise UsageError("--observation", str(e)) from None
+    if x.shape != (n_features,):
+        raise UsageError("--observation", f"{path} gives {x.size} features; the estimator was trained on {n_features}")
+    if not np.all(np.isfinite(x)):
+        raise UsageError("--observation", f"the features of {path} contain NaN or inf")
+    return x, rec
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    npe_dir = Path(args.npe) if args.npe else out / "npe"
+    _positive("--draws", args.draws, 2)
+    for opt, v, lo in (("--nuts-chains", args.nuts_chains, 1), ("--nuts-samples", args.nuts_samples, 1)):
+        _positive(opt, v, lo)
+    _positive("--nuts-warmup", args.nuts_warmup, 0)
+    if not 0 < args.threshold < 1:
+        raise UsageError("--threshold", f"must lie in (0, 1), got {args.threshold}")
+    if not (npe_dir / "npe.json").is_file():
+        opt = "--npe" if args.npe else "--out"
+        raise UsageError(opt, f"{npe_dir} holds no trained estimator; run vbtjax sbi train --out {out} first")
+    if "/" in args.name or args.name in ("", ".", "..", "npe", "budget", "patient"):
+        raise UsageError("--name", f"must be a plain folder name other than npe, budget, patient; got {args.name!r}")
+    import jax
+
+    from . import sbi
+    from .sbi.problems import problem_from_spec
+    from .twin import TwinFileError
+
+    t0 = time.perf_counter()
+    try:
+        npe, prior, info = sbi.load_npe(npe_dir)
+    except TwinFileError as e:
+        raise UsageError("--npe" if args.npe else "--out", str(e)) from None
+    desc = info["description"]
+    problem = problem_from_spec(desc["problem"], desc["spec"])
+    if args.compare_nuts and problem.name != "vep":
+        raise UsageError("--compare-nuts", "is available for the vep problem only")
+    obs_path = Path(args.observation)
+    x, rec = _observation(problem, obs_path, npe.x_mean.shape[0])
+    if args.compare_nuts and rec is None:
+        raise UsageError("--compare-nuts", "needs the SEEG recording (.npz) as --observation, not features")
+    t_load = time.perf_counter() - t0
+    key = jax.random.key(args.seed)
+    t1 = time.perf_counter()
+    draws = npe.posterior(prior, key, x, args.draws)
+    jax.block_until_ready(draws)
+    t_first = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    draws = npe.posterior(prior, jax.random.fold_in(key, 1), x, args.draws)
+    t_sample = time.perf_counter() - t1
+    res_dir = out / args.name
+    res_dir.mkdir(parents=True, exist_ok=True)
+    from .inference.diagnostics import save_netcdf, to_inference_data
+
+    dims, coords = {}, {}
+    if problem.name == "vep":
+        dims, coords = {"x0": ["region"]}, {"region": list(problem.labels)}
+    attrs = {"vbtjax_version": _version(), "method": "NPE", "observation": str(obs_path), "problem": problem.name}
+    idata = to_inference_data(
+        {k: v[None] for k, v in draws.items()},
+        observed_data={"features": x},
+        dims=dims,
+        coords=coords,
+        attrs=attrs,
+    )
+    save_netcdf(idata, res_dir / "posterior.nc")
+    summary: dict[str, Any] = {
+        "vbtjax_version": _version(),
+        "problem": problem.name,
+        "observation": str(obs_path),
+        "estimator": str(npe_dir),
+        "draws": args.draws,
+        "seconds_load": round(t_load, 3),
+        "seconds_first_sampling": round(t_first, 3),
+        "seconds_sampling": round(t_sample, 4),
+        "posterior": {
+            k: {"mean": v.mean(0), "sd": v.std(0), "q05": np.quantile(v, 0.05, 0), "q95": np.quantile(v, 0.95, 0)}
+            for k, v in draws.items()
+        },
+    }
+    truth = None
+    truth_path = obs_path.parent / "truth.json"
+    if truth_path.is_file():
+        truth = json.loads(truth_path.read_text())
+        summary["truth"] = truth
+    ranking = None
+    if problem.name == "vep":
+        ranking = _vep_ranking(problem, draws, args.threshold)
+        (res_dir / "ranking.json").write_text(json.dumps(ranking, indent=1) + "\n")
+        predicted = [r["index"] for r in ranking if r["observed"] and r["probability"] > args.threshold]
+        summary["predicted_ez"] = predicted
+        summary["threshold"] = args.threshold
+        if truth is not None and "ez" in truth:
+            tp = len(set(truth["ez"]) & set(predicted))
+            summary["precision"] = tp / max(len(predicted), 1)
+            summary["recall"] = tp / len(truth["ez"])
+    nuts = None
+    if args.compare_nuts:
+        nuts = _compare_nuts(args, problem, rec, draws, res_dir, summary)
+    if not args.no_plot:
+        _plot_posterior(res_dir / "posterior.png", problem, draws, truth, nuts)
+    summary["seconds_total"] = round(time.perf_counter() - t0, 2)
+    (res_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
+    if not args.quiet:
+        print(f"vbtjax sbi infer: {args.draws} posterior draws in {t_sample * 1e3:.1f} ms (first call {t_first:.2f} s)")
+        if ranking is not None:
+            top = ", ".join(f"{r['label']} ({r['index']}): {r['probability']:.2f}" for r in ranking[:5])
+            print(f"P(x0 > X0_CRITICAL), most likely first: {top}")
+            print(f"predicted EZ {summary['predicted_ez']}" + (f" (true EZ {truth['ez']})" if truth else ""))
+        else:
+            for k, v in summary["posterior"].items():
+                print(f"{k}: mean {np.ravel(v['mean'])[0]:.4g}, 90% interval [{v['q05']:.4g}, {v['q95']:.4g}]")
+        if nuts is not None:
+            print(nuts)
+        print(f"wrote {res_dir}/")
+    return 0
+
+
+def _vep_ranking(problem, draws, threshold) -> list[dict[str, Any]]:
+    from .vep import X0_CRITICAL
+
+    x0 = np.asarray(draws["x0"])
+    p = (x0 > X0_CRITICAL).mean(axis=0)
+    observed = np.asarray(problem.extra["observed"])
+    order = np.lexsort((-p, ~observed))
+    return [
+        {"index": int(i), "label": problem.labels[i], "probability": float(p[i]), "observed": bool(observed[i])}
+        for i in order
+    ]
+
+
+def _compare_nuts(args, problem, rec, draws, res_dir: Path, summary: dict[str, Any]) -> str:
+    """NUTS (vep.infer_ez) on the same recording; writes nuts.nc and comparison.json, returns a printed line."""
+    import jax
+
+    from . import sbi, vep
+    from .inference.diagnostics import save_netcdf
+    from .sensors import Sensors, tvb_sensors
+
+    spec = problem.spec
+    sensors = tvb_sensors("seeg") if spec.get("sensors") is None else Sensors.from_file(spec["sensors"])
+    conn = problem.extra["connectome"]
+    post = vep.recording_posterior(conn, sensors, rec, duration=spec["duration"], period=spec["period"], dt=spec["dt"])
+    t0 = time.perf_counter()
+    res = vep.infer_ez(
+        post,
+        key=jax.random.key(args.seed + 1),
+        labels=problem.labels,
+        num_chains=args.nuts_chains,
+        num_warmup=args.nuts_warmup,
+        num_samples=args.nuts_samples,
+        progress=not args.quiet,
+    )
+    t_nuts = time.perf_counter() - t0
+    idata = res.samples.to_inference_data(
+        dims={"x0": ["region"]}, coords={"region": list(problem.labels)}, attrs={"method": "NUTS"}
+    )
+    save_netcdf(idata, res_dir / "nuts.nc")
+    nres = res.samples
+    ess = {k: v["ess_bulk"] for k, v in nres.summary().items()}
+    cmp = sbi.compare_posteriors(draws, {k: nres.samples[k] for k in ("x0", "K")}, ess_b=ess)
+    npe_rank = _vep_ranking(problem, draws, args.threshold)
+    p_npe = np.zeros(len(problem.labels))
+    for r in npe_rank:
+        p_npe[r["index"]] = r["probability"]
+    p_nuts = np.asarray(res.p_above)
+    observed = np.asarray(problem.extra["observed"])
+    x0c = cmp["x0"]
+    disagree = np.flatnonzero(observed & (np.abs(p_npe - p_nuts) > 0.3)).tolist()
+    out = {
+        "seconds_nuts": round(t_nuts, 1),
+        "divergences": int(np.asarray(nres.stats["diverging"]).sum()),
+        "nuts_predicted_ez": np.flatnonzero(observed & (p_nuts > args.threshold)).tolist(),
+        "npe_predicted_ez": summary.get("predicted_ez"),
+        "p_above_npe": p_npe,
+        "p_above_nuts": p_nuts,
+        "p_ez_nuts": res.p_ez,
+        "regions_disagreeing": disagree,
+        "K": {k: np.asarray(v).tolist() for k, v in cmp["K"].items()},
+        "x0": {k: np.asarray(v).tolist() for k, v in x0c.items()},
+        "x0_observed_abs_mean_difference_over_nuts_sd": float(
+            np.median(np.abs(x0c["mean_a"] - x0c["mean_b"])[observed] / x0c["sd_b"][observed])
+        ),
+        "x0_observed_median_sd_ratio": float(np.median(x0c["sd_ratio"][observed])),
+    }
+    (res_dir / "comparison.json").write_text(json.dumps(_jsonable(out), indent=1) + "\n")
+    summary["nuts"] = {k: out[k] for k in ("seconds_nuts", "divergences", "nuts_predicted_ez", "regions_disagreeing")}
+    kc = cmp["K"]
+    return (
+        f"NUTS ({t_nuts:.0f} s): predicted EZ {out['nuts_predicted_ez']}; K mean NPE {float(kc['mean_a']):.3f} vs "
+        f"NUTS {float(kc['mean_b']):.3f}, sd ratio {float(kc['sd_ratio']):.2f}; observed regions' x0: median "
+        f"|mean difference| / NUTS sd {out['x0_observed_abs_mean_difference_over_nuts_sd']:.2f}, median sd ratio "
+        f"{out['x0_observed_median_sd_ratio']:.2f}; P(x0 > critical) differs by > 0.3 in regions {disagree}"
+    )
+
+
+def _plot_posterior(path: Path, problem, draws, truth, nuts_line) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .vep import X0_CRITICAL
+
+    if problem.name == "vep":
+        x0 = np.asarray(draws["x0"])
+        n = x0.shape[1]
+        q = np.percentile(x0, [5, 50, 95], axis=0)
+        p = (x0 > X0_CRITICAL).mean(0)
+        fig, ax = plt.subplots(2, 1, figsize=(12, 6), sharex=True)
+        ax[0].vlines(np.arange(n), q[0], q[2], color="tab:gray")
+        ax[0].plot(np.arange(n), q[1], "k.", ms=3)
+        if truth is not None:
+            ax[0].plot(np.arange(n), truth["x0"], "x", color="tab:blue", ms=4, label="truth")
+            ax[0].legend(loc="lower right")
+        ax[0].axhline(X0_CRITICAL, color="k", ls="--", lw=0.8)
+        ax[0].set(ylabel="x0", title="NPE posterior of x0 per region (5-95 %); dashed: X0_CRITICAL")
+        colors = ["tab:red" if truth is not None and i in truth["ez"] else "tab:gray" for i in range(n)]
+        ax[1].bar(np.arange(n), p, color=colors)
+        ax[1].set(xlabel="region", ylabel="P(x0 > critical)", ylim=(0, 1.02))
+    else:
+        names = list(draws)
+        fig, ax = plt.subplots(1, len(names) + 1, figsize=(4 * (len(names) + 1), 3.5))
+        for j, k in enumerate(names):
+            v = np.asarray(draws[k]).reshape(len(draws[k]), -1)[:, 0]
+            ax[j].hist(v, bins=40, color="C0")
+            if truth is not None and k in truth:
+                ax[j].axvline(float(np.ravel(truth[k])[0]), color="k", label="truth")
+            ax[j].set(xlabel=k)
+        a, b = (np.asarray(draws[k]).reshape(len(draws[k]), -1)[:, 0] for k in names[:2])
+        ax[-1].plot(a, b, ".", ms=1, alpha=0.4)
+        ax[-1].set(xlabel=names[0], ylabel=names[1])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

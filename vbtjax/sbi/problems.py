@@ -1,0 +1,410 @@
+"""Ready-made simulation-based inference problems: the prior, the simulator with its observation noise, the features
+and how a raw observation file becomes features, for the Virtual Epileptic Patient and resting-state FC.
+
+A :class:`Problem` is rebuilt from its JSON-able ``spec`` (:func:`problem_from_spec`), which is what ``vbtjax sbi``
+stores next to a budget and inside a saved estimator, so that a later observation is turned into features exactly
+as the simulations were.
+
+**VEP** (:func:`vep_problem`): the network, priors and constraints of :func:`vbtjax.vep.vep_posterior` (``x0`` per
+region ``Normal(-2.5, 0.5)`` through its ``Affine`` constraint, ``K ~ HalfNormal(0.5)``); the features are the
+patient's SEEG log-power envelope ``(windows, contacts)`` (the contacts' gain from the recording or a synthetic
+patient's implant) plus Gaussian observation noise of fixed sd `noise_sd`, **minus its mean over all windows and
+contacts**. The NUTS likelihood of :func:`vbtjax.vep.vep_posterior` instead infers an ``offset`` of the log power
+and the noise sd ``sigma`` as latent variables; NPE cannot have latents that are not network parameters, so the
+offset is removed from the features (subtracting the mean makes them invariant to it) and the noise sd is fixed
+(0.2 by default: the scatter of the log of a mean of 64 squared Gaussian samples is about ``sqrt(2 / 64) = 0.18``,
+that of :func:`vbtjax.vep.synthetic_patient`'s windows). A recording much noisier than `noise_sd` gives NPE draws
+that are too narrow; build the budget with a larger `noise_sd` then.
+
+**Resting state** (:func:`resting_state_problem`): the SupHopf FC network of
+:func:`vbtjax.inference.resting_state.fc_network` on a connectome (the embedded HCP subject by default) with a
+*scalar* bifurcation parameter; the prior is ``coupling.a ~ Uniform(0, coupling_max)`` (1/ms) and ``model.a ~
+Uniform(*a_range)`` (1/ms). The simulator is :func:`~vbtjax.inference.resting_state.simulated_bold` (its noise is
+the stochastic dynamics: no further observation noise), reduced to summaries of the FC (mean, sd and quantiles of
+its upper triangle, its correlation with ``log1p(SC)``, the FC of strongly minus weakly connected pairs, the three
+largest eigenvalues / N) and, with ``features="fc+fcd"``, of the FCD (mean, sd and quantiles of the correlations
+between the FCs of sliding windows that do not overlap). The summaries depend on the length of the series (the
+sampling noise of a correlation is about ``1 / sqrt(T)``), so simulate as many volumes (`n_samples`) at the
+observation's TR as the observation has.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["Problem", "PROBLEMS", "vep_problem", "resting_state_problem", "problem_from_spec", "FC_FEATURES"]
+
+PROBLEMS = ("vep", "resting-state")
+
+FC_FEATURES = (
+    "fc_mean",
+    "fc_sd",
+    "fc_q10",
+    "fc_q50",
+    "fc_q90",
+    "fc_sc_corr",
+    "fc_strong_minus_weak",
+    "fc_eig1",
+    "fc_eig2",
+    "fc_eig3",
+)
+FCD_FEATURES = ("fcd_mean", "fcd_sd", "fcd_q10", "fcd_q50", "fcd_q90")
+
+
+@dataclass
+class Problem:
+    """One simulation-based inference problem.
+
+    - `name`: ``"vep"`` or ``"resting-state"``; `spec`: JSON-able arguments that rebuild it (:func:`problem_from_spec`).
+    - `prior`: a :class:`~vbtjax.inference.Posterior` without likelihood (network, selection, NumPyro priors).
+    - `run`: ``run(network, key) -> features (F,)``, the simulator with its observation noise.
+    - `dt`: the integration step (ms); `feature_names`: ``(F,)``.
+    - `observe`: raw observation (a file path, or the object it holds: an :class:`~vbtjax.vep.SEEGRecording`, a BOLD
+      array ``(regions, time)``) -> features ``(F,)``.
+    - `labels`: region labels; `gain`: the SEEG gain ``(contacts, N)`` (VEP); `batch_size`: simulations per vmapped
+      call that suits the problem on CPU.
+    """
+
+    name: str
+    spec: dict[str, Any]
+    prior: Any
+    run: Callable[[Any, jax.Array], jax.Array]
+    dt: float
+    feature_names: tuple[str, ...]
+    observe: Callable[[Any], np.ndarray]
+    labels: tuple[str, ...] = ()
+    gain: np.ndarray | None = None
+    batch_size: int = 64
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def description(self) -> dict[str, Any]:
+        """What is stored with a budget and an estimator: the problem's spec and its feature names."""
+        return {"problem": self.name, "spec": self.spec, "feature_names": list(self.feature_names)}
+
+    def simulate_budget(self, n: int, out: Any = None, *, key: jax.Array, **kwargs):
+        """:func:`vbtjax.sbi.simulate_budget` of this problem (`kwargs`: ``chunk_size``, ``batch_size``, ...)."""
+        from .budget import simulate_budget
+
+        kwargs.setdefault("batch_size", self.batch_size)
+        return simulate_budget(
+            self.prior, n, out, run=self.run, dt=self.dt, key=key, description=self.description(), **kwargs
+        )
+
+
+# ------------------------------------------------------------------------------------------------------------ VEP
+def vep_problem(
+    connectome: Any,
+    gain: Any,
+    *,
+    contacts: Sequence[str] | None = None,
+    duration: float = 50.0,
+    period: float = 2.0,
+    dt: float = 0.1,
+    noise_sd: float = 0.2,
+    x0_prior: tuple[float, float] = (-2.5, 0.5),
+    K_prior_scale: float = 0.5,
+    spec: Mapping[str, Any] | None = None,
+) -> Problem:
+    """The VEP as an SBI problem (see the module docstring).
+
+    **Arguments:** `connectome` (with centres), `gain` ``(contacts, N)`` (:func:`vbtjax.sensors.seeg_gain_point_source`
+    of the implanted contacts), `contacts`: their names (an observation's ``ch_names`` are matched to them),
+    `duration`, `period`, `dt` (ms) as for :func:`vbtjax.vep.vep_posterior`, `noise_sd` (fixed observation noise of
+    the log power), the priors. `spec`: how the connectome and the contacts were obtained (stored, see
+    :func:`problem_from_spec`)."""
+    import numpyro.distributions as dist
+
+    from .. import vep
+    from ..inference.params import Affine, Parameter, Positive, Selection
+    from ..inference.posterior import Posterior
+
+    gain = np.asarray(gain, dtype=float)
+    n = connectome.n_regions
+    if gain.ndim != 2 or gain.shape[1] != n:
+        raise ValueError(f"vep_problem: gain must be (contacts, {n}), got {gain.shape}.")
+    contacts = [f"contact {k}" for k in range(gain.shape[0])] if contacts is None else [str(c) for c in contacts]
+    if len(contacts) != gain.shape[0]:
+        raise ValueError(f"vep_problem: {len(contacts)} contact names for a gain of {gain.shape[0]} contacts.")
+    if not (noise_sd > 0 and math.isfinite(noise_sd)):
+        raise ValueError(f"vep_problem: noise_sd must be a positive number, got {noise_sd}.")
+    n_win = int(round(duration / period))
+    if abs(n_win * period - duration) > 1e-9 * duration or abs(period / dt - round(period / dt)) > 1e-9:
+        raise ValueError("vep_problem: duration must be a whole number of periods, and period of dt.")
+    loc, scale = (float(v) for v in x0_prior)
+    net = vep.vep_network(connectome, x0=loc, K=K_prior_scale)
+    net = jax.tree.map(lambda x: x.astype(jnp.float32) if isinstance(x, jax.Array) and x.dtype.kind == "f" else x, net)
+    sel = Selection(
+        [
+            Parameter(lambda m: m.model.x0, Affine(loc, scale), name="x0"),
+            Parameter(lambda m: m.coupling.a, Positive(), name="K"),
+        ]
+    )
+    prior = Posterior(net, sel, {"x0": dist.Normal(loc, scale), "K": dist.HalfNormal(K_prior_scale)}, None)
+    g = jnp.asarray(gain, jnp.float32)
+    sd = float(noise_sd)
+
+    def run(m, key):
+        y = vep.seeg_log_power(vep.simulate_power(m, duration, dt, period), g)
+        y = y + sd * jax.random.normal(key, y.shape, y.dtype)
+        return (y - jnp.mean(y)).reshape(-1)
+
+    names = tuple(f"{c}@{w}" for w in range(n_win) for c in contacts)
+
+    def observe(obs) -> np.ndarray:
+        rec = obs
+        if isinstance(obs, str | Path):
+            rec = vep.SEEGRecording.load(obs)
+        if not isinstance(rec, vep.SEEGRecording):
+            raise TypeError("vep problem: the observation must be an SEEG recording (.npz with data, sfreq, ch_names).")
+        missing = [c for c in contacts if c not in rec.ch_names]
+        if missing:
+            raise ValueError(
+                f"the recording lacks the contacts {missing[:5]}{' ...' if len(missing) > 5 else ''} that the budget "
+                f"was simulated for ({len(contacts)} contacts); build a budget for this implantation"
+            )
+        idx = [rec.ch_names.index(c) for c in contacts]
+        env = vep.log_power_envelope(np.asarray(rec.data)[idx], rec.sfreq, n_win)
+        return (env - env.mean()).reshape(-1)
+
+    full_spec = {
+        "duration": duration,
+        "period": period,
+        "dt": dt,
+        "noise_sd": sd,
+        "x0_prior": [loc, scale],
+        "K_prior_scale": K_prior_scale,
+        "contacts": contacts,
+    }
+    full_spec.update(dict(spec or {}))
+    labels = tuple(connectome.labels) if connectome.labels is not None else tuple(f"region {i}" for i in range(n))
+    return Problem(
+        "vep",
+        full_spec,
+        prior,
+        run,
+        float(dt),
+        names,
+        observe,
+        labels=labels,
+        gain=gain,
+        batch_size=256,
+        extra={"connectome": connectome, "n_windows": n_win, "observed": vep.detectability(gain) > vep.DETECTABLE},
+    )
+
+
+# --------------------------------------------------------------------------------------------------- resting state
+def _fc_summaries(fc: jax.Array, log_sc_upper: jax.Array, strong: jax.Array) -> jax.Array:
+    n = fc.shape[0]
+    iu = np.triu_indices(n, 1)
+    v = fc[iu]
+    q = jnp.quantile(v, jnp.asarray([0.1, 0.5, 0.9]))
+    a = v - v.mean()
+    b = log_sc_upper - log_sc_upper.mean()
+    r = jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
+    sw = jnp.sum(jnp.where(strong, v, 0.0)) / jnp.sum(strong) - jnp.sum(jnp.where(strong, 0.0, v)) / jnp.sum(~strong)
+    eig = jnp.linalg.eigvalsh(0.5 * (fc + fc.T))[::-1][:3] / n
+    return jnp.concatenate([jnp.stack([v.mean(), v.std()]), q, jnp.stack([r, sw]), eig])
+
+
+def _fcd_summaries(bold_tn: jax.Array, window: int, step: int) -> jax.Array:
+    from .. import features as F
+
+    m = F.fcd(bold_tn, window, step)
+    v = F.fcd_values(m, k=math.ceil(window / step))
+    q = jnp.quantile(v, jnp.asarray([0.1, 0.5, 0.9]))
+    return jnp.concatenate([jnp.stack([v.mean(), v.std()]), q])
+
+
+def resting_state_problem(
+    connectome: Any = None,
+    *,
+    tr: float = 720.0,
+    n_samples: int = 1200,
+    dt: float | None = None,
+    features: str = "fc+fcd",
+    fcd_window: int | None = None,
+    fcd_step: int | None = None,
+    coupling_max: float = 2e-3,
+    a_range: tuple[float, float] = (-1e-4, 2e-5),
+    spec: Mapping[str, Any] | None = None,
+) -> Problem:
+    """Resting-state FC as an SBI problem (see the module docstring): global coupling ``coupling.a`` and the
+    (scalar) bifurcation parameter ``model.a`` of the SupHopf network from FC (and FCD) summaries.
+
+    **Arguments:** `connectome` (default: the embedded HCP subject 101309's), `tr` (ms) and `n_samples` (volumes) of
+    the simulated BOLD, `dt` (ms, default :func:`~vbtjax.inference.resting_state.default_dt`; must divide `tr`),
+    `features` ``"fc"`` or ``"fc+fcd"``, `fcd_window` / `fcd_step` in volumes (default: 60 s windows, a quarter
+    window apart), the prior ranges."""
+    import numpyro.distributions as dist
+
+    from .. import features as F
+    from ..inference import resting_state as rs
+    from ..inference.params import Interval, Parameter, Selection
+    from ..inference.posterior import Posterior
+
+    if features not in ("fc", "fc+fcd"):
+        raise ValueError(f"resting_state_problem: features must be 'fc' or 'fc+fcd', got {features!r}.")
+    if connectome is None:
+        from ..datasets import hcp_subject
+
+        connectome = hcp_subject().connectome
+    tr = float(tr)
+    dt = rs.default_dt(tr) if dt is None else float(dt)
+    if not (dt > 0 and abs(tr / dt - round(tr / dt)) < 1e-9):
+        raise ValueError(f"resting_state_problem: dt={dt} ms must divide the repetition time tr={tr} ms.")
+    n_samples = int(n_samples)
+    window = max(10, round(60_000.0 / tr)) if fcd_window is None else int(fcd_window)
+    step = max(1, window // 4) if fcd_step is None else int(fcd_step)
+    use_fcd = features == "fc+fcd"
+    if use_fcd and n_samples < window + step * (math.ceil(window / step) + 1):
+        raise ValueError(
+            f"resting_state_problem: {n_samples} volumes are too few for FCD windows of {window} volumes {step} apart "
+            "(need non-overlapping pairs); simulate more volumes, use smaller windows or features='fc'."
+        )
+    if n_samples < 10:
+        raise ValueError("resting_state_problem: n_samples must be at least 10 volumes.")
+    net = rs.fc_network(connectome)
+    bound = rs._coupling_bound(net, dt)
+    if coupling_max > bound:
+        raise ValueError(
+            f"resting_state_problem: coupling_max={coupling_max:g} /ms exceeds the stability bound {bound:.3g} /ms of "
+            f"steps of dt={dt:g} ms; use a smaller dt or coupling_max."
+        )
+    import equinox as eqx
+
+    net = eqx.tree_at(lambda m: m.model.a, net, jnp.asarray(float(np.mean(a_range)), net.model.a.dtype))
+    lo, hi = (float(v) for v in a_range)
+    sel = Selection(
+        [
+            Parameter(lambda m: m.coupling.a, Interval(0.0, float(coupling_max)), name="coupling.a"),
+            Parameter(lambda m: m.model.a, Interval(lo, hi), name="model.a"),
+        ]
+    )
+    prior = Posterior(
+        net, sel, {"coupling.a": dist.Uniform(0.0, float(coupling_max)), "model.a": dist.Uniform(lo, hi)}, None
+    )
+    w = np.asarray(net.connectome.weights, dtype=float)
+    n = w.shape[0]
+    iu = np.triu_indices(n, 1)
+    lsc = np.log1p(w[iu])
+    log_sc = jnp.asarray(lsc)
+    strong = jnp.asarray(lsc > np.median(lsc))
+
+    def summaries(bold_tn):
+        fc = F.fc(bold_tn)
+        out = _fc_summaries(fc, log_sc.astype(fc.dtype), strong)
+        if use_fcd:
+            out = jnp.concatenate([out, _fcd_summaries(bold_tn, window, step)])
+        return out
+
+    def run(m, key):
+        return summaries(rs.simulated_bold(m, tr, n_samples, dt, key=key))
+
+    summ_jit = jax.jit(summaries)
+
+    def observe(obs) -> np.ndarray:
+        if isinstance(obs, str | Path):
+            from ..empirical import read_matrix
+
+            obs = read_matrix(obs, ("tc", "bold", "ts", "timeseries", "time_series", "data", "fc"), "observation")
+        x = np.asarray(obs, dtype=float)
+        if x.ndim != 2 or n not in x.shape:
+            raise ValueError(f"the observation has shape {x.shape}; expected BOLD (regions, time) = ({n}, T).")
+        is_fc = x.shape == (n, n) and np.allclose(np.diag(x), 1.0) and np.allclose(x, x.T)
+        if is_fc:
+            if use_fcd:
+                raise ValueError(
+                    "the observation is an FC matrix, but the features include the FCD, which needs the BOLD time "
+                    "series; give the BOLD (regions, time) or build the budget with features 'fc'"
+                )
+            return np.asarray(_fc_summaries(jnp.asarray(x), log_sc, strong))
+        if x.shape[0] != n:
+            raise ValueError(f"the BOLD has shape {x.shape}; expected (regions, time) = ({n}, T): transpose it.")
+        if not np.all(np.isfinite(x)) or np.any(np.std(x, axis=1) == 0):
+            raise ValueError("the BOLD contains NaN/inf or constant regions.")
+        return np.asarray(summ_jit(jnp.asarray(x.T)))
+
+    full_spec = {
+        "tr": tr,
+        "n_samples": n_samples,
+        "dt": dt,
+        "features": features,
+        "fcd_window": window,
+        "fcd_step": step,
+        "coupling_max": float(coupling_max),
+        "a_range": [lo, hi],
+    }
+    full_spec.update(dict(spec or {}))
+    names = FC_FEATURES + (FCD_FEATURES if use_fcd else ())
+    labels = tuple(connectome.labels) if connectome.labels is not None else tuple(f"region {i}" for i in range(n))
+    return Problem(
+        "resting-state",
+        full_spec,
+        prior,
+        run,
+        dt,
+        names,
+        observe,
+        labels=labels,
+        batch_size=16,
+        extra={"connectome": connectome, "summaries": summ_jit},
+    )
+
+
+# ------------------------------------------------------------------------------------------------------- from spec
+def problem_from_spec(name: str, spec: Mapping[str, Any]) -> Problem:
+    """Rebuild a problem from its ``spec`` (as stored in ``problem.json`` by ``vbtjax sbi`` and in an estimator's
+    description). The connectome is ``spec["connectome"]``: a TVB size (``"76"``), ``"hcp:SUBJECT"`` (the embedded
+    HCP subject) or a path that :meth:`vbtjax.Connectome.from_file` reads; for the VEP, the contacts' positions come
+    from ``spec["sensors"]`` (a path, or ``None``: tvb-data's seeg_588) and their names ``spec["contacts"]``."""
+    spec = json.loads(json.dumps(dict(spec)))
+    conn = _connectome(spec.get("connectome"))
+    if name == "vep":
+        from ..sensors import Sensors, seeg_gain_point_source, tvb_sensors
+
+        sensors = tvb_sensors("seeg") if spec.get("sensors") is None else Sensors.from_file(spec["sensors"])
+        labels = list(sensors.labels)
+        contacts = spec["contacts"]
+        missing = [c for c in contacts if c not in labels]
+        if missing:
+            raise ValueError(f"problem_from_spec: contacts {missing[:5]} are not in the sensors {spec.get('sensors')}.")
+        idx = [labels.index(c) for c in contacts]
+        gain = seeg_gain_point_source(np.asarray(sensors.positions)[idx], conn.centres)
+        keys = ("duration", "period", "dt", "noise_sd", "K_prior_scale")
+        kw = {k: spec[k] for k in keys if k in spec}
+        if "x0_prior" in spec:
+            kw["x0_prior"] = tuple(spec["x0_prior"])
+        return vep_problem(conn, gain, contacts=contacts, spec=spec, **kw)
+    if name == "resting-state":
+        keys = ("tr", "n_samples", "dt", "features", "fcd_window", "fcd_step", "coupling_max")
+        kw = {k: spec[k] for k in keys if k in spec}
+        if "a_range" in spec:
+            kw["a_range"] = tuple(spec["a_range"])
+        return resting_state_problem(conn, spec=spec, **kw)
+    raise ValueError(f"problem_from_spec: unknown problem {name!r}; choose from {PROBLEMS}.")
+
+
+def _connectome(spec: Any):
+    import vbtjax as vbt
+
+    if spec is None:
+        raise ValueError("problem_from_spec: the spec names no connectome.")
+    spec = str(spec)
+    if spec.startswith("hcp:"):
+        return vbt.datasets.hcp_subject(spec[4:]).connectome
+    if spec.isdigit() and not Path(spec).exists():
+        return vbt.datasets.tvb_connectome(int(spec))
+    return vbt.Connectome.from_file(spec)
