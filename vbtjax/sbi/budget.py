@@ -268,7 +268,8 @@ def simulate_budget(
     # them all (a prior over speeds or lengths widens the layout once, not per chunk)
     draws = {c: np.asarray(draw(jax.random.fold_in(k_draw, c), sizes[c])) for c in todo}
     constrained = jax.jit(jax.vmap(prior.constrained))
-    values = {c: tuple(np.asarray(v) for v in constrained(jnp.asarray(u)).values()) for c, u in draws.items()}
+    # by name: a dict returned from jit comes back with its keys sorted, not in the selection's order
+    values = {c: _by_name(constrained(jnp.asarray(u)), prior.names) for c, u in draws.items()}
     runner = None
     if todo:
         all_vals = tuple(np.concatenate([values[c][i] for c in todo]) for i in range(len(prior.names)))
@@ -324,6 +325,10 @@ def simulate_budget(
         info,
         np.concatenate(parts["finite"]),
     )
+
+
+def _by_name(values, names):
+    return tuple(np.asarray(values[name]) for name in names)
 
 
 def _flat_run(run):
