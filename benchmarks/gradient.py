@@ -406,12 +406,24 @@ def main(argv=None) -> int:
             r.pop("out", None)
         with open(args.json, "w") as fh:
             json.dump(
-                dict(machine=machine, args=vars(args), results=res, memory=mem, fd64=fd, checks=checks), fh, indent=1
+                _str_keys(dict(machine=machine, args=vars(args), results=res, memory=mem, fd64=fd, checks=checks)),
+                fh,
+                indent=1,
+                default=str,
             )
         print(f"wrote {args.json}")
     if failed:
         print(f"\n!!!! FAIL: {failed} !!!!", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _str_keys(x):
+    """JSON wants string keys: tuples and other keys become their str()."""
+    if isinstance(x, dict):
+        return {k if isinstance(k, str) else str(k): _str_keys(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_str_keys(v) for v in x]
+    return x
 
 
 if __name__ == "__main__":
