@@ -367,9 +367,10 @@ def resting_state_problem(
 # ------------------------------------------------------------------------------------------------------- from spec
 def problem_from_spec(name: str, spec: Mapping[str, Any]) -> Problem:
     """Rebuild a problem from its ``spec`` (as stored in ``problem.json`` by ``vbtjax sbi`` and in an estimator's
-    description). The connectome is ``spec["sc"]`` and ``spec["lengths"]`` (files), or ``spec["connectome"]``: a TVB size (``"76"``), ``"hcp:SUBJECT"`` (the embedded
-    HCP subject) or a path that :meth:`vbtjax.Connectome.from_file` reads; for the VEP, the contacts' positions come
-    from ``spec["sensors"]`` (a path, or ``None``: tvb-data's seeg_588) and their names ``spec["contacts"]``."""
+    description). The connectome is ``spec["sc"]`` and ``spec["lengths"]`` (files), or ``spec["connectome"]``: a
+    TVB size (``"76"``), ``"hcp:SUBJECT"`` (the embedded HCP subject) or a path that
+    :meth:`vbtjax.Connectome.from_file` reads; for the VEP, the contacts' positions come from ``spec["sensors"]`` (a
+    path, or ``None``: tvb-data's seeg_588) and their names ``spec["contacts"]``."""
     spec = json.loads(json.dumps(dict(spec)))
     if spec.get("sc") is not None:
         import vbtjax as vbt
