@@ -39,16 +39,8 @@ from vbtjax import vep  # noqa: E402
 def _subset(conn, ez, k):
     """The `k` regions nearest to the EZ (by centre distance; the EZ included), as a connectome, and the EZ's
     indices in it."""
-    centres = np.asarray(conn.centres)
-    d = np.linalg.norm(centres[:, None] - centres[ez][None], axis=-1).min(axis=1)
-    keep = np.sort(np.argsort(d, kind="stable")[:k])
-    sub = vbt.Connectome(
-        weights=np.asarray(conn.weights)[np.ix_(keep, keep)],
-        lengths=np.asarray(conn.lengths)[np.ix_(keep, keep)],
-        centres=centres[keep],
-        labels=[conn.labels[i] for i in keep],
-    )
-    return sub, [int(np.flatnonzero(keep == i)[0]) for i in ez]
+    keep = conn.nearest(ez, k)
+    return conn.subset(keep), [int(np.flatnonzero(keep == i)[0]) for i in ez]
 
 
 def main(argv=None):

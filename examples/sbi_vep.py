@@ -35,16 +35,8 @@ from vbtjax.sensors import seeg_gain_point_source  # noqa: E402
 
 
 def _subset(conn, centre_regions, k):
-    centres = np.asarray(conn.centres)
-    d = np.linalg.norm(centres[:, None] - centres[centre_regions][None], axis=-1).min(axis=1)
-    keep = np.sort(np.argsort(d, kind="stable")[:k])
-    sub = vbt.Connectome(
-        weights=np.asarray(conn.weights)[np.ix_(keep, keep)],
-        lengths=np.asarray(conn.lengths)[np.ix_(keep, keep)],
-        centres=centres[keep],
-        labels=[conn.labels[i] for i in keep],
-    )
-    return sub, keep
+    keep = conn.nearest(centre_regions, k)
+    return conn.subset(keep), keep
 
 
 def _patient(conn, gain, contacts, ez, seed):

@@ -355,3 +355,21 @@ def test_grad_flows_to_weights():
 
     g = jax.grad(lambda w: jnp.sum(Connectome(weights=w, lengths=L).normalised("max").weights))(jnp.asarray(W))
     assert np.all(np.isfinite(g)) and np.any(g != 0)
+
+
+def test_subset_and_nearest():
+    conn = tvb_connectome(76)
+    keep = conn.nearest([12, 40], 10)
+    c = np.asarray(conn.centres)
+    d = np.min(np.linalg.norm(c[:, None] - c[[12, 40]][None], axis=-1), axis=1)
+    assert keep.size == 10 and {12, 40} <= set(keep.tolist()) and d[keep].max() <= np.sort(d)[9]
+    sub = conn.subset(keep)
+    np.testing.assert_array_equal(sub.weights, np.asarray(conn.weights)[np.ix_(keep, keep)])
+    np.testing.assert_array_equal(sub.lengths, np.asarray(conn.lengths)[np.ix_(keep, keep)])
+    np.testing.assert_array_equal(sub.centres, c[keep])
+    assert sub.labels == tuple(conn.labels[i] for i in keep)
+    assert conn.subset([conn.labels[3], 1]).labels == (conn.labels[3], conn.labels[1])
+    with pytest.raises(ValueError, match="distinct"):
+        conn.subset([1, 1])
+    with pytest.raises(ValueError, match="k must lie"):
+        conn.nearest([1], 0)

@@ -290,18 +290,8 @@ def test_vep_virtual_surgery_matches_virtual_resection():
     K = rng.uniform(0.2, 1.5, S)
     resect = [5, 10]
     expect = vep.virtual_resection(conn, x0, K, resect)
-    net = vep.vep_network(conn, x0=x0.mean(0), K=float(K.mean()))
-    twin = Twin(
-        net,
-        posterior={"model.x0": x0, "coupling.a": K},
-        simulation={
-            "t1": vep.DURATION,
-            "dt": vep.DT,
-            "solver": vbt.Heun(),
-            "monitors": {"x1": vbt.monitors.SubSample(period=vep.PERIOD)},
-            "history": vep._history(76),
-        },
-    )
+    twin = _vep_twin_of(conn, x0, K)
+    net = twin.network
     pred = twin.predict(sc.Resect(resect), Seizes(monitor="x1", threshold=vep.SEIZURE_X1), progress=False)
     kept = sc.Resect(resect).kept(net)
     np.testing.assert_array_equal(pred.probability("baseline"), expect["p_seizing_before"])
@@ -328,23 +318,24 @@ def test_set_leaves_and_from_samples():
     assert set(twin.posterior) == {"coupling.a"} and twin.n_draws == 8
 
 
+def _vep_twin_of(conn, x0, K):
+    """A VEP twin with posterior draws `x0` (S, N) and `K` (S,) and the VEP's simulation settings."""
+    net = vep.vep_network(conn, x0=x0.mean(0), K=float(np.mean(K)))
+    simulation = {
+        "t1": vep.DURATION,
+        "dt": vep.DT,
+        "solver": vbt.Heun(),
+        "monitors": {"x1": vbt.monitors.SubSample(period=vep.PERIOD)},
+        "history": vep._history(conn.n_regions),
+    }
+    return Twin(net, posterior={"model.x0": x0, "coupling.a": K}, simulation=simulation)
+
+
 def _vep_twin(tmp_path, x0_ez):
-    conn = vbt.datasets.tvb_connectome(76)
     rng = np.random.default_rng(4)
     x0 = rng.uniform(-2.6, -2.3, (4, 76))
     x0[:, [5, 10]] = x0_ez
-    net = vep.vep_network(conn, x0=x0.mean(0), K=0.5)
-    twin = Twin(
-        net,
-        posterior={"model.x0": x0, "coupling.a": np.full(4, 0.5)},
-        simulation={
-            "t1": vep.DURATION,
-            "dt": vep.DT,
-            "solver": vbt.Heun(),
-            "monitors": {"x1": vbt.monitors.SubSample(period=vep.PERIOD)},
-            "history": vep._history(76),
-        },
-    )
+    twin = _vep_twin_of(vbt.datasets.tvb_connectome(76), x0, np.full(4, 0.5))
     return twin, twin.save(tmp_path / "twin")
 
 

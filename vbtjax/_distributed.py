@@ -42,15 +42,18 @@ def batch_spec(mesh: Mesh) -> PartitionSpec:
     return PartitionSpec(tuple(mesh.axis_names))
 
 
-def batch_map(f: Callable, mesh: Mesh) -> Callable:
+def batch_map(f: Callable, mesh: Mesh, replicated: Sequence[bool] | None = None) -> Callable:
     """``f`` (already vmapped over a leading batch axis) run on each device's slice of every argument and output:
-    ``jax.shard_map`` with the batch spec, without replication checks (nothing is communicated)."""
+    ``jax.shard_map`` with the batch spec, without replication checks (nothing is communicated). With
+    `replicated` (one flag per argument), the flagged arguments are not batched: every device gets them whole
+    (e.g. a network's arrays, a key)."""
     spec = batch_spec(mesh)
+    in_specs = spec if replicated is None else tuple(PartitionSpec() if r else spec for r in replicated)
     if hasattr(jax, "shard_map"):
-        return jax.shard_map(f, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+        return jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=spec, check_vma=False)
     from jax.experimental.shard_map import shard_map  # JAX < 0.7
 
-    return shard_map(f, mesh=mesh, in_specs=spec, out_specs=spec, check_rep=False)
+    return shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=spec, check_rep=False)
 
 
 def n_processes(mesh: Mesh) -> int:

@@ -229,6 +229,30 @@ class Connectome(eqx.Module):
         w = self.weights * jnp.where(mask, jnp.asarray(factor, self.weights.dtype), 1.0)
         return eqx.tree_at(lambda c: c.weights, self, w)
 
+    def subset(self, regions: Any) -> Connectome:
+        """The connectome of `regions` alone (indices or labels, in the order given): their weights, lengths,
+        centres and labels; ``N`` becomes ``len(regions)``."""
+        idx = np.asarray(self.region_indices(regions, owner="Connectome.subset"), int)
+        if len(set(idx.tolist())) != idx.size:
+            raise ValueError(f"Connectome.subset: regions must be distinct, got {idx.tolist()}.")
+        return Connectome(
+            weights=self.weights[np.ix_(idx, idx)],
+            lengths=self.lengths[np.ix_(idx, idx)],
+            centres=None if self.centres is None else self.centres[idx],
+            labels=None if self.labels is None else [self.labels[i] for i in idx],
+        )
+
+    def nearest(self, regions: Any, k: int) -> np.ndarray:
+        """Indices (sorted) of the `k` regions whose centres lie nearest to any of `regions` (those included)."""
+        if self.centres is None:
+            raise ValueError("Connectome.nearest: the connectome has no region centres (mm).")
+        if isinstance(k, bool) or not 1 <= int(k) <= self.n_regions:
+            raise ValueError(f"Connectome.nearest: k must lie in 1..{self.n_regions}, got {k!r}.")
+        idx = np.asarray(self.region_indices(regions, owner="Connectome.nearest"), int)
+        centres = np.asarray(self.centres)
+        d = np.linalg.norm(centres[:, None] - centres[idx][None], axis=-1).min(axis=1)
+        return np.sort(np.argsort(d, kind="stable")[: int(k)])
+
     def resected(self, regions: Any) -> Connectome:
         """Return a copy in which `regions` (indices or labels) neither receive nor send anything: their rows and
         columns of ``weights`` are zero. ``N`` is unchanged (the regions stay, disconnected), so shapes are kept."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
+from collections.abc import Iterable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -146,6 +149,50 @@ class Network(eqx.Module):
                 "its delays are unknown; build the Network outside the transformed function."
             )
         return _plan(pattern, float(dt), _delays.MAX_BLOCK, self.delay_mode)
+
+    def with_layout(
+        self, *, edges: EdgePattern | None = None, speed_range: tuple[float, float] | None = None
+    ) -> Network:
+        """A copy with its static delay layout replaced: `edges` (the pattern a traced network's simulation lays its
+        ring buffer out from, see :meth:`delay_plan`) and/or `speed_range` (only the arguments given change).
+        ``eqx.tree_at`` reaches only the leaves; sweeps, predictions and scenarios use this for the static part."""
+        new = copy.copy(self)
+        if edges is not None:
+            object.__setattr__(new, "edges", edges)
+        if speed_range is not None:
+            object.__setattr__(new, "speed_range", (float(speed_range[0]), float(speed_range[1])))
+        return new
+
+    def widened(self, structures: Iterable[tuple[Any, Any, Any]], dt: float, owner: str = "Network") -> Network:
+        """A copy whose delay layout serves every network of `structures`: batches ``(weights (B, N, N), lengths
+        (B, N, N), speed (B,))`` (concrete). The layout is the union of their non-zero weights and, per edge, the
+        shortest and longest delay, widened by a relative 1e-6 so that rounding the traced delays cannot fall
+        outside. Raises ``ValueError`` naming `owner` when one layout cannot serve them all at `dt` ms."""
+        n = self.n_regions
+        mask = np.zeros((n, n), bool)
+        shortest = np.full((n, n), np.inf)
+        longest = np.zeros((n, n))
+        for W, L, v in structures:
+            W, L, v = (np.asarray(x, np.float64) for x in (W, L, v))
+            mask |= np.any(W.reshape(-1, n, n) != 0, axis=0)
+            d = L.reshape(-1, n, n) / v.reshape(-1, 1, 1)
+            shortest = np.minimum(shortest, d.min(axis=0))
+            longest = np.maximum(longest, d.max(axis=0))
+        shortest = shortest * (1 - 1e-6)
+        longest = longest * (1 + 1e-6)
+        for a in (mask, shortest, longest):
+            a.setflags(write=False)
+        pattern = EdgePattern(mask=mask, delays_ms=longest, shortest_ms=shortest, longest_ms=longest)
+        try:
+            _plan(pattern, float(dt), _delays.MAX_BLOCK, self.delay_mode)
+        except ValueError as e:
+            lo = float(shortest[mask].min()) if mask.any() else 0.0
+            hi = float(longest[mask].max()) if mask.any() else 0.0
+            raise ValueError(
+                f"{owner}: the networks give delays from {lo:.4g} to {hi:.4g} ms, which one delay layout cannot serve "
+                f"at dt={dt} ms ({e}) Split them into ranges (e.g. of speed), or reduce dt."
+            ) from None
+        return self.with_layout(edges=pattern)
 
     def horizon(self, dt: float) -> int:
         """Number of history rows a simulation with step ``dt`` (ms) needs: ``max(rint(delay / dt)) + 1``."""

@@ -42,7 +42,6 @@ parameters, regions, weight, variables). :func:`parse_scenario` reads the short 
 from __future__ import annotations
 
 import abc
-import copy
 import dataclasses
 import math
 import re
@@ -178,11 +177,9 @@ def _lists(x: Any) -> Any:
 
 
 def _replace_static(net: Network, **fields: Any) -> Network:
-    """A shallow copy of ``net`` with static fields replaced (``eqx.tree_at`` only reaches the leaves)."""
-    new = copy.copy(net)
-    for name, value in fields.items():
-        object.__setattr__(new, name, value)
-    return new
+    """``net`` with its static delay layout (``edges``, ``speed_range``) replaced (``eqx.tree_at`` only reaches the
+    leaves)."""
+    return net.with_layout(**fields)
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

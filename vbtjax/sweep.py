@@ -16,7 +16,6 @@ from NumPyro distributions, or from the priors of a :class:`~vbtjax.inference.Po
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -35,11 +34,9 @@ from jax.sharding import Mesh, NamedSharding
 from jaxtyping import Array, ArrayLike, PyTree
 
 from . import _distributed
-from . import delays as _delays
-from .delays import EdgePattern
 from .inference.params import AbstractConstraint, Interval, Parameter, Selection, _leaf_path
 from .monitors import AbstractMonitor, Raw
-from .network import Network, _plan
+from .network import Network
 from .simulate import CHUNK_STEPS, Solution, _is_monitor, simulate
 
 __all__ = ["sweep", "SweepResult", "sweep_grid", "sweep_random"]
@@ -495,35 +492,16 @@ def _delay_network(net: Network, target: _Target, vals: tuple[np.ndarray, ...], 
     W0 = np.asarray(net.connectome.weights, np.float64)[None]
     L0 = np.asarray(net.connectome.lengths, np.float64)[None]
     v0 = np.asarray(net.speed, np.float64).reshape(1)
-    n = W0.shape[-1]
-    mask = np.zeros((n, n), bool)
-    shortest = np.full((n, n), np.inf)
-    longest = np.zeros((n, n))
-    step = 64
-    for s in range(0, B, step):
-        W = which["weights"][s : s + step] if "weights" in which else W0
-        L = np.asarray(which["lengths"][s : s + step], np.float64) if "lengths" in which else L0
-        v = np.asarray(which["speed"][s : s + step], np.float64) if "speed" in which else v0
-        mask |= np.any(W != 0, axis=0)
-        d = L / v[:, None, None]
-        shortest = np.minimum(shortest, d.min(axis=0))
-        longest = np.maximum(longest, d.max(axis=0))
-    shortest = shortest * (1 - 1e-6)
-    longest = longest * (1 + 1e-6)
-    for a in (mask, shortest, longest):
-        a.setflags(write=False)
-    pattern = EdgePattern(mask=mask, delays_ms=longest, shortest_ms=shortest, longest_ms=longest)
-    try:
-        _plan(pattern, float(dt), _delays.MAX_BLOCK, net.delay_mode)
-    except ValueError as e:
-        lo, hi = float(shortest[mask].min()) if mask.any() else 0.0, float(longest[mask].max()) if mask.any() else 0.0
-        raise ValueError(
-            f"sweep: the swept {'/'.join(sorted(which))} give delays from {lo:.4g} to {hi:.4g} ms, which one delay "
-            f"layout cannot serve at dt={dt} ms ({e}) Split the sweep into ranges (e.g. of speed), or reduce dt."
-        ) from None
-    new = copy.copy(net)
-    object.__setattr__(new, "edges", pattern)  # the layout of a traced network (see Network.delay_plan)
-    return new
+
+    def structures(step=64):
+        for s in range(0, B, step):
+            yield (
+                which["weights"][s : s + step] if "weights" in which else W0,
+                which["lengths"][s : s + step] if "lengths" in which else L0,
+                which["speed"][s : s + step] if "speed" in which else v0,
+            )
+
+    return net.widened(structures(), dt, owner=f"sweep: the swept {'/'.join(sorted(which))}")
 
 
 # -------------------------------------------------------------------------------------------------------------- sweep

@@ -18,7 +18,6 @@ outcome with and without the intervention, simulated with the same noise (common
 
 from __future__ import annotations
 
-import copy
 import datetime
 import io
 import json
@@ -38,10 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _distributed
-from . import delays as _delays
 from ._serialise import SerialisationError, canonical_json, content_hash, decode, encode, file_sha256
-from .delays import EdgePattern
-from .network import Network, _plan
+from .network import Network
 from .simulate import Solution, simulate
 
 __all__ = ["Twin", "Prediction", "TwinFileError", "get_leaf", "set_leaves", "leaf_paths"]
@@ -496,36 +493,16 @@ def _widened(net: Network, names, vals, S: int, scenario, dt: float | None) -> N
         n = _built(net, names, vs, scenario)
         return n.connectome.weights, n.connectome.lengths, n.speed
 
+    if vals:
+        f = jax.jit(jax.vmap(structure))
+        batches = [f(tuple(x[lo : lo + 64] for x in vals)) for lo in range(0, S, 64)]
+    else:
+        batches = [jax.jit(structure)(())]
+    batches = [tuple(np.asarray(x, np.float64) for x in b) for b in batches]
     ref = tuple(np.asarray(x, np.float64) for x in (net.connectome.weights, net.connectome.lengths, net.speed))
-    n_reg = net.n_regions
-    mask = np.zeros((n_reg, n_reg), bool)
-    shortest = np.full((n_reg, n_reg), np.inf)
-    longest = np.zeros((n_reg, n_reg))
-    changed = False
-    f = jax.jit(jax.vmap(structure))
-    starts = range(0, S, 64) if vals else [0]
-    for lo in starts:
-        if vals:
-            W, L, v = (np.asarray(x, np.float64) for x in f(tuple(x[lo : lo + 64] for x in vals)))
-        else:
-            W, L, v = (np.asarray(x, np.float64)[None] for x in jax.jit(structure)(()))
-        for a, r in zip((W, L, v), ref, strict=True):
-            changed |= not np.array_equal(a, np.broadcast_to(r, a.shape))
-        mask |= np.any(W != 0, axis=0)
-        d = L / v.reshape(-1, 1, 1)
-        shortest = np.minimum(shortest, d.min(axis=0))
-        longest = np.maximum(longest, d.max(axis=0))
-    if not changed:
+    if all(np.array_equal(a, np.broadcast_to(r, a.shape)) for b in batches for a, r in zip(b, ref, strict=True)):
         return net
-    shortest = shortest * (1 - 1e-6)
-    longest = longest * (1 + 1e-6)
-    for a in (mask, shortest, longest):
-        a.setflags(write=False)
-    pattern = EdgePattern(mask=mask, delays_ms=longest, shortest_ms=shortest, longest_ms=longest)
-    _plan(pattern, float(dt), _delays.MAX_BLOCK, net.delay_mode)  # raises when one layout cannot serve them all
-    new = copy.copy(net)
-    object.__setattr__(new, "edges", pattern)  # the layout of the traced networks (see Network.delay_plan)
-    return new
+    return net.widened(batches, dt, owner="Twin.predict")
 
 
 class _BatchRunner:
@@ -548,18 +525,7 @@ class _BatchRunner:
             return run(_built(n, names, vs, scenario), k)
 
         vmapped = jax.vmap(one, in_axes=(None, None, 0, 0))
-        spec = _distributed.batch_spec(self.mesh)
-        rep = jax.sharding.PartitionSpec()
-        if hasattr(jax, "shard_map"):
-            mapped = jax.shard_map(
-                vmapped, mesh=self.mesh, in_specs=(rep, rep, spec, spec), out_specs=spec, check_vma=False
-            )
-        else:  # JAX < 0.7
-            from jax.experimental.shard_map import shard_map
-
-            mapped = shard_map(
-                vmapped, mesh=self.mesh, in_specs=(rep, rep, spec, spec), out_specs=spec, check_rep=False
-            )
+        mapped = _distributed.batch_map(vmapped, self.mesh, replicated=(True, True, False, False))
         self.batched = jax.jit(mapped)
 
     def batch(self, batch_size, S: int) -> int:
