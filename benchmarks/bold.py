@@ -55,8 +55,10 @@ def main() -> None:
     second = time.perf_counter() - t
     bold = np.asarray(sol.ys["bold"])
     raw_bytes = n_steps * net.model.n_svar * 76 * 4
-    print(f"# vbtjax BOLD benchmark, {datetime.date.today()}, {platform.processor() or platform.machine()}, "
-          f"jax {jax.__version__}, devices {jax.devices()}")
+    print(
+        f"# vbtjax BOLD benchmark, {datetime.date.today()}, {platform.processor() or platform.machine()}, "
+        f"jax {jax.__version__}, devices {jax.devices()}"
+    )
     print("network: MontbrioPazoRoxin on TVB connectivity_76, Linear(a=0.01), speed 3 mm/ms, additive noise")
     print(f"run: {a.minutes:g} min = {n_steps} Heun steps of {a.dt} ms, BalloonWindkessel TR {a.tr:g} ms, float32")
     print(f"BOLD output: {bold.shape} (samples, variables, regions), finite: {bool(np.isfinite(bold).all())}")

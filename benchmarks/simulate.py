@@ -649,7 +649,10 @@ def main(argv=None) -> int:
     # ---- report
     T = outputs["vbt_heun"].shape[0]
     out_bytes = T * 2 * N * itemsize
-    ring_vbt = 2 * N * (plan.buffer_len + 2 * plan.block) * itemsize  # vbtjax.simulate: (n_cvar N, Hb + 2K)
+    from vbtjax.simulate import CHUNK_STEPS
+
+    chunk_len = min(n_steps, CHUNK_STEPS)
+    ring_vbt = 2 * N * (plan.horizon + chunk_len) * itemsize  # vbtjax.simulate: (n_cvar N, H + chunk length)
     ring_ref = H * 2 * N * itemsize
     print()
     print(
@@ -701,7 +704,7 @@ def main(argv=None) -> int:
         mem_row(f"grad ({sc['short_steps']} steps)", sc["grad_short"])
     print(
         f"Data sizes: monitor output {T} x 2 x {N} float32 = {out_bytes / 1e6:.2f} MB; ring buffer vbtjax "
-        f"(2N, Hb + 2K) = {ring_vbt / 1e3:.0f} kB, reference (H, 2, N) = {ring_ref / 1e3:.0f} kB"
+        f"(2N, H + chunk) = {ring_vbt / 1e3:.0f} kB, reference (H, 2, N) = {ring_ref / 1e3:.0f} kB"
     )
     print(
         f"\nGradient of loss = mean r over the last {LOSS_WINDOW_MS:g} ms wrt a (float32, {n_steps} steps): "

@@ -1,16 +1,16 @@
-"""Conduction delays: TVB's discretisation and the layout of the ring buffer.
+"""Conduction delays: TVB's discretisation and the layout of the delay buffer.
 
 Delays are ``tau[i, j] = lengths[i, j] / speed`` (ms). Two delay modes:
 
 - ``"round"`` (TVB): ``D = rint(tau / dt)`` steps (round half to even); the coupling at step ``n`` reads source ``j``
   at ``n - D[i, j]``; ``D = 0`` reads the current state. Piecewise constant in speed and lengths.
 - ``"interpolate"``: the fractional lag ``lam = tau / dt`` is split into ``d = floor(lam)`` and ``w = lam - d``, and
-  the delayed value is ``(1 - w) x(n - d) + w x(n - d - 1)`` (linear interpolation between ring-buffer slots). It is
+  the delayed value is ``(1 - w) x(n - d) + w x(n - d - 1)`` (linear interpolation between buffer slots). It is
   continuous and piecewise linear in speed and lengths, so gradients with respect to conduction speed are non-zero.
 
 The simulator advances in *blocks* of ``K`` steps where ``K`` is the shortest non-zero delay (in steps, capped): within
 a block no edge with ``D >= K`` can see a state computed in that block, so all its delayed values are gathered from the
-ring buffer at once, and only the zero-delay edges (self-connections) are evaluated step by step. This is exact, not
+delay buffer at once, and only the zero-delay edges (self-connections) are evaluated step by step. This is exact, not
 an approximation, and it is what makes the simulator fast.
 
 :class:`DelayPlan` holds the static (shape-determining) part of this: which edges exist, their delays in steps, the
@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 MAX_BLOCK = 64
-"""Longest block (steps) evaluated with one bulk gather from the ring buffer."""
+"""Longest block (steps) evaluated with one bulk gather from the delay buffer."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -105,7 +105,7 @@ class DelayPlan:
 
     **Attributes:** `n_regions`; `dt` (ms); `mode` (``"round"`` or ``"interpolate"``); `horizon` ``H`` (history rows
     needed: ``max(D) + 1`` over existing edges, ``+ 2`` when interpolating);
-    `block` ``K`` (steps per bulk gather); `buffer_len` ring-buffer rows (a multiple of ``K``, ``>= H``);
+    `block` ``K`` (steps per bulk gather);
     `delayed_src`, `delayed_D`, `delayed_valid` (N, P); `instant_src`, `instant_valid` (N, P0).
     """
 
@@ -114,7 +114,6 @@ class DelayPlan:
     mode: str
     horizon: int
     block: int
-    buffer_len: int
     delayed_src: np.ndarray
     delayed_D: np.ndarray
     delayed_valid: np.ndarray
@@ -145,8 +144,6 @@ class DelayPlan:
         horizon = int(D_long[mask].max()) + extra if mask.any() else extra
         block = int(min(D_short[delayed].min(), max_block)) if delayed.any() else max_block
         block = 1 << (block.bit_length() - 1)  # a power of two: XLA's CPU loops vectorise those best (measured)
-        # columns Hb .. Hb + 2K - 1 mirror 0 .. 2K - 1, so Hb >= 2K
-        buffer_len = block * math.ceil(max(horizon, 2 * block) / block)
         d_src, d_D, d_valid = _ell(delayed, D, fill=block)
         i_src, _, i_valid = _ell(instant, D, fill=0)
         tgt, src = np.nonzero(delayed)  # row-major: sorted by target
@@ -156,7 +153,6 @@ class DelayPlan:
             mode=mode,
             horizon=horizon,
             block=block,
-            buffer_len=buffer_len,
             delayed_src=d_src,
             delayed_D=d_D,
             delayed_valid=d_valid,

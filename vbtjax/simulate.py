@@ -2,9 +2,16 @@
 
 Loop structure (see :mod:`vbtjax.delays` for why it is exact): an outer ``lax.scan`` over *chunks* (each under
 ``jax.checkpoint``, so reverse-mode memory grows with the number of chunks, not of steps), a ``lax.scan`` over *blocks*
-of ``K`` steps (one bulk gather of delayed values from the ring buffer per block), and an inner ``lax.scan`` over the
-steps of a block, each calling a Diffrax solver's ``step`` with the coupling held constant over the step (TVB).
+of ``K`` steps (one bulk gather of delayed values from the chunk's delay buffer per block), and an inner ``lax.scan``
+over the steps of a block, each calling a Diffrax solver's ``step`` with the coupling held constant over the step (TVB).
 Monitors are updated every step and keep only their samples.
+
+The delay buffer is linear within a chunk, not a ring: a chunk starts from the last ``H`` states of the coupling
+variables (its carry), appends zero columns for its ``L`` steps, and each block *adds* its new states into its own
+(still zero) columns. Reads are then contiguous windows without wrap-around, and the transpose of an addition is the
+identity, so reverse mode needs no zeroing of the buffer's cotangent: with a ring (overwrite, plus a mirrored copy of
+the first columns) XLA copied the whole cotangent buffer three times per block, and the gradient was 16 % slower
+(``benchmarks/gradient.py``).
 """
 
 from __future__ import annotations
@@ -268,7 +275,7 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
     model, cpl, noise = net.model, net.coupling, net.noise
     dtype = hist.dtype
     N = plan.n_regions
-    K, C, Hb, H = layout.block, layout.blocks_per_chunk, plan.buffer_len, plan.horizon
+    K, C, H = layout.block, layout.blocks_per_chunk, plan.horizon
     L = layout.chunk_len
     T = layout.n_steps
     dt = plan.dt
@@ -317,15 +324,13 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
             f"(lags between {K} and {top} steps); under jit/vmap the layout comes from the values at construction: "
             "give the Network a speed_range=(slowest, fastest) covering the speeds you will use.",
         )
-    # starting column of each edge's window, relative to the block's first new column
+    # starting column of each edge's window, relative to the block's first new column (>= 0 in the chunk's buffer:
+    # lags <= H - 1, or H - 2 when interpolating)
     back = jnp.tile(lags.reshape(-1) + (2 if interp else 1), n_cvar)
 
-    # ring buffer of the coupling variables, time contiguous: (n_cvar * N, Hb + 2K). The state of relative index r
-    # sits in column (r - 1) mod Hb; columns Hb .. Hb + 2K - 1 mirror columns 0 .. 2K - 1, so that every window of
-    # up to 2K columns starting below Hb is contiguous.
-    hist_c = jnp.moveaxis(_rows(hist, cvar, axis=1), 0, -1).reshape(n_cvar * N, H)  # (n_cvar * N, H), oldest first
-    buf = jnp.broadcast_to(hist_c[:, :1], (n_cvar * N, Hb + 2 * K))
-    buf = buf.at[:, Hb - H : Hb].set(hist_c)
+    # the last H states of the coupling variables, time contiguous, oldest first: (n_cvar * N, H). Within a chunk the
+    # buffer is (n_cvar * N, H + L): column H - 1 + r holds the state r steps after the chunk's start.
+    hist_c = jnp.moveaxis(_rows(hist, cvar, axis=1), 0, -1).reshape(n_cvar * N, H)
     y0 = hist[-1]
     y_prev0 = hist[-2] if interp else None
 
@@ -374,13 +379,11 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
             y1 = jnp.where(n < T, y1, y)  # steps past the end (last chunk) leave the state unchanged
         return (y1, y if interp else None, n + 1), y1
 
-    zero = jnp.asarray(0, jnp.int32)
-
     def block(carry, _):
         y, y_prev, n, col0, buf = carry
         xs = {}
         if plan.n_delayed:
-            starts = jnp.mod(col0 - back, Hb)
+            starts = col0 - back
             xd = jax.vmap(read_window, in_axes=(None, 0, 0))(buf, src_rows, starts)  # (n_cvar * E, width)
             if flat_edges:
                 xd = interpolate(xd.reshape(n_cvar, -1, width), frac)  # (n_cvar, E, K)
@@ -405,14 +408,19 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
             xs["dW"] = step_increments(key, n + jnp.arange(K), (model.n_svar, N), dt, dtype)
         (y, y_prev, n), ys = jax.lax.scan(step, (y, y_prev, n), xs, unroll=layout.unroll)
         new = jnp.moveaxis(_rows(ys, cvar, axis=1), 0, -1).reshape(n_cvar * N, K)
-        buf = jax.lax.dynamic_update_slice(buf, new, (zero, col0))
-        buf = jax.lax.dynamic_update_slice(buf, new, (zero, jnp.where(col0 < 2 * K, Hb + col0, col0)))
-        return (y, y_prev, n, (col0 + K) % Hb, buf), ys
+        # columns col0 .. col0 + K - 1 are still zero: adding writes them, and transposes without zeroing (see top)
+        buf = jax.lax.scatter_add(
+            buf, col0[None, None], new[None], _WRITE_COLUMNS, indices_are_sorted=True, unique_indices=True
+        )
+        return (y, y_prev, n, col0 + K, buf), ys
 
     def chunk(carry, c_index):
-        y, y_prev, n, col0, buf, mstates = carry
+        y, y_prev, n, hist_c, mstates = carry
         n_start = n
-        (y, y_prev, n, col0, buf), ys = jax.lax.scan(block, (y, y_prev, n, col0, buf), None, length=C)
+        buf = jnp.concatenate([hist_c, jnp.zeros((hist_c.shape[0], L), hist_c.dtype)], axis=1)
+        col0 = jnp.asarray(H, jnp.int32)
+        (y, y_prev, n, _, buf), ys = jax.lax.scan(block, (y, y_prev, n, col0, buf), None, length=C)
+        hist_c = buf[:, L:]
         ys = ys.reshape((L,) + ys.shape[2:])
         outs, new_states = [], []
         for mon, voi, ms in zip(monitors, vois, mstates, strict=True):
@@ -421,10 +429,10 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
             outs.append(samples)
         if progress:
             jax.debug.callback(_progress_update, c_index, layout.n_chunks, ordered=False)
-        return (y, y_prev, n, col0, buf, tuple(new_states)), tuple(outs)
+        return (y, y_prev, n, hist_c, tuple(new_states)), tuple(outs)
 
     mstates0 = tuple(mon.init(y0[np.asarray(voi)], dt) for mon, voi in zip(monitors, vois, strict=True))
-    carry0 = (y0, y_prev0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), buf, mstates0)
+    carry0 = (y0, y_prev0, jnp.asarray(0, jnp.int32), hist_c, mstates0)
     chunks = jax.checkpoint(chunk)
     if layout.group == 1:
         (y_final, *_), stacked = jax.lax.scan(chunks, carry0, jnp.arange(layout.n_chunks))
@@ -444,6 +452,12 @@ def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, prog
         contiguous = np.array_equal(index, np.arange(index.size))
         outputs.append(flat[: index.size] if contiguous else flat[index])  # a slice does not copy
     return tuple(outputs), y_final
+
+
+_WRITE_COLUMNS = jax.lax.ScatterDimensionNumbers(
+    update_window_dims=(1, 2), inserted_window_dims=(), scatter_dims_to_operand_dims=(1,)
+)
+"""Scatter of one (rows, K) window at a column offset: the block's write into the chunk's delay buffer."""
 
 
 def _rows(x, index, axis: int = 0):
