@@ -162,6 +162,55 @@ def test_npe_matches_the_analytic_posterior_and_is_calibrated(tmp_path):
         sbi.train_npe(train, key=k, flow="realnvp")
 
 
+def test_ensemble_is_the_mixture_of_its_members_and_pca_round_trips(tmp_path):
+    """An ensemble's log_prob is the log of the mean of its members' densities, its draws come n // M from each
+    member, and save/load keeps all members and the PCA projection; a folder written before ensembles and PCA
+    (no such keys in its configuration) still loads as one flow."""
+    from vbtjax._serialise import content_hash
+
+    prior, budget, _, _ = _gaussian_problem(400)
+    train, test = budget.split(50)
+    kw = dict(flow="maf", layers=1, width=8, max_epochs=3, patience=3, progress=False)
+    npe, hist = sbi.train_npe(train, key=jax.random.key(0), ensemble=3, pca=2, **kw)
+    assert npe.n_members == 3 and npe.x_proj.shape == (3, 2) and hist["member_epochs"].shape == (3,)
+    # the projected training features are whitened principal components
+    c = np.asarray(npe._standardise(train.x[: -hist["n_val"]]))
+    np.testing.assert_allclose(np.cov(c.T, bias=True), np.eye(2), atol=1e-4)
+    members = [
+        eqx.tree_at(lambda e: (e.flow, e.embedding), npe, ((f,), None), is_leaf=lambda v: v is None) for f in npe.flow
+    ]
+    u = jnp.asarray(test.u[:5], jnp.float32)
+    x = jnp.asarray(test.x[:5], jnp.float32)
+    lp = np.stack([np.asarray(m.log_prob(u, x)) for m in members])
+    np.testing.assert_allclose(npe.log_prob(u, x), np.log(np.exp(lp).mean(0)), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(lp[0], lp[1])  # the members differ
+    k = jax.random.key(3)
+    draws = npe.sample(k, test.x[0], 7)
+    assert draws.shape == (7, 2) and np.isfinite(draws).all()
+    q = npe.posterior(prior, k, test.x[0], 10)
+    assert q["model.a"].shape == (10,)
+    back, _, info = sbi.load_npe(npe.save(tmp_path / "ens", prior, history=hist))
+    assert back.n_members == 3 and back.cfg["pca"] == 2
+    np.testing.assert_array_equal(back.sample(k, test.x[0], 7), draws)
+    np.testing.assert_array_equal(back.log_prob(u, x), npe.log_prob(u, x))
+    np.testing.assert_array_equal(info["history"]["member_epochs"], hist["member_epochs"])
+    # an older single-flow folder (configuration without "ensemble" and "pca")
+    one, _ = sbi.train_npe(train, key=jax.random.key(1), **kw)
+    path = one.save(tmp_path / "old", prior)
+    meta = json.loads((path / "npe.json").read_text())
+    del meta["config"]["ensemble"], meta["config"]["pca"], meta["content_hash"]
+    with np.load(path / "arrays.npz") as z:
+        meta["content_hash"] = content_hash(meta, {k: z[k] for k in z.files})
+    (path / "npe.json").write_text(json.dumps(meta))
+    old, _, _ = sbi.load_npe(path)
+    assert old.n_members == 1 and old.x_proj is None
+    np.testing.assert_array_equal(old.sample(k, test.x[0], 7), one.sample(k, test.x[0], 7))
+    with pytest.raises(ValueError, match="ensemble must be a positive integer"):
+        sbi.train_npe(train, key=k, ensemble=0)
+    with pytest.raises(ValueError, match="pca=5 exceeds"):
+        sbi.train_npe(train, key=k, pca=5)
+
+
 @pytest.mark.slow
 def test_npe_agrees_with_nuts_on_a_small_network():
     """One generative model, two routes: NUTS with the Gaussian likelihood of the features, and NPE trained on a

@@ -91,6 +91,10 @@ def add_sbi(sub) -> None:
     t.add_argument("--layers", type=int, default=5, help="flow layers (5)")
     t.add_argument("--width", type=int, default=64, help="width of the conditioner networks (64)")
     t.add_argument("--embedding", type=int, default=None, help="size of a feature-embedding MLP (default: none)")
+    t.add_argument(
+        "--pca", type=int, default=None, help="project the features on K principal components first (default: none)"
+    )
+    t.add_argument("--ensemble", type=int, default=1, help="train M flows and use their mixture (1)")
     t.add_argument("--max-epochs", type=int, default=300, help="epochs at most (300)")
     t.add_argument("--patience", type=int, default=20, help="stop after this many epochs without improvement (20)")
     t.add_argument("--batch-size", type=int, default=256, help="minibatch size (256)")
@@ -321,6 +325,8 @@ def run_train(args: argparse.Namespace) -> int:
         ("--batch-size", args.batch_size, 1),
         ("--calibration-draws", args.calibration_draws, 10),
         ("--embedding", args.embedding, 1),
+        ("--pca", args.pca, 1),
+        ("--ensemble", args.ensemble, 1),
         ("--test", args.test, 2),
     ):
         _positive(opt, v, lo)
@@ -355,6 +361,8 @@ def run_train(args: argparse.Namespace) -> int:
         layers=args.layers,
         width=args.width,
         embedding=args.embedding,
+        pca=args.pca,
+        ensemble=args.ensemble,
         max_epochs=args.max_epochs,
         patience=args.patience,
         batch_size=args.batch_size,
@@ -386,6 +394,8 @@ def run_train(args: argparse.Namespace) -> int:
         "layers": args.layers,
         "width": args.width,
         "embedding": args.embedding,
+        "pca": args.pca,
+        "ensemble": args.ensemble,
     }
     (out / "train.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
     if not args.no_plot:

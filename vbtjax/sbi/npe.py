@@ -48,7 +48,8 @@ FLOWS = ("nsf", "maf")
 
 def _build(cfg: Mapping[str, Any], key: jax.Array, dtype) -> tuple[Any, Any]:
     k_flow, k_emb = jax.random.split(key)
-    d, f = int(cfg["dim"]), int(cfg["n_features"])
+    d = int(cfg["dim"])
+    f = int(cfg["pca"]) if cfg.get("pca") else int(cfg["n_features"])  # what the flow or the embedding sees
     cond = int(cfg["embedding"]) if cfg.get("embedding") else f
     transformer = None
     if cfg["flow"] == "nsf":
@@ -72,19 +73,26 @@ def _build(cfg: Mapping[str, Any], key: jax.Array, dtype) -> tuple[Any, Any]:
 
 
 class NPE(eqx.Module):
-    """A trained conditional density estimator ``q(u | x)`` over a prior's unconstrained parameters.
+    """A trained conditional density estimator ``q(u | x)`` over a prior's unconstrained parameters: one flow, or an
+    equal-weight mixture of ``M`` flows (an *ensemble*, ``train_npe(..., ensemble=M)``).
 
     Use :func:`train_npe` to make one. **Methods:** :meth:`sample` (posterior draws for one observation),
     :meth:`log_prob`, :meth:`posterior` (draws by parameter name, constrained), :meth:`save`.
+
+    **Fields:** `flow`: tuple of the ``M`` member flows; `embedding`: tuple of their embedding MLPs, or ``None``;
+    `x_mean`, `x_std`: the feature standardisation; `x_proj`: ``None`` or the ``(F, K)`` projection of the
+    standardised features on their first ``K`` principal components (whitened), fitted on the training features;
+    `u_mean`, `u_std`: the parameter standardisation.
     """
 
-    flow: Any
-    embedding: Any
+    flow: tuple
+    embedding: tuple | None
     x_mean: jax.Array
     x_std: jax.Array
     u_mean: jax.Array
     u_std: jax.Array
     config: str = eqx.field(static=True)  # JSON: flow hyper-parameters, names, shapes, paths
+    x_proj: jax.Array | None = None
 
     @property
     def cfg(self) -> dict[str, Any]:
@@ -98,7 +106,12 @@ class NPE(eqx.Module):
     def shapes(self) -> tuple[tuple[int, ...], ...]:
         return tuple(tuple(s) for s in self.cfg["shapes"])
 
-    def _condition(self, x: jax.Array) -> jax.Array:
+    @property
+    def n_members(self) -> int:
+        """Number of flows in the mixture (1 unless trained with ``ensemble=M``)."""
+        return len(self.flow)
+
+    def _standardise(self, x: jax.Array) -> jax.Array:
         x = jnp.asarray(x, self.x_mean.dtype)
         if x.shape[-1:] != self.x_mean.shape:
             raise ValueError(
@@ -106,26 +119,49 @@ class NPE(eqx.Module):
                 f"{self.x_mean.shape[0]} (compute them with the same feature function as the budget)."
             )
         c = (x - self.x_mean) / self.x_std
-        if self.embedding is not None:
-            emb = paramax.unwrap(self.embedding)
-            c = jax.vmap(emb)(c) if c.ndim == 2 else emb(c)
-        return c
+        return c if self.x_proj is None else c @ self.x_proj
+
+    def _embed(self, m: int, c: jax.Array) -> jax.Array:
+        if self.embedding is None:
+            return c
+        emb = paramax.unwrap(self.embedding[m])
+        return jax.vmap(emb)(c) if c.ndim == 2 else emb(c)
+
+    def _condition(self, x: jax.Array, m: int = 0) -> jax.Array:
+        return self._embed(m, self._standardise(x))
 
     def log_prob(self, u: jax.Array, x: jax.Array) -> jax.Array:
-        """``log q(u | x)``: `u` ``(..., d)`` unconstrained, `x` ``(..., F)`` features (broadcast)."""
+        """``log q(u | x)``: `u` ``(..., d)`` unconstrained, `x` ``(..., F)`` features (broadcast). For an ensemble,
+        ``log((1/M) sum_m q_m(u | x))``."""
         z = (jnp.asarray(u, self.u_mean.dtype) - self.u_mean) / self.u_std
-        flow = paramax.unwrap(self.flow)
-        return flow.log_prob(z, self._condition(x)) - jnp.sum(jnp.log(self.u_std))
+        c = self._standardise(x)
+        lps = [paramax.unwrap(f).log_prob(z, self._embed(m, c)) for m, f in enumerate(self.flow)]
+        lp = lps[0] if len(lps) == 1 else jax.nn.logsumexp(jnp.stack(lps), axis=0) - math.log(len(lps))
+        return lp - jnp.sum(jnp.log(self.u_std))
 
     def sample(self, key: jax.Array, x: jax.Array, n: int) -> jax.Array:
-        """`n` draws ``(n, d)`` of unconstrained ``u`` from ``q(u | x)`` for one observation `x` ``(F,)``."""
+        """`n` draws ``(n, d)`` of unconstrained ``u`` from ``q(u | x)`` for one observation `x` ``(F,)``. An
+        ensemble draws ``n // M`` (or one more) from each member and shuffles them."""
         x = jnp.asarray(x)
         if x.ndim != 1:
             raise ValueError(f"NPE.sample: x must be one observation's features (F,), got shape {x.shape}.")
         if is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
             raise ValueError("NPE.sample: the observation's features contain NaN or inf.")
-        flow = paramax.unwrap(self.flow)
-        z = flow.sample(key, (int(n),), condition=self._condition(x))
+        n, M = int(n), len(self.flow)
+        c = self._standardise(x)
+        if M == 1:
+            z = paramax.unwrap(self.flow[0]).sample(key, (n,), condition=self._embed(0, c))
+        else:
+            k_perm, k_draw = jax.random.split(key)
+            counts = [n // M + (m < n % M) for m in range(M)]
+            z = jnp.concatenate(
+                [
+                    paramax.unwrap(f).sample(jax.random.fold_in(k_draw, m), (counts[m],), condition=self._embed(m, c))
+                    for m, f in enumerate(self.flow)
+                    if counts[m]
+                ]
+            )
+            z = jax.random.permutation(k_perm, z, axis=0)
         return z * self.u_std + self.u_mean
 
     def posterior(self, prior: Any, key: jax.Array, x: jax.Array, n: int = 1000) -> dict[str, np.ndarray]:
@@ -259,6 +295,31 @@ def _decode_prior(desc: Mapping[str, Any], arrays: dict[str, np.ndarray], trust)
     return Posterior(net, Selection(params), priors, None)
 
 
+def _members(cfg: Mapping[str, Any], key: jax.Array, dtype) -> tuple[tuple, tuple | None]:
+    built = [_build(cfg, jax.random.fold_in(key, m), dtype) for m in range(int(cfg.get("ensemble", 1)))]
+    flows = tuple(b[0] for b in built)
+    embs = None if built[0][1] is None else tuple(b[1] for b in built)
+    return flows, embs
+
+
+def _skeleton(cfg: Mapping[str, Any]) -> NPE:
+    """An estimator of configuration `cfg` with placeholder arrays (to be filled by :func:`load_npe`). Folders
+    written before ensembles and PCA (no ``ensemble`` / ``pca`` in the configuration) are one flow, no PCA."""
+    dtype = np.dtype(cfg["dtype"])
+    flows, embs = _members(cfg, jax.random.key(0), dtype)
+    F = cfg["n_features"]
+    return NPE(
+        flows,
+        embs,
+        jnp.zeros(F, dtype),
+        jnp.ones(F, dtype),
+        jnp.zeros(cfg["dim"], dtype),
+        jnp.ones(cfg["dim"], dtype),
+        json.dumps(cfg, sort_keys=True),
+        None if not cfg.get("pca") else jnp.zeros((F, int(cfg["pca"])), dtype),
+    )
+
+
 def load_npe(path: str | os.PathLike, trust=()) -> tuple[NPE, Any, dict[str, Any]]:
     """Read an estimator written by :meth:`NPE.save`: ``(npe, prior or None, info)`` where `info` holds the history,
     description and provenance. A modified or truncated folder is refused."""
@@ -279,17 +340,7 @@ def load_npe(path: str | os.PathLike, trust=()) -> tuple[NPE, Any, dict[str, Any
     if stored is None or content_hash(meta, arrays) != stored:
         raise TwinFileError(f"load_npe: {path} was modified after it was saved (content hash mismatch).")
     cfg = meta["config"]
-    dtype = np.dtype(cfg["dtype"])
-    flow, emb = _build(cfg, jax.random.key(0), dtype)
-    skeleton = NPE(
-        flow,
-        emb,
-        jnp.zeros(cfg["n_features"], dtype),
-        jnp.ones(cfg["n_features"], dtype),
-        jnp.zeros(cfg["dim"], dtype),
-        jnp.ones(cfg["dim"], dtype),
-        json.dumps(cfg, sort_keys=True),
-    )
+    skeleton = _skeleton(cfg)
     params, static = eqx.partition(skeleton, eqx.is_array)
     leaves, treedef = jax.tree.flatten(params)
     if len(leaves) != meta["n_arrays"]:
@@ -324,6 +375,8 @@ def train_npe(
     embedding: int | None = None,
     embedding_width: int = 128,
     embedding_depth: int = 2,
+    pca: int | None = None,
+    ensemble: int = 1,
     learning_rate: float = 1e-3,
     batch_size: int = 256,
     max_epochs: int = 500,
@@ -342,14 +395,21 @@ def train_npe(
     - `layers`, `width`, `depth`: flow layers and the width/depth of their conditioner networks.
     - `embedding`: size of an embedding MLP (`embedding_width` x `embedding_depth`) between the standardised
       features and the flow, trained jointly; ``None``: the flow sees the standardised features.
+    - `pca`: project the standardised features on their first `pca` principal components (fitted on the training
+      features, whitened; part of the estimator, so it is given raw features) before the embedding or the flow.
+      A fixed linear compression of many redundant features, which cannot over-fit as a trained embedding can.
+    - `ensemble`: train `ensemble` flows (different initialisations, and each its own validation fold of
+      ``val_fraction``, the others training it) and return their equal-weight mixture. Less over-confident than
+      one flow.
     - `learning_rate`, `batch_size`, `clip`: Adam step, minibatch size, gradient-norm clipping.
     - `max_epochs`, `patience`, `val_fraction`: epochs at most; stop when the validation loss has not improved for
       `patience` epochs, and keep the parameters of the best epoch; the last `val_fraction` of the simulations are
-      the validation split.
+      the validation split (of the first member; member ``m`` validates on the fold before member ``m - 1``'s).
     - `dtype`: float type of the estimator (default float32, whatever ``jax_enable_x64`` says: it is faster).
 
     **Returns:** ``(npe, history)``: ``history`` holds ``train_loss`` and ``val_loss`` per epoch (mean negative
-    log-probability), ``best_epoch``, ``seconds``, ``n_train``, ``n_val``, ``n_dropped``.
+    log-probability; of the first member), ``best_epoch``, ``best_val_loss``, ``seconds``, ``n_train``, ``n_val``,
+    ``n_dropped``, and per member ``member_best_epoch``, ``member_best_val_loss``, ``member_epochs``.
     """
     if not isinstance(budget, Budget):
         raise TypeError(f"train_npe: budget must be a vbtjax.sbi.Budget, got {type(budget).__name__}.")
@@ -363,9 +423,12 @@ def train_npe(
         ("batch_size", batch_size),
         ("max_epochs", max_epochs),
         ("patience", patience),
+        ("ensemble", ensemble),
     ):
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < (0 if name == "depth" else 1):
             raise ValueError(f"train_npe: {name} must be a positive integer, got {v!r}.")
+    if pca is not None and (isinstance(pca, bool) or not isinstance(pca, int | np.integer) or pca < 1):
+        raise ValueError(f"train_npe: pca must be None or a positive integer, got {pca!r}.")
     if not 0 < val_fraction < 1:
         raise ValueError(f"train_npe: val_fraction must lie in (0, 1), got {val_fraction}.")
     dtype = np.dtype(dtype or np.float32)
@@ -375,12 +438,25 @@ def train_npe(
     n_val = max(1, int(round(val_fraction * n)))
     if n - n_val < 2:
         raise ValueError(f"train_npe: {n} simulations with finite features are too few to train on.")
+    M = int(ensemble)
     u = np.asarray(good.u, np.float64)
     x = np.asarray(good.x, np.float64)
+    # standardisation (and PCA) on the first member's training split
     u_mean, u_std = u[:-n_val].mean(0), u[:-n_val].std(0)
     x_mean, x_std = x[:-n_val].mean(0), x[:-n_val].std(0)
     u_std = np.where(u_std > 0, u_std, 1.0)
     x_std = np.where(x_std > 1e-12 * (1 + np.abs(x_mean)), x_std, 1.0)  # constant features: left as they are
+    proj = None
+    if pca is not None:
+        if pca > min(n - n_val, good.n_features):
+            raise ValueError(
+                f"train_npe: pca={pca} exceeds the number of features ({good.n_features}) or of training "
+                f"simulations ({n - n_val})."
+            )
+        xs0 = (x[:-n_val] - x_mean) / x_std
+        _, s, vt = np.linalg.svd(xs0, full_matrices=False)
+        sd_pc = s[:pca] / np.sqrt(xs0.shape[0])
+        proj = vt[:pca].T / np.where(sd_pc > 0, sd_pc, 1.0)  # (F, K): unit-variance components
     cfg = {
         "flow": flow,
         "layers": int(layers),
@@ -391,6 +467,8 @@ def train_npe(
         "embedding": None if embedding is None else int(embedding),
         "embedding_width": int(embedding_width),
         "embedding_depth": int(embedding_depth),
+        "pca": None if pca is None else int(pca),
+        "ensemble": M,
         "dim": good.dim,
         "n_features": good.n_features,
         "dtype": dtype.name,
@@ -399,35 +477,71 @@ def train_npe(
         "paths": list(good.info.get("paths", good.names)),
     }
     k_init, k_train = jax.random.split(key)
-    f, emb = _build(cfg, k_init, dtype)
+    flows, embs = _members(cfg, k_init, dtype)
     npe = NPE(
-        f,
-        emb,
+        flows,
+        embs,
         jnp.asarray(x_mean, dtype),
         jnp.asarray(x_std, dtype),
         jnp.asarray(u_mean, dtype),
         jnp.asarray(u_std, dtype),
         json.dumps(cfg, sort_keys=True),
+        None if proj is None else jnp.asarray(proj, dtype),
     )
     z = jnp.asarray((u - u_mean) / u_std, dtype)
-    xs = jnp.asarray(x, dtype)
-    z_tr, x_tr, z_va, x_va = z[:-n_val], xs[:-n_val], z[-n_val:], xs[-n_val:]
+    c = npe._standardise(jnp.asarray(x, dtype))  # standardised (projected) features, fixed during training
+    t0 = time.perf_counter()
+    trained, records = [], []
+    for m in range(M):
+        lo = (n - (m + 1) * n_val) % n  # member m validates on rows lo .. lo + n_val (cyclically)
+        val_idx = (lo + np.arange(n_val)) % n
+        tr_mask = np.ones(n, bool)
+        tr_mask[val_idx] = False
+        tr_idx = np.flatnonzero(tr_mask)
+        member = (flows[m], None if embs is None else embs[m])
+        k_m = k_train if m == 0 else jax.random.fold_in(k_train, 1000 + m)
+        desc = "train NPE" if M == 1 else f"train NPE {m + 1}/{M}"
+        best, rec = _train_member(
+            member, z[tr_idx], c[tr_idx], z[val_idx], c[val_idx], k_m, learning_rate, clip, batch_size, max_epochs,
+            patience, progress, desc,
+        )  # fmt: skip
+        trained.append(best)
+        records.append(rec)
+    npe = eqx.tree_at(
+        lambda e: (e.flow, e.embedding),
+        npe,
+        (tuple(b[0] for b in trained), None if embs is None else tuple(b[1] for b in trained)),
+        is_leaf=lambda v: v is None,
+    )
+    first = records[0]
+    history = {
+        "train_loss": first["train_loss"],
+        "val_loss": first["val_loss"],
+        "best_epoch": first["best_epoch"],
+        "best_val_loss": first["best_val_loss"],
+        "seconds": time.perf_counter() - t0,
+        "n_train": int(n - n_val),
+        "n_val": int(n_val),
+        "n_dropped": int(n_dropped),
+        "member_best_epoch": np.asarray([r["best_epoch"] for r in records]),
+        "member_best_val_loss": np.asarray([r["best_val_loss"] for r in records]),
+        "member_epochs": np.asarray([len(r["val_loss"]) for r in records]),
+    }
+    return npe, history
 
-    is_param = lambda leaf: eqx.is_inexact_array(leaf)  # noqa: E731
-    trainable, static = eqx.partition(npe, is_param, is_leaf=lambda l: isinstance(l, paramax.NonTrainable))
-    # the standardisation is data, not a parameter
-    fixed = lambda m: (m.x_mean, m.x_std, m.u_mean, m.u_std)  # noqa: E731
-    trainable = eqx.tree_at(fixed, trainable, replace=(None, None, None, None), is_leaf=lambda v: v is None)
-    frozen = (npe.x_mean, npe.x_std, npe.u_mean, npe.u_std)
 
-    def assemble(p):
-        m = eqx.combine(p, static)
-        return eqx.tree_at(fixed, m, replace=frozen, is_leaf=lambda v: v is None)
+def _train_member(member, z_tr, c_tr, z_va, c_va, key, learning_rate, clip, batch_size, max_epochs, patience,
+                  progress, desc):  # fmt: skip
+    """Adam on minibatches of one flow (and its embedding) with early stopping; ``(best (flow, emb), record)``."""
+    is_leaf = lambda v: isinstance(v, paramax.NonTrainable)  # noqa: E731
+    trainable, static = eqx.partition(member, eqx.is_inexact_array, is_leaf=is_leaf)
 
-    def loss_fn(p, zb, xb):
-        m = assemble(p)
-        flow_ = paramax.unwrap(m.flow)
-        return -jnp.mean(flow_.log_prob(zb, m._condition(xb)))
+    def loss_fn(p, zb, cb):
+        f, emb = eqx.combine(p, static)
+        if emb is not None:
+            emb = paramax.unwrap(emb)
+            cb = jax.vmap(emb)(cb)
+        return -jnp.mean(paramax.unwrap(f).log_prob(zb, cb))
 
     opt = optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
     opt_state = opt.init(trainable)
@@ -441,24 +555,23 @@ def train_npe(
 
         def step(carry, idx):
             p, state = carry
-            loss, g = eqx.filter_value_and_grad(loss_fn)(p, z_tr[idx], x_tr[idx])
+            loss, g = eqx.filter_value_and_grad(loss_fn)(p, z_tr[idx], c_tr[idx])
             updates, state = opt.update(g, state, p)
             return (eqx.apply_updates(p, updates), state), loss
 
         (p, state), losses = jax.lax.scan(step, (p, state), perm)
         return p, state, jnp.mean(losses)
 
-    val = eqx.filter_jit(lambda p: loss_fn(p, z_va, x_va))
+    val = eqx.filter_jit(lambda p: loss_fn(p, z_va, c_va))
     best, best_val, best_epoch = trainable, float(val(trainable)), 0
     train_hist, val_hist = [], []
-    t0 = time.perf_counter()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=max_epochs, desc="train NPE", unit="epoch", dynamic_ncols=True)
+        bar = tqdm(total=max_epochs, desc=desc, unit="epoch", dynamic_ncols=True)
     for e in range(1, max_epochs + 1):
-        trainable, opt_state, tl = epoch(trainable, opt_state, jax.random.fold_in(k_train, e))
+        trainable, opt_state, tl = epoch(trainable, opt_state, jax.random.fold_in(key, e))
         vl = float(val(trainable))
         train_hist.append(float(tl))
         val_hist.append(vl)
@@ -471,14 +584,10 @@ def train_npe(
             break
     if bar is not None:
         bar.close()
-    history = {
+    record = {
         "train_loss": np.asarray(train_hist),
         "val_loss": np.asarray(val_hist),
         "best_epoch": best_epoch,
         "best_val_loss": best_val,
-        "seconds": time.perf_counter() - t0,
-        "n_train": int(n_tr),
-        "n_val": int(n_val),
-        "n_dropped": int(n_dropped),
     }
-    return assemble(best), history
+    return eqx.combine(best, static), record
