@@ -637,14 +637,15 @@ def sweep(
         n_svar, n_reg = sol_shape.final_state.shape
         n_cvar = net.model.n_cvar
         H, K = sol_shape.horizon, sol_shape.block
-        ring = n_cvar * n_reg * (max(H, 2 * K) + 3 * K) * itemsize
-        chunk = min(chunk_steps, sol_shape.n_steps) * n_svar * n_reg * itemsize
+        steps = min(chunk_steps, sol_shape.n_steps)
+        ring = n_cvar * n_reg * (H + steps + 2 * K) * itemsize  # the chunk's delay buffer (vbtjax.simulate)
+        chunk = steps * n_svar * n_reg * itemsize
         per_sim = 2 * _nbytes(sol_shape.ys) + (_nbytes(out_shape) if features is not None else 0) + ring + 3 * chunk
         per_device = max(1, budget // max(per_sim, 1))
         if max_memory is None and all(d.platform == "cpu" for d in mesh.devices.flat):
             # CPU: one simulation is already vectorised over regions and edges; wider batches only add cache misses
             # (measured: 76 regions run fastest at 1-16 per device, 5 regions at ~64). Keep the loop's working set
-            # (ring buffer, one block of gathered delays, one chunk of states) within CPU_CACHE.
+            # (delay buffer, one block of gathered delays, one chunk of states) within CPU_CACHE.
             n_edges = int(np.count_nonzero(np.asarray(net_eff.connectome.weights)))
             if net_eff.edges is not None:
                 n_edges = max(n_edges, int(net_eff.edges.mask.sum()))

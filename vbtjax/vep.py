@@ -153,13 +153,13 @@ def _integrate(net: Network, duration: float, dt: float, period: float) -> tuple
     source_only = type(cpl).source_only
     dtype = model.x0.dtype
 
-    diffusive = type(cpl) is Difference
+    separable = not source_only and type(cpl).separable
     row_sums = jnp.sum(W, axis=1)
 
     def coupling(y):
         xc = y[cvar]
-        if diffusive:  # sum_j W_ij (x_j - x_i) as one matrix-vector product
-            gx = xc @ W.T - row_sums * xc
+        if separable:  # sum_j W_ij pre(x_i, x_j) = W pre_source(x) + (sum_j W_ij) pre_target(x_i): one mat-vec
+            gx = cpl.pre_source(xc) @ W.T + row_sums * cpl.pre_target(xc)
         elif source_only:
             gx = cpl.pre(None, xc) @ W.T
         else:
