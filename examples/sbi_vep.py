@@ -4,13 +4,14 @@ several synthetic patients in seconds each, and compare with NUTS on one of them
 1. An implantation (:func:`vbtjax.vep.implant` around the candidate EZ regions, tvb-data's seeg_588 contacts) on
    the ``--regions`` regions of TVB's 76-region connectome nearest the candidates (all 76 with ``--regions 76``).
 2. The SBI problem (:func:`vbtjax.sbi.problems.vep_problem`: the VEP's priors, the contacts' log-power envelope
-   with fixed observation noise, minus its mean), a budget of ``--n`` simulations, NPE trained on it and
-   calibrated on held-out simulations.
+   with fixed observation noise, minus its mean), a budget of ``--n`` simulations, NPE trained on it (an ensemble
+   of ``--ensemble`` spline flows on the first ``--pca`` principal components of the features) and calibrated on
+   held-out simulations.
 3. Synthetic patients (``x0`` drawn as :func:`vbtjax.vep.synthetic_patient` does, recorded on the same contacts):
    for each the true EZ, the regions ranked by the NPE's ``P(x0 > X0_CRITICAL)``, and the predicted EZ.
 4. NUTS (:func:`vbtjax.vep.infer_ez`) on the first patient: posterior means and widths side by side.
 
-    python examples/sbi_vep.py --out /tmp/sbi-vep                       # 20 regions, 10 000 simulations
+    python examples/sbi_vep.py --out /tmp/sbi-vep                       # 20 regions, 20 000 simulations
     python examples/sbi_vep.py --quick --out /tmp/sbi-vep-quick         # tiny settings (tests)
 
 Writes ``sbi_vep.json`` and ``sbi_vep.png`` to ``--out`` (and the budget and estimator under it). Model time in ms.
@@ -55,8 +56,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--patients", nargs="*", default=["12", "40", "12,40"], help="EZ of each patient (TVB 76 indices)")
     ap.add_argument("--regions", type=int, default=20, help="regions nearest the candidate EZs kept (76: all)")
-    ap.add_argument("--n", type=int, default=10000, help="simulation budget (10000)")
+    ap.add_argument("--n", type=int, default=20000, help="simulation budget (20000)")
     ap.add_argument("--max-epochs", type=int, default=300)
+    ap.add_argument("--pca", type=int, default=64, help="principal components of the features the flows see (64)")
+    ap.add_argument("--ensemble", type=int, default=4, help="flows in the estimator's mixture (4)")
     ap.add_argument("--nuts-warmup", type=int, default=100)
     ap.add_argument("--nuts-samples", type=int, default=100)
     ap.add_argument("--no-nuts", action="store_true", help="skip the NUTS comparison")
@@ -91,13 +94,20 @@ def main(argv=None):
     t_budget = time.perf_counter() - t0
     train, test = budget.split(min(500, args.n // 10))
     npe, hist = sbi.train_npe(
-        train, key=jax.random.key(1), layers=4, width=64, embedding=64, max_epochs=args.max_epochs, patience=20
+        train,
+        key=jax.random.key(1),
+        layers=4,
+        width=64,
+        pca=args.pca,
+        ensemble=args.ensemble,
+        max_epochs=args.max_epochs,
+        patience=20,
     )
     cal = sbi.calibrate(npe, problem.prior, test, key=jax.random.key(2), num_draws=200)
     print(cal.summary().splitlines()[-1])
     print(
         f"budget {t_budget:.1f} s ({args.n / t_budget:.0f} sims/s incl. compilation), training {hist['seconds']:.1f} s "
-        f"({len(hist['val_loss'])} epochs), max coverage error {cal.max_coverage_error():.3f} "
+        f"({hist['member_epochs'].tolist()} epochs), max coverage error {cal.max_coverage_error():.3f} "
         f"(99% band {cal.coverage_band():.3f})"
     )
     npe.save(out / "npe", problem.prior, history=hist, description=problem.description(), overwrite=True)
@@ -199,7 +209,12 @@ def main(argv=None):
         "n": args.n,
         "seconds_budget": t_budget,
         "seconds_training": hist["seconds"],
-        "epochs": len(hist["val_loss"]),
+        "epochs": hist["member_epochs"],
+        "pca": args.pca,
+        "ensemble": args.ensemble,
+        "joint_coverage_50": float(cal.joint_coverage[np.argmin(np.abs(cal.levels - 0.5))]),
+        "hpd_pvalue": cal.hpd_pvalue(),
+        "is_calibrated": cal.is_calibrated(),
         "max_coverage_error": cal.max_coverage_error(),
         "coverage_band_99": cal.coverage_band(),
         "joint_coverage_90": float(cal.joint_coverage[np.argmin(np.abs(cal.levels - 0.9))]),
