@@ -59,7 +59,7 @@ def test_vep_simulate_resume_train_infer(small_vep_connectome, tmp_path, capsys)
     assert rc == 2 and "--out" in err and "another problem" in err
 
     rc, text, _ = run(
-        ["sbi", "train", "--out", out, "--layers", 3, "--width", 32, "--embedding", 32, "--max-epochs", 40]
+        ["sbi", "train", "--out", out, "--layers", 3, "--width", 32, "--ensemble", 2, "--pca", 32, "--max-epochs", 40]
         + ["--calibration-draws", 40, "--test", 100, "--quiet"],
         capsys,
     )
@@ -70,6 +70,8 @@ def test_vep_simulate_resume_train_infer(small_vep_connectome, tmp_path, capsys)
     assert cal["n_test"] == 100 and len(cal["names"]) == 9 and 0 <= cal["joint_coverage_90"] <= 1
     npe, prior, info = vbt.sbi.load_npe(out / "npe")
     assert prior.names == ("x0", "K") and info["description"]["problem"] == "vep"
+    assert npe.n_members == 2 and npe.x_proj.shape == (npe.x_mean.shape[0], 32)
+    assert json.loads((out / "train.json").read_text())["ensemble"] == 2
 
     rc, text, _ = run(["sbi", "infer", "--out", out, "--observation", out / "patient" / "seeg.npz"], capsys)
     assert rc == 0 and "posterior draws in" in text
@@ -109,7 +111,11 @@ def test_resting_state_cli_on_a_small_connectome(tmp_path, capsys):
     budget = vbt.sbi.Budget.load(out / "budget")
     assert budget.x.shape == (48, 10) and budget.finite.all()
     assert (
-        run(["sbi", "train", "--out", out, "--max-epochs", 3, "--flow", "maf", "--test", 8, "--quiet"], capsys)[0] == 0
+        run(
+            ["sbi", "train", "--out", out, "--max-epochs", 3, "--flow", "maf", "--ensemble", 1, "--test", 8, "--quiet"],
+            capsys,
+        )[0]
+        == 0
     )
     # an FC matrix (FC-only features) and a BOLD (regions x time) file are both observations
     bold = rng.normal(size=(6, 20))
@@ -139,6 +145,7 @@ def test_resting_state_cli_on_a_small_connectome(tmp_path, capsys):
         (["sbi", "simulate", "--problem", "resting-state", "--subject", "nobody", "--out", "{tmp}/a"], "--subject"),
         (["sbi", "simulate", "--problem", "vep", "--n", "1", "--out", "{tmp}/a"], "--n"),
         (["sbi", "train", "--out", "{tmp}/empty"], "--out"),
+        (["sbi", "train", "--out", "{tmp}/empty", "--ensemble", "0"], "--ensemble"),
         (["sbi", "infer", "--out", "{tmp}/empty", "--observation", "x.npz"], "--out"),
         (["sbi"], "a step is required"),
     ],

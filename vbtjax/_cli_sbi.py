@@ -92,9 +92,13 @@ def add_sbi(sub) -> None:
     t.add_argument("--width", type=int, default=64, help="width of the conditioner networks (64)")
     t.add_argument("--embedding", type=int, default=None, help="size of a feature-embedding MLP (default: none)")
     t.add_argument(
-        "--pca", type=int, default=None, help="project the features on K principal components first (default: none)"
+        "--pca",
+        type=int,
+        default=None,
+        help="project the features on their first K principal components (default: 64 when there are more than 256 "
+        "features, as for the VEP; 0: none)",
     )
-    t.add_argument("--ensemble", type=int, default=1, help="train M flows and use their mixture (1)")
+    t.add_argument("--ensemble", type=int, default=4, help="train M flows and use their equal-weight mixture (4)")
     t.add_argument("--max-epochs", type=int, default=300, help="epochs at most (300)")
     t.add_argument("--patience", type=int, default=20, help="stop after this many epochs without improvement (20)")
     t.add_argument("--batch-size", type=int, default=256, help="minibatch size (256)")
@@ -316,7 +320,6 @@ def _load_problem_meta(out: Path) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    meta = _load_problem_meta(out)
     for opt, v, lo in (
         ("--layers", args.layers, 1),
         ("--width", args.width, 1),
@@ -325,13 +328,14 @@ def run_train(args: argparse.Namespace) -> int:
         ("--batch-size", args.batch_size, 1),
         ("--calibration-draws", args.calibration_draws, 10),
         ("--embedding", args.embedding, 1),
-        ("--pca", args.pca, 1),
+        ("--pca", args.pca, 0),
         ("--ensemble", args.ensemble, 1),
         ("--test", args.test, 2),
     ):
         _positive(opt, v, lo)
     if not (args.learning_rate > 0):
         raise UsageError("--learning-rate", f"must be positive, got {args.learning_rate:g}")
+    meta = _load_problem_meta(out)
     import jax
 
     from . import sbi
@@ -348,6 +352,11 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError("--test", f"{n} finite simulations leave {n - n_test} to train on; simulate more (--n)")
     problem = problem_from_spec(meta["problem"], meta["spec"])
     train, test = finite.split(n_test)
+    pca = args.pca
+    if pca is None:
+        pca = 64 if budget.n_features > 256 else 0
+    if pca > min(budget.n_features, int(0.9 * len(train))):
+        raise UsageError("--pca", f"{pca} components of {budget.n_features} features and {len(train)} simulations")
     if not args.quiet:
         print(
             f"vbtjax sbi train: {meta['problem']}, {len(train)} simulations to train on (10% of them validate), "
@@ -361,7 +370,7 @@ def run_train(args: argparse.Namespace) -> int:
         layers=args.layers,
         width=args.width,
         embedding=args.embedding,
-        pca=args.pca,
+        pca=pca or None,
         ensemble=args.ensemble,
         max_epochs=args.max_epochs,
         patience=args.patience,
@@ -394,7 +403,7 @@ def run_train(args: argparse.Namespace) -> int:
         "layers": args.layers,
         "width": args.width,
         "embedding": args.embedding,
-        "pca": args.pca,
+        "pca": pca or None,
         "ensemble": args.ensemble,
     }
     (out / "train.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
