@@ -10,8 +10,7 @@ The delay buffer is linear within a chunk, not a ring: a chunk starts from the l
 variables (its carry), appends zero columns for its ``L`` steps, and each block *adds* its new states into its own
 (still zero) columns. Reads are then contiguous windows without wrap-around, and the transpose of an addition is the
 identity, so reverse mode needs no zeroing of the buffer's cotangent: with a ring (overwrite, plus a mirrored copy of
-the first columns) XLA copied the whole cotangent buffer three times per block, and the gradient was 16 % slower
-(``benchmarks/gradient.py``).
+the first columns) XLA copied the whole cotangent buffer three times per block (``docs/design.md``).
 """
 
 from __future__ import annotations
