@@ -3,10 +3,12 @@ that the posterior of any new observation is sampled in seconds.
 
 The flow (FlowJAX: a masked autoregressive flow with affine or rational-quadratic spline transformers) models the
 *unconstrained* parameters ``u`` of the prior's selection (standardised), conditioned on the features ``x``
-(standardised, optionally through an embedding MLP trained jointly). Samples are mapped back through the
-selection's constraints, so they always lie in the prior's support. Training maximises ``log q(u | x)`` with Optax
-(Adam, gradient clipping) on minibatches, stops early on a held-out validation split and keeps the best
-parameters.
+(standardised, optionally projected on their first principal components, optionally through an embedding MLP
+trained jointly). An estimator may be an equal-weight mixture of several flows trained from different
+initialisations and validation folds (an ensemble), which is much less over-confident than one flow. Samples are
+mapped back through the selection's constraints, so they always lie in the prior's support. Training maximises
+``log q(u | x)`` with Optax (Adam, gradient clipping) on minibatches, stops early on a held-out validation split
+and keeps the best parameters.
 
 An estimator is saved as a folder of ``npe.json`` (its configuration, feature standardisation, parameter names,
 the prior: network, constraints and NumPyro priors, training history, provenance, content hash) and
