@@ -16,6 +16,7 @@ def simulate_numpy(W, D, hist, dfun, pre, post, cvar, dt, n_steps, bound=lambda 
     for n in range(n_steps):
         k = H - 1 + n
         x = states[k]
+
         def delayed(i, j, k=k):
             d = int(np.floor(D[i, j]))
             w = D[i, j] - d

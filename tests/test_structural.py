@@ -124,14 +124,16 @@ def test_options_radius_volume_directed_and_self_connections():
 
 def test_lut_files_and_errors(tmp_path):
     sl, _, _ = _streamlines()
-    (tmp_path / "lut.txt").write_text("# FreeSurfer style\n0 Unknown 0 0 0 0\n1 alpha 1 2 3 0\n2 beta 1 2 3 0\n"
-                                      "3 gamma 1 2 3 0\n5 delta 1 2 3 0\n")
+    (tmp_path / "lut.txt").write_text(
+        "# FreeSurfer style\n0 Unknown 0 0 0 0\n1 alpha 1 2 3 0\n2 beta 1 2 3 0\n3 gamma 1 2 3 0\n5 delta 1 2 3 0\n"
+    )
     (tmp_path / "lut.tsv").write_text("index\tname\n1\talpha\n2\tbeta\n3\tgamma\n5\tdelta\n")
     for lut in ("lut.txt", "lut.tsv"):
         conn, _ = build_connectome(sl, _image(), lut=tmp_path / lut)
         assert list(conn.labels) == ["alpha", "beta", "gamma", "delta"]
-    shifted = nib.Nifti1Image(np.asarray(_image().dataobj), AFFINE @ np.diag([1, 1, 1, 1.0]) + np.c_[np.zeros((4, 3)),
-                                                                                                 [500, 0, 0, 0]])
+    shifted = nib.Nifti1Image(
+        np.asarray(_image().dataobj), AFFINE @ np.diag([1, 1, 1, 1.0]) + np.c_[np.zeros((4, 3)), [500, 0, 0, 0]]
+    )
     with pytest.raises(ValueError, match="overlap"):
         build_connectome(sl, shifted)
     with pytest.raises(ValueError, match="NaN|finite"):
@@ -156,16 +158,39 @@ def test_cli_connectome_output_simulates(tmp_path):
     from vbtjax.cli import main
 
     sl, expected, extra = _streamlines()
-    nib.streamlines.save(nib.streamlines.Tractogram(sl + list(extra.values()), affine_to_rasmm=np.eye(4)),
-                         str(tmp_path / "t.tck"))
+    nib.streamlines.save(
+        nib.streamlines.Tractogram(sl + list(extra.values()), affine_to_rasmm=np.eye(4)), str(tmp_path / "t.tck")
+    )
     nib.save(_image(), str(tmp_path / "parc.nii.gz"))
     out = tmp_path / "out"
-    rc = main(["connectome", "--tractogram", str(tmp_path / "t.tck"), "--parcellation", str(tmp_path / "parc.nii.gz"),
-               "--min-length", "5", "--out", str(out), "--quiet"])
+    rc = main(
+        [
+            "connectome",
+            "--tractogram",
+            str(tmp_path / "t.tck"),
+            "--parcellation",
+            str(tmp_path / "parc.nii.gz"),
+            "--min-length",
+            "5",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     for name in ("connectome.npz", "connectome.zip", "report.json", "connectome.png"):
         assert (out / name).is_file(), name
     _check(vbt.Connectome.from_file(out / "connectome.zip"), expected, atol=1e-4)
-    rc = main(["simulate", "--connectome", str(out / "connectome.zip"), "--duration", "20", "--out",
-               str(tmp_path / "sim"), "--no-plot"])
+    rc = main(
+        [
+            "simulate",
+            "--connectome",
+            str(out / "connectome.zip"),
+            "--duration",
+            "20",
+            "--out",
+            str(tmp_path / "sim"),
+            "--no-plot",
+        ]
+    )
     assert rc == 0 and (tmp_path / "sim" / "simulation.npz").is_file()
