@@ -16,3 +16,24 @@ def shared_dir() -> Path:
     if not SHARED.exists():
         pytest.skip(f"shared data not found at {SHARED} (set VBTJAX_SHARED)")
     return SHARED
+
+
+# Files whose tests take minutes (measured with --durations), slowest first. With pytest-xdist's ``--dist loadfile``
+# the workers take whole files in collection order, so starting these first keeps one long file from running alone
+# at the end while the other worker idles (longest-processing-time-first scheduling). The order of the tests inside a
+# file is unchanged.
+SLOW_FILES_FIRST = (
+    "test_sbc.py",
+    "test_vep.py",
+    "test_examples.py",
+    "test_sbi.py",
+    "test_resting_state.py",
+    "test_sbi_cli.py",
+    "test_nuts.py",
+    "test_recovery.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: other files keep their order
