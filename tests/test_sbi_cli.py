@@ -144,6 +144,9 @@ def test_resting_state_cli_on_a_small_connectome(tmp_path, capsys):
         (["sbi", "simulate", "--problem", "resting-state", "--seeg", "x.npz", "--out", "{tmp}/a"], "--seeg"),
         (["sbi", "simulate", "--problem", "resting-state", "--subject", "nobody", "--out", "{tmp}/a"], "--subject"),
         (["sbi", "simulate", "--problem", "vep", "--n", "1", "--out", "{tmp}/a"], "--n"),
+        (["sbi", "simulate", "--problem", "resting-state", "--a-map", "myelin", "--out", "{tmp}/a"], "--a-map"),
+        (["sbi", "simulate", "--problem", "resting-state", "--a-map", "{tmp}/map.npy", "--out", "{tmp}/a"], "--a-map"),
+        (["sbi", "simulate", "--problem", "vep", "--a-map", "strength", "--out", "{tmp}/a"], "--a-map"),
         (["sbi", "train", "--out", "{tmp}/empty"], "--out"),
         (["sbi", "train", "--out", "{tmp}/empty", "--ensemble", "0"], "--ensemble"),
         (["sbi", "infer", "--out", "{tmp}/empty", "--observation", "x.npz"], "--out"),
@@ -151,5 +154,6 @@ def test_resting_state_cli_on_a_small_connectome(tmp_path, capsys):
     ],
 )
 def test_bad_input_exit_2(argv, option, tmp_path, capsys):
+    np.save(tmp_path / "map.npy", np.arange(5.0))  # a map of 5 values for a 94-region connectome
     rc, _, err = run([a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
     assert rc == 2 and option in err and "Traceback" not in err, err

@@ -48,7 +48,8 @@ def add_sbi(sub) -> None:
             "Neural posterior estimation on a simulation budget: simulate (budget from the prior), train (NPE, "
             "early stopping, calibration on held-out simulations), infer (posterior of a new observation in "
             "seconds). Problems: vep (x0 per region and K from SEEG log-power envelopes), resting-state (global "
-            "coupling and the bifurcation parameter of the SupHopf network from FC/FCD summaries). Units: ms."
+            "coupling and the bifurcation parameter of the SupHopf network, scalar or a parameter map, from FC/FCD "
+            "summaries). Units: ms."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -82,6 +83,14 @@ def add_sbi(sub) -> None:
     g.add_argument("--features", choices=("fc", "fc+fcd"), default="fc+fcd", help="summaries (fc+fcd)")
     g.add_argument("--fcd-window", type=int, default=None, help="FCD window, volumes (default: 60 s)")
     g.add_argument("--coupling-max", type=float, default=2e-3, help="upper bound of the coupling prior, 1/ms")
+    g.add_argument(
+        "--a-map",
+        metavar="MAP",
+        default=None,
+        help="a parameter map of the bifurcation parameter, a = a0 + a1 z (z: the map z-scored): 'strength' (log "
+        "node strength of the connectome) or a file with one value per region (.npy, .csv, .txt, .mat); default one "
+        "a for all regions",
+    )
     s.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     s.set_defaults(func=run_simulate)
 
@@ -144,7 +153,7 @@ def _vep_setup(args, out: Path):
     from .sbi.problems import vep_problem
     from .sensors import seeg_gain_point_source
 
-    for opt in ("--subject", "--sc", "--lengths"):
+    for opt in ("--subject", "--sc", "--lengths", "--a-map"):
         if getattr(args, opt[2:].replace("-", "_")) is not None:
             raise UsageError(opt, "is a resting-state option; the vep problem takes --connectome, --sensors, --seeg")
     for opt, v in (("--duration", args.duration), ("--period", args.period), ("--vep-dt", args.vep_dt)):
@@ -202,6 +211,23 @@ def _vep_setup(args, out: Path):
     return problem, truth
 
 
+def _read_map(path: Path) -> np.ndarray:
+    """One value per region from ``.npy``, ``.csv``/``.txt``/``.tsv`` or ``.mat``/``.npz`` (as a vector)."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        m = np.load(path, allow_pickle=False)
+    elif suffix in (".csv", ".txt", ".tsv", ".dat"):
+        m = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=1)
+    else:
+        from .empirical import read_matrix
+
+        m = read_matrix(path, ("map", "data", "values"), "--a-map")
+    m = np.asarray(m, dtype=float)
+    if m.ndim > 1 and sorted(m.shape)[:-1] != [1] * (m.ndim - 1):
+        raise ValueError(f"{path} holds an array of shape {m.shape}; expected one value per region")
+    return m.ravel()
+
+
 def _rs_setup(args):
     from .sbi.problems import resting_state_problem
 
@@ -230,6 +256,14 @@ def _rs_setup(args):
         except ValueError as e:
             raise UsageError("--subject", str(e)) from None
         tmp_spec = {"connectome": f"hcp:{subject}"}
+    a_map = args.a_map
+    if a_map is not None and a_map != "strength":
+        if not Path(a_map).exists():
+            raise UsageError("--a-map", f"{a_map} is neither 'strength' nor an existing file")
+        try:
+            a_map = _read_map(Path(a_map))
+        except (ValueError, OSError) as e:
+            raise UsageError("--a-map", str(e)) from None
     if not (np.isfinite(args.tr) and args.tr > 0):
         raise UsageError("--tr", f"must be a positive repetition time in ms, got {args.tr:g}")
     _positive("--volumes", args.volumes, 10)
@@ -244,10 +278,12 @@ def _rs_setup(args):
             features=args.features,
             fcd_window=args.fcd_window,
             coupling_max=args.coupling_max,
+            a_map=a_map,
             spec=tmp_spec,
         )
     except ValueError as e:
-        opt = "--coupling-max" if "coupling_max" in str(e) else "--volumes"
+        msg = str(e)
+        opt = "--coupling-max" if "coupling_max" in msg else "--a-map" if "a_map" in msg else "--volumes"
         raise UsageError(opt, str(e).split(": ", 1)[-1]) from None
     return problem, None
 

@@ -330,6 +330,13 @@ def _resolve_where(net: Network, where: Any) -> _Target:
     if isinstance(where, Selection):
         sel = where
         names = sel.names(net)  # validates: floating array leaves of net, distinct
+        maps = [nm for nm, p in zip(names, sel.params, strict=True) if p.basis is not None]
+        if maps:
+            raise ValueError(
+                f"sweep: the parameters {maps} are parameter maps (Parameter(basis=...)); a sweep sets whole leaves: "
+                "sweep their leaves (where=lambda n: n.model.a) with values basis @ c, or build a simulation budget "
+                "(vbtjax.sbi.simulate_budget), which maps the coefficients itself."
+            )
         leaves = tuple(p.where(net) for p in sel.params)
         return _Target(
             get=lambda n: tuple(p.where(n) for p in sel.params),

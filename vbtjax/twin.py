@@ -212,7 +212,7 @@ class Twin:
         names = list(result.history)
         paths = _names_to_paths(net, names, selection)
         history = {"loss": np.asarray(result.losses)}
-        history.update({paths[n]: np.asarray(v) for n, v in result.history.items()})
+        history.update({paths[n]: _map_to_leaf(v, n, net, selection) for n, v in result.history.items()})
         return cls(net, history=kwargs.pop("history", None) or history, **kwargs)
 
     @classmethod
@@ -220,7 +220,7 @@ class Twin:
         """A twin whose posterior is `samples` (e.g. ``NutsResult.samples``: name -> ``(chains, draws, *shape)``);
         names given by a :class:`~vbtjax.inference.Selection` are turned into leaf paths."""
         paths = _names_to_paths(network, list(samples), selection)
-        posterior = {paths[n]: np.asarray(v) for n, v in samples.items()}
+        posterior = {paths[n]: _map_to_leaf(v, n, network, selection) for n, v in samples.items()}
         return cls(network, posterior=posterior, **kwargs)
 
     # ------------------------------------------------------------------------------------------------------- use
@@ -475,6 +475,18 @@ def _names_to_paths(net: Network, names: Sequence[str], selection: Any) -> dict[
             if name in mapping:
                 mapping[name] = _leaf_path(net, p.where(net)) or name
     return mapping
+
+
+def _map_to_leaf(values: Any, name: str, net: Network, selection: Any) -> np.ndarray:
+    """Values of the parameter `name` ``(..., *shape)``; a parameter map's coefficients ``(..., K)`` become the
+    leaf's values ``(..., N)`` (``basis @ c``)."""
+    v = np.asarray(values)
+    if selection is None:
+        return v
+    for nm, p in zip(selection.names(net), selection.params, strict=True):
+        if nm == name and p.basis is not None:
+            return v @ np.asarray(p.basis, dtype=v.dtype).T
+    return v
 
 
 # ------------------------------------------------------------------------------------------------- batched runs

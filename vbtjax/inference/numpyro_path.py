@@ -55,8 +55,7 @@ def numpyro_model(posterior: Posterior):
             p = posterior.priors[name]
             d = p if _is_distribution(p) else p(lat)
             xs.append(numpyro.sample(name, _site_distribution(d, shapes[name])))
-        leaves = posterior.selection._leaves(posterior.net)
-        xs = tuple(jnp.asarray(x).astype(leaf.dtype) for x, leaf in zip(xs, leaves, strict=True))
+        xs = posterior.selection.to_leaves(posterior.net, xs)
         where = lambda n: tuple(p.where(n) for p in posterior.selection.params)  # noqa: E731
         net = eqx.tree_at(where, posterior.net, xs)
         if posterior.log_likelihood is not None:

@@ -8,6 +8,12 @@ a network, ``selection.apply(net, u)``, so that optimisers (Optax), samplers (Bl
 
 Constraints act elementwise, so a leaf may be a scalar or one value per region ``(N,)``, and so may ``Interval``'s
 bounds.
+
+A **parameter map** is a per-region leaf spanned by a few maps: ``Parameter(lambda net: net.model.a, basis=B)`` with
+``B`` ``(N, K)`` makes the parameter the ``K`` coefficients ``c`` and sets the leaf to ``B @ c`` (a gradient of
+excitability along a myelin or connectivity map, say: ``B = [1, map]``). The constraint and the prior act on the
+coefficients; the same selection serves fitting, NUTS, simulation budgets and twins (``vbt.sweep`` sets whole leaves:
+give it the leaf values ``basis @ c``).
 """
 
 from __future__ import annotations
@@ -176,11 +182,15 @@ class Parameter(eqx.Module):
       ``lambda net: net.model.eta`` (scalar or per-region ``(N,)``), ``lambda net: net.speed``.
     - `constraint`: :class:`Real` (default), :class:`Positive` or :class:`Interval`.
     - `name`: name used in results and histories; default: the leaf's path in the network, e.g. ``"coupling.a"``.
+    - `basis`: ``None`` (the parameter is the leaf itself) or a parameter map's basis ``(N, K)``: the parameter is
+      then ``K`` coefficients ``c`` (constrained by `constraint`, shaped ``(K,)``) and the leaf ``(N,)`` is
+      ``basis @ c``. A network's current leaf is read back as the least-squares coefficients.
     """
 
     where: Callable[[Any], Array] = eqx.field(static=True)
     constraint: AbstractConstraint = eqx.field(default_factory=Real)
     name: str | None = eqx.field(default=None, static=True)
+    basis: Array | None = eqx.field(default=None, converter=lambda b: None if b is None else as_float_array(b))
 
     def __check_init__(self):
         if not callable(self.where):
@@ -192,6 +202,26 @@ class Parameter(eqx.Module):
                 "Parameter: constraint must be Real(), Positive() or Interval(lo, hi), got "
                 f"{type(self.constraint).__name__}."
             )
+        if self.basis is not None and is_concrete(self.basis):
+            b = np.asarray(self.basis)
+            if b.ndim != 2 or b.shape[1] < 1:
+                raise ValueError(f"Parameter: basis must be (N, K), one column per map, got shape {b.shape}.")
+            if not np.all(np.isfinite(b)):
+                raise ValueError("Parameter: basis contains NaN or inf.")
+            if np.linalg.matrix_rank(b) < b.shape[1]:
+                raise ValueError(
+                    f"Parameter: the {b.shape[1]} columns of basis are linearly dependent; drop the redundant maps."
+                )
+
+    def to_leaf(self, c: Array) -> Array:
+        """The leaf value of the (constrained) parameter value ``c``: ``basis @ c``, or ``c`` without a basis."""
+        return c if self.basis is None else self.basis.astype(jnp.result_type(c)) @ c
+
+    def from_leaf(self, x: Array) -> Array:
+        """The parameter value of a leaf ``x``: ``x``, or the least-squares coefficients of ``x`` on the basis."""
+        if self.basis is None:
+            return x
+        return jnp.linalg.lstsq(self.basis.astype(jnp.result_type(x)), jnp.broadcast_to(x, self.basis.shape[:1]))[0]
 
 
 def _leaf_path(net: Any, leaf: Any) -> str | None:
@@ -208,7 +238,8 @@ class Selection(eqx.Module):
     **Arguments:**
     - `params`: a sequence of :class:`Parameter`, each selecting a different array leaf.
 
-    The unconstrained values ``u`` are a tuple of arrays, one per parameter, in order, each shaped as its leaf.
+    The unconstrained values ``u`` are a tuple of arrays, one per parameter, in order, each shaped as its leaf (as its
+    coefficients ``(K,)`` for a parameter map).
     ``apply``, ``log_det_jacobian`` and the constraints work under ``jax.jit``, ``jax.grad`` and ``jax.vmap``.
     """
 
@@ -240,6 +271,12 @@ class Selection(eqx.Module):
                     f"Selection: parameter {i} ({p.name or 'unnamed'}): where must select a floating array leaf of "
                     f"the network (e.g. lambda net: net.coupling.a), got {type(x).__name__}."
                 )
+            if p.basis is not None and x.shape != (p.basis.shape[0],):
+                raise ValueError(
+                    f"Selection: parameter {i} ({p.name or 'unnamed'}): its basis has {p.basis.shape[0]} rows but the "
+                    f"leaf has shape {x.shape}; a parameter map needs a per-region leaf, one basis row per region "
+                    "(make a scalar leaf per-region first: eqx.tree_at(where, net, jnp.full(N, value)))."
+                )
             leaves.append(x)
         ids = [id(x) for x in leaves]
         if len(set(ids)) != len(ids):
@@ -270,16 +307,41 @@ class Selection(eqx.Module):
         """Validate the selection against ``net`` (leaves exist, are distinct, and lie in their supports);
         returns the names."""
         names = self.names(net)
-        for p, name, x in zip(self.params, names, self._leaves(net), strict=True):
+        for p, name, x in zip(self.params, names, self._coordinates(net), strict=True):
             if is_concrete(x):
                 p.constraint.check(x, f"Selection: parameter {name!r}")
         return names
+
+    def _coordinates(self, net: Any) -> list[Array]:
+        """The parameters' values in ``net``: each leaf, or a parameter map's coefficients."""
+        return [p.from_leaf(x) for p, x in zip(self.params, self._leaves(net), strict=True)]
+
+    def shapes(self, net: Any) -> tuple[tuple[int, ...], ...]:
+        """The shape of each parameter: its leaf's, or ``(K,)`` for a parameter map."""
+        return tuple(
+            tuple(x.shape) if p.basis is None else (int(p.basis.shape[1]),)
+            for p, x in zip(self.params, self._leaves(net), strict=True)
+        )
+
+    def to_leaves(self, net: Any, xs: Sequence[ArrayLike]) -> tuple[Array, ...]:
+        """Constrained parameter values ``xs`` (one per parameter) -> the leaf values they set in ``net``, checked
+        against the leaves' shapes and cast to their dtypes."""
+        leaves = self._leaves(net)
+        out = []
+        for i, (p, x, leaf) in enumerate(zip(self.params, xs, leaves, strict=True)):
+            v = p.to_leaf(jnp.asarray(x))
+            if v.shape != leaf.shape:
+                raise ValueError(
+                    f"Selection.apply: parameter {i} has shape {v.shape} but its leaf has shape {leaf.shape}."
+                )
+            out.append(v.astype(leaf.dtype))
+        return tuple(out)
 
     def init_unconstrained(self, net: Any) -> tuple[Array, ...]:
         """The unconstrained values of the parameters currently in ``net``; raises ``ValueError`` when a value lies
         outside its constraint's support."""
         self.check(net)
-        return tuple(p.constraint.inverse(x) for p, x in zip(self.params, self._leaves(net), strict=True))
+        return tuple(p.constraint.inverse(x) for p, x in zip(self.params, self._coordinates(net), strict=True))
 
     def constrained(self, u: Sequence[ArrayLike]) -> tuple[Array, ...]:
         """The constrained values ``forward(u)``, one per parameter."""
@@ -287,21 +349,15 @@ class Selection(eqx.Module):
         return tuple(p.constraint.forward(ui) for p, ui in zip(self.params, u, strict=True))
 
     def apply(self, net: Any, u: Sequence[ArrayLike]) -> Any:
-        """``net`` with every selected leaf replaced by its constrained value ``forward(u_i)``."""
-        xs = self.constrained(u)
-        leaves = self._leaves(net)
-        for name_i, (x, leaf) in enumerate(zip(xs, leaves, strict=True)):
-            if x.shape != leaf.shape:
-                raise ValueError(
-                    f"Selection.apply: parameter {name_i} has shape {x.shape} but its leaf has shape {leaf.shape}."
-                )
-        xs = tuple(x.astype(leaf.dtype) for x, leaf in zip(xs, leaves, strict=True))
+        """``net`` with every selected leaf replaced by its constrained value ``forward(u_i)`` (``basis @
+        forward(u_i)`` for a parameter map)."""
+        xs = self.to_leaves(net, self.constrained(u))
         where = lambda n: tuple(p.where(n) for p in self.params)  # noqa: E731
         return eqx.tree_at(where, net, xs)
 
     def values(self, net: Any) -> dict[str, Array]:
-        """The selected (constrained) values in ``net``, by name."""
-        return dict(zip(self.names(net), self._leaves(net), strict=True))
+        """The selected (constrained) values in ``net``, by name (a parameter map's coefficients)."""
+        return dict(zip(self.names(net), self._coordinates(net), strict=True))
 
     def log_det_jacobian(self, u: Sequence[ArrayLike]) -> Array:
         """Sum of the constraints' log-Jacobians at ``u`` (scalar)."""

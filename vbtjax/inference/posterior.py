@@ -126,8 +126,7 @@ class Posterior(eqx.Module):
                 )
         if log_likelihood is not None and not callable(log_likelihood):
             raise TypeError("Posterior: log_likelihood must be a function (net, latents) -> scalar, or None.")
-        leaves = selection._leaves(net)
-        shapes = tuple(tuple(x.shape) for x in leaves) + tuple(lat.value_shape() for lat in latents.values())
+        shapes = selection.shapes(net) + tuple(lat.value_shape() for lat in latents.values())
         self.net = net
         self.selection = selection
         self.priors = priors

@@ -270,6 +270,7 @@ def simulate_budget(
     constrained = jax.jit(jax.vmap(prior.constrained))
     # by name: a dict returned from jit comes back with its keys sorted, not in the selection's order
     values = {c: _by_name(constrained(jnp.asarray(u)), prior.names) for c, u in draws.items()}
+    values = {c: _leaf_values(prior, v) for c, v in values.items()}
     runner = None
     if todo:
         all_vals = tuple(np.concatenate([values[c][i] for c in todo]) for i in range(len(prior.names)))
@@ -325,6 +326,15 @@ def simulate_budget(
         info,
         np.concatenate(parts["finite"]),
     )
+
+
+def _leaf_values(prior: Any, values: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Per-parameter draws ``(m, *shape)`` -> the values of their leaves (a parameter map's ``basis @ c``)."""
+    out = list(values)
+    for i, p in enumerate(prior.selection.params):
+        if p.basis is not None:
+            out[i] = out[i] @ np.asarray(p.basis, dtype=out[i].dtype).T
+    return tuple(out)
 
 
 def _by_name(values, names):

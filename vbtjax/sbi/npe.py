@@ -276,6 +276,10 @@ def _encode_prior(prior: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
             encode(p.constraint, arrays, f"prior.constraint.{i}") for i, p in enumerate(prior.selection.params)
         ],
         "priors": {name: _encode_dist(prior.priors[name], arrays, f"prior.dist.{name}") for name in prior.names},
+        "bases": [
+            None if p.basis is None else encode(p.basis, arrays, f"prior.basis.{i}")
+            for i, p in enumerate(prior.selection.params)
+        ],
     }
 
 
@@ -286,11 +290,15 @@ def _decode_prior(desc: Mapping[str, Any], arrays: dict[str, np.ndarray], trust)
 
     net = decode(desc["network"], arrays, trust, "prior.network")
     params = []
-    for path, name, cons in zip(desc["paths"], desc["names"], desc["constraints"], strict=True):
+    bases = desc.get("bases") or [None] * len(desc["paths"])  # estimators saved before parameter maps: none
+    for path, name, cons, basis in zip(desc["paths"], desc["names"], desc["constraints"], bases, strict=True):
         constraint = decode(cons, arrays, trust, "prior.constraint")
         params.append(
             Parameter(
-                where=lambda n, p=path: get_leaf(n, p), constraint=constraint, name=None if name == path else name
+                where=lambda n, p=path: get_leaf(n, p),
+                constraint=constraint,
+                name=None if name == path else name,
+                basis=None if basis is None else decode(basis, arrays, trust, "prior.basis"),
             )
         )
     priors = {name: _decode_dist(d, arrays) for name, d in desc["priors"].items()}

@@ -25,7 +25,9 @@ its upper triangle, its correlation with ``log1p(SC)``, the FC of strongly minus
 largest eigenvalues / N) and, with ``features="fc+fcd"``, of the FCD (mean, sd and quantiles of the correlations
 between the FCs of sliding windows that do not overlap). The summaries depend on the length of the series (the
 sampling noise of a correlation is about ``1 / sqrt(T)``), so simulate as many volumes (`n_samples`) at the
-observation's TR as the observation has.
+observation's TR as the observation has. With ``a_map``, ``model.a`` is a parameter map ``a0 + a1 z`` over a
+z-scored regional map ``z`` (``Parameter(basis=...)``), and the features gain the map's correlation with the regions'
+mean FC and BOLD log sd.
 """
 
 from __future__ import annotations
@@ -239,15 +241,25 @@ def resting_state_problem(
     fcd_step: int | None = None,
     coupling_max: float = 2e-3,
     a_range: tuple[float, float] = (-1e-4, 2e-5),
+    a_map: Any = None,
+    a_slope_max: float | None = None,
     spec: Mapping[str, Any] | None = None,
 ) -> Problem:
     """Resting-state FC as an SBI problem (see the module docstring): global coupling ``coupling.a`` and the
-    (scalar) bifurcation parameter ``model.a`` of the SupHopf network from FC (and FCD) summaries.
+    bifurcation parameter ``model.a`` of the SupHopf network (scalar, or a parameter map) from FC (and FCD)
+    summaries.
 
     **Arguments:** `connectome` (default: the embedded HCP subject 101309's), `tr` (ms) and `n_samples` (volumes) of
     the simulated BOLD, `dt` (ms, default :func:`~vbtjax.inference.resting_state.default_dt`; must divide `tr`),
     `features` ``"fc"`` or ``"fc+fcd"``, `fcd_window` / `fcd_step` in volumes (default: 60 s windows, a quarter
-    window apart), the prior ranges."""
+    window apart), the prior ranges.
+
+    `a_map`: ``None`` (one ``model.a`` for all regions), ``"strength"`` (the log node strength of the connectome)
+    or a map ``(N,)`` (e.g. a T1w/T2w myelin map): ``model.a`` of region ``i`` is then ``a0 + a1 z_i`` with ``z``
+    the map z-scored over regions; the parameter ``model.a`` is ``(a0, a1)`` with ``a0 ~ Uniform(*a_range)`` and
+    ``a1 ~ Uniform(-a_slope_max, a_slope_max)`` (1/ms per sd of the map; default a quarter of `a_range`'s width),
+    and two features are added: the correlation over regions of ``z`` with each region's mean FC
+    (``fc_node_map_corr``) and, with the FCD, with the log sd of its BOLD (``sd_map_corr``)."""
     import numpyro.distributions as dist
 
     from .. import features as F
@@ -285,29 +297,51 @@ def resting_state_problem(
         )
     import equinox as eqx
 
-    net = eqx.tree_at(lambda m: m.model.a, net, jnp.asarray(float(np.mean(a_range)), net.model.a.dtype))
     lo, hi = (float(v) for v in a_range)
-    sel = Selection(
-        [
-            Parameter(lambda m: m.coupling.a, Interval(0.0, float(coupling_max)), name="coupling.a"),
-            Parameter(lambda m: m.model.a, Interval(lo, hi), name="model.a"),
-        ]
-    )
-    prior = Posterior(
-        net, sel, {"coupling.a": dist.Uniform(0.0, float(coupling_max)), "model.a": dist.Uniform(lo, hi)}, None
-    )
+    if not lo < hi:
+        raise ValueError(f"resting_state_problem: a_range must be (low, high) with low < high, got {a_range}.")
     w = np.asarray(net.connectome.weights, dtype=float)
     n = w.shape[0]
+    z = _map_scores(a_map, w)
+    if z is None:
+        a_param = Parameter(lambda m: m.model.a, Interval(lo, hi), name="model.a")
+        a_prior = dist.Uniform(lo, hi)
+        a0 = jnp.asarray(0.5 * (lo + hi), net.model.a.dtype)
+        map_spec = None
+    else:
+        s1 = 0.25 * (hi - lo) if a_slope_max is None else float(a_slope_max)
+        if not (s1 > 0 and math.isfinite(s1)):
+            raise ValueError(f"resting_state_problem: a_slope_max must be a positive number, got {a_slope_max}.")
+        b_lo, b_hi = np.asarray([lo, -s1]), np.asarray([hi, s1])
+        basis = np.stack([np.ones(n), z], axis=1)
+        a_param = Parameter(lambda m: m.model.a, Interval(b_lo, b_hi), name="model.a", basis=basis)
+        a_prior = dist.Uniform(jnp.asarray(b_lo), jnp.asarray(b_hi))
+        a0 = jnp.full((n,), 0.5 * (lo + hi), net.model.a.dtype)
+        map_spec = a_map if isinstance(a_map, str) else np.asarray(a_map, dtype=float).tolist()
+    net = eqx.tree_at(lambda m: m.model.a, net, a0)
+    sel = Selection([Parameter(lambda m: m.coupling.a, Interval(0.0, float(coupling_max)), name="coupling.a"), a_param])
+    prior = Posterior(net, sel, {"coupling.a": dist.Uniform(0.0, float(coupling_max)), "model.a": a_prior}, None)
     iu = np.triu_indices(n, 1)
     lsc = np.log1p(w[iu])
     log_sc = jnp.asarray(lsc)
     strong = jnp.asarray(lsc > np.median(lsc))
 
-    def summaries(bold_tn):
-        fc = F.fc(bold_tn)
+    zj = None if z is None else jnp.asarray(z)
+
+    def fc_features(fc):
         out = _fc_summaries(fc, log_sc.astype(fc.dtype), strong)
+        if zj is not None:
+            node = (jnp.sum(fc, axis=1) - jnp.diagonal(fc)) / (n - 1)
+            out = jnp.concatenate([out, _corr(node, zj.astype(fc.dtype))[None]])
+        return out
+
+    def summaries(bold_tn):
+        out = fc_features(F.fc(bold_tn))
         if use_fcd:
             out = jnp.concatenate([out, _fcd_summaries(bold_tn, window, step)])
+            if zj is not None:
+                log_sd = jnp.log(jnp.std(bold_tn, axis=0))
+                out = jnp.concatenate([out, _corr(log_sd, zj.astype(bold_tn.dtype))[None]])
         return out
 
     def run(m, key):
@@ -330,7 +364,7 @@ def resting_state_problem(
                     "the observation is an FC matrix, but the features include the FCD, which needs the BOLD time "
                     "series; give the BOLD (regions, time) or build the budget with features 'fc'"
                 )
-            return np.asarray(_fc_summaries(jnp.asarray(x), log_sc, strong))
+            return np.asarray(fc_features(jnp.asarray(x)))
         if x.shape[0] != n:
             raise ValueError(f"the BOLD has shape {x.shape}; expected (regions, time) = ({n}, T): transpose it.")
         if not np.all(np.isfinite(x)) or np.any(np.std(x, axis=1) == 0):
@@ -347,8 +381,12 @@ def resting_state_problem(
         "coupling_max": float(coupling_max),
         "a_range": [lo, hi],
     }
+    if map_spec is not None:
+        full_spec.update({"a_map": map_spec, "a_slope_max": s1})
     full_spec.update(dict(spec or {}))
-    names = FC_FEATURES + (FCD_FEATURES if use_fcd else ())
+    map_fc = () if z is None else ("fc_node_map_corr",)
+    map_fcd = () if z is None else ("sd_map_corr",)
+    names = FC_FEATURES + map_fc + ((FCD_FEATURES + map_fcd) if use_fcd else ())
     labels = tuple(connectome.labels) if connectome.labels is not None else tuple(f"region {i}" for i in range(n))
     return Problem(
         "resting-state",
@@ -360,8 +398,34 @@ def resting_state_problem(
         observe,
         labels=labels,
         batch_size=16,
-        extra={"connectome": connectome, "summaries": summ_jit},
+        extra={"connectome": connectome, "summaries": summ_jit, "map": z},
     )
+
+
+def _corr(a: jax.Array, b: jax.Array) -> jax.Array:
+    a = a - a.mean()
+    b = b - b.mean()
+    return jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
+
+
+def _map_scores(a_map: Any, weights: np.ndarray) -> np.ndarray | None:
+    """The z-scored map ``(N,)`` of `a_map` (None, ``"strength"`` or an array), or None."""
+    if a_map is None:
+        return None
+    n = weights.shape[0]
+    if isinstance(a_map, str):
+        if a_map != "strength":
+            raise ValueError(
+                f"resting_state_problem: a_map must be None, 'strength' or an array ({n},), got {a_map!r}."
+            )
+        m = np.log(weights.sum(axis=1) + 1e-12 * max(weights.sum(), 1e-300))
+    else:
+        m = np.asarray(a_map, dtype=float)
+        if m.shape != (n,):
+            raise ValueError(f"resting_state_problem: a_map must have one value per region ({n},), got {m.shape}.")
+    if not np.all(np.isfinite(m)) or np.std(m) == 0:
+        raise ValueError("resting_state_problem: a_map must be finite and not constant over regions.")
+    return (m - m.mean()) / m.std()
 
 
 # ------------------------------------------------------------------------------------------------------- from spec
@@ -395,7 +459,7 @@ def problem_from_spec(name: str, spec: Mapping[str, Any]) -> Problem:
             kw["x0_prior"] = tuple(spec["x0_prior"])
         return vep_problem(conn, gain, contacts=contacts, spec=spec, **kw)
     if name == "resting-state":
-        keys = ("tr", "n_samples", "dt", "features", "fcd_window", "fcd_step", "coupling_max")
+        keys = ("tr", "n_samples", "dt", "features", "fcd_window", "fcd_step", "coupling_max", "a_map", "a_slope_max")
         kw = {k: spec[k] for k in keys if k in spec}
         if "a_range" in spec:
             kw["a_range"] = tuple(spec["a_range"])
