@@ -329,7 +329,7 @@ def test_sbc_network_calibrated_and_negative_control(tmp_path):
     overconfident posterior, z-scores of sd ~1.9): its Bonferroni-adjusted smallest p must be < 1e-4 (measured:
     ~1e-12 with these seeds, so the margin is wide)."""
     prior, simulate_data, make_posterior = network_setup()
-    kw = dict(key=jax.random.key(0), n_replicates=100, num_chains=2, num_warmup=200, num_samples=200, progress=False)
+    kw = dict(key=jax.random.key(0), n_replicates=100, num_chains=2, num_warmup=150, num_samples=150, progress=False)
     good = sbc(make_posterior(SIGMA), simulate_data, prior, **kw)
     print(good.report(), f"{good.seconds:.0f} s")
     good.plot(tmp_path / "sbc_network.png")
