@@ -480,13 +480,11 @@ def _names_to_paths(net: Network, names: Sequence[str], selection: Any) -> dict[
 def _map_to_leaf(values: Any, name: str, net: Network, selection: Any) -> np.ndarray:
     """Values of the parameter `name` ``(..., *shape)``; a parameter map's coefficients ``(..., K)`` become the
     leaf's values ``(..., N)`` (``basis @ c``)."""
-    v = np.asarray(values)
-    if selection is None:
-        return v
-    for nm, p in zip(selection.names(net), selection.params, strict=True):
-        if nm == name and p.basis is not None:
-            return v @ np.asarray(p.basis, dtype=v.dtype).T
-    return v
+    if selection is not None:
+        for nm, p in zip(selection.names(net), selection.params, strict=True):
+            if nm == name:
+                return np.asarray(p.to_leaf(values))
+    return np.asarray(values)
 
 
 # ------------------------------------------------------------------------------------------------- batched runs

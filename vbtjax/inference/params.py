@@ -213,15 +213,15 @@ class Parameter(eqx.Module):
                     f"Parameter: the {b.shape[1]} columns of basis are linearly dependent; drop the redundant maps."
                 )
 
-    def to_leaf(self, c: Array) -> Array:
-        """The leaf value of the (constrained) parameter value ``c``: ``basis @ c``, or ``c`` without a basis."""
-        return c if self.basis is None else self.basis.astype(jnp.result_type(c)) @ c
+    def to_leaf(self, c: ArrayLike) -> Array:
+        """The leaf value of the (constrained) parameter value ``c``: ``basis @ c`` (``c`` may carry batch axes
+        ``(..., K)`` -> ``(..., N)``), or ``c`` without a basis."""
+        c = jnp.asarray(c)
+        return c if self.basis is None else c @ self.basis.T.astype(c.dtype)
 
     def from_leaf(self, x: Array) -> Array:
-        """The parameter value of a leaf ``x``: ``x``, or the least-squares coefficients of ``x`` on the basis."""
-        if self.basis is None:
-            return x
-        return jnp.linalg.lstsq(self.basis.astype(jnp.result_type(x)), jnp.broadcast_to(x, self.basis.shape[:1]))[0]
+        """The parameter value of a leaf ``x`` ``(N,)``: ``x``, or its least-squares coefficients on the basis."""
+        return x if self.basis is None else jnp.linalg.lstsq(self.basis.astype(x.dtype), x)[0]
 
 
 def _leaf_path(net: Any, leaf: Any) -> str | None:
@@ -329,7 +329,7 @@ class Selection(eqx.Module):
         leaves = self._leaves(net)
         out = []
         for i, (p, x, leaf) in enumerate(zip(self.params, xs, leaves, strict=True)):
-            v = p.to_leaf(jnp.asarray(x))
+            v = p.to_leaf(x)
             if v.shape != leaf.shape:
                 raise ValueError(
                     f"Selection.apply: parameter {i} has shape {v.shape} but its leaf has shape {leaf.shape}."

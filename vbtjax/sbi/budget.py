@@ -330,11 +330,7 @@ def simulate_budget(
 
 def _leaf_values(prior: Any, values: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
     """Per-parameter draws ``(m, *shape)`` -> the values of their leaves (a parameter map's ``basis @ c``)."""
-    out = list(values)
-    for i, p in enumerate(prior.selection.params):
-        if p.basis is not None:
-            out[i] = out[i] @ np.asarray(p.basis, dtype=out[i].dtype).T
-    return tuple(out)
+    return tuple(np.asarray(p.to_leaf(v)) for p, v in zip(prior.selection.params, values, strict=True))
 
 
 def _by_name(values, names):

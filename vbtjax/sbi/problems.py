@@ -43,6 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..features import _pearson_last
+
 __all__ = ["Problem", "PROBLEMS", "vep_problem", "resting_state_problem", "problem_from_spec", "FC_FEATURES"]
 
 PROBLEMS = ("vep", "resting-state")
@@ -213,9 +215,7 @@ def _fc_summaries(fc: jax.Array, log_sc_upper: jax.Array, strong: jax.Array) -> 
     iu = np.triu_indices(n, 1)
     v = fc[iu]
     q = jnp.quantile(v, jnp.asarray([0.1, 0.5, 0.9]))
-    a = v - v.mean()
-    b = log_sc_upper - log_sc_upper.mean()
-    r = jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
+    r = _pearson_last(v, log_sc_upper)
     sw = jnp.sum(jnp.where(strong, v, 0.0)) / jnp.sum(strong) - jnp.sum(jnp.where(strong, 0.0, v)) / jnp.sum(~strong)
     eig = jnp.linalg.eigvalsh(0.5 * (fc + fc.T))[::-1][:3] / n
     return jnp.concatenate([jnp.stack([v.mean(), v.std()]), q, jnp.stack([r, sw]), eig])
@@ -332,7 +332,7 @@ def resting_state_problem(
         out = _fc_summaries(fc, log_sc.astype(fc.dtype), strong)
         if zj is not None:
             node = (jnp.sum(fc, axis=1) - jnp.diagonal(fc)) / (n - 1)
-            out = jnp.concatenate([out, _corr(node, zj.astype(fc.dtype))[None]])
+            out = jnp.concatenate([out, _pearson_last(node, zj.astype(fc.dtype))[None]])
         return out
 
     def summaries(bold_tn):
@@ -341,7 +341,7 @@ def resting_state_problem(
             out = jnp.concatenate([out, _fcd_summaries(bold_tn, window, step)])
             if zj is not None:
                 log_sd = jnp.log(jnp.std(bold_tn, axis=0))
-                out = jnp.concatenate([out, _corr(log_sd, zj.astype(bold_tn.dtype))[None]])
+                out = jnp.concatenate([out, _pearson_last(log_sd, zj.astype(bold_tn.dtype))[None]])
         return out
 
     def run(m, key):
@@ -400,12 +400,6 @@ def resting_state_problem(
         batch_size=16,
         extra={"connectome": connectome, "summaries": summ_jit, "map": z},
     )
-
-
-def _corr(a: jax.Array, b: jax.Array) -> jax.Array:
-    a = a - a.mean()
-    b = b - b.mean()
-    return jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
 
 
 def _map_scores(a_map: Any, weights: np.ndarray) -> np.ndarray | None:
