@@ -187,10 +187,11 @@ def test_fit_fc_bad_inputs():
 @pytest.mark.slow
 def test_fit_fc_beats_structural_baseline_on_hcp_subject():
     """The embedded HCP subject: the fitted model's FC correlates with the empirical FC better than log1p(SC)
-    (0.41), for every fresh noise realisation (float32, as users run it)."""
+    (0.41), for every fresh noise realisation (float32, as users run it): 10 Adam steps reach r 0.55-0.58 from
+    0.31-0.36 (20 steps: 0.64-0.66)."""
     with jax.enable_x64(False):
         data = vbt.datasets.hcp_subject("101309")
-        res = rs.fit_fc(data, steps=20, n_eval=3, key=jax.random.key(0), progress=False)
+        res = rs.fit_fc(data, steps=10, n_eval=3, key=jax.random.key(0), progress=False)
     r = np.asarray(res.r)
     assert np.all(r > data.sc_fc_correlation() + 0.05), (r, res.params)
     assert np.mean(r) > np.mean(np.asarray(res.r_start)) + 0.1

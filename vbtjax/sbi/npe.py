@@ -17,6 +17,7 @@ the prior: network, constraints and NumPyro priors, training history, provenance
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -540,39 +541,59 @@ def train_npe(
     return npe, history
 
 
+def _nll(p, static, zb, cb):
+    """Mean negative log density of the standardised parameters `zb` given the conditions `cb`."""
+    f, emb = eqx.combine(p, static)
+    if emb is not None:
+        emb = paramax.unwrap(emb)
+        cb = jax.vmap(emb)(cb)
+    return -jnp.mean(paramax.unwrap(f).log_prob(zb, cb))
+
+
+@functools.lru_cache(maxsize=16)
+def _optimiser(learning_rate: float, clip: float) -> optax.GradientTransformation:
+    """One optimiser object per setting, so that the jitted epoch below (which takes it as a static argument) is
+    compiled once for all members of an ensemble and for later trainings of the same shapes."""
+    return optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
+
+
+@eqx.filter_jit
+def _epoch(p, state, k, static, opt, z_tr, c_tr, bs: int):
+    """One pass over the training rows in minibatches of `bs` (a random permutation; the remainder is dropped)."""
+    n_tr = z_tr.shape[0]
+    n_batches = n_tr // bs
+    perm = jax.random.permutation(k, n_tr)[: n_batches * bs].reshape(n_batches, bs)
+
+    def step(carry, idx):
+        p, state = carry
+        loss, g = eqx.filter_value_and_grad(_nll)(p, static, z_tr[idx], c_tr[idx])
+        updates, state = opt.update(g, state, p)
+        return (eqx.apply_updates(p, updates), state), loss
+
+    (p, state), losses = jax.lax.scan(step, (p, state), perm)
+    return p, state, jnp.mean(losses)
+
+
+_val_loss = eqx.filter_jit(_nll)
+
+
 def _train_member(member, z_tr, c_tr, z_va, c_va, key, learning_rate, clip, batch_size, max_epochs, patience,
                   progress, desc):  # fmt: skip
-    """Adam on minibatches of one flow (and its embedding) with early stopping; ``(best (flow, emb), record)``."""
+    """Adam on minibatches of one flow (and its embedding) with early stopping; ``(best (flow, emb), record)``. The
+    data and the flow's structure are arguments of the jitted functions (not constants baked into them), so the
+    members of an ensemble share one compilation."""
     is_leaf = lambda v: isinstance(v, paramax.NonTrainable)  # noqa: E731
     trainable, static = eqx.partition(member, eqx.is_inexact_array, is_leaf=is_leaf)
-
-    def loss_fn(p, zb, cb):
-        f, emb = eqx.combine(p, static)
-        if emb is not None:
-            emb = paramax.unwrap(emb)
-            cb = jax.vmap(emb)(cb)
-        return -jnp.mean(paramax.unwrap(f).log_prob(zb, cb))
-
-    opt = optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
+    opt = _optimiser(float(learning_rate), float(clip))
     opt_state = opt.init(trainable)
-    n_tr = z_tr.shape[0]
-    bs = min(int(batch_size), n_tr)
-    n_batches = n_tr // bs
+    bs = min(int(batch_size), z_tr.shape[0])
 
-    @eqx.filter_jit
     def epoch(p, state, k):
-        perm = jax.random.permutation(k, n_tr)[: n_batches * bs].reshape(n_batches, bs)
+        return _epoch(p, state, k, static, opt, z_tr, c_tr, bs)
 
-        def step(carry, idx):
-            p, state = carry
-            loss, g = eqx.filter_value_and_grad(loss_fn)(p, z_tr[idx], c_tr[idx])
-            updates, state = opt.update(g, state, p)
-            return (eqx.apply_updates(p, updates), state), loss
+    def val(p):
+        return _val_loss(p, static, z_va, c_va)
 
-        (p, state), losses = jax.lax.scan(step, (p, state), perm)
-        return p, state, jnp.mean(losses)
-
-    val = eqx.filter_jit(lambda p: loss_fn(p, z_va, c_va))
     best, best_val, best_epoch = trainable, float(val(trainable)), 0
     train_hist, val_hist = [], []
     bar = None
