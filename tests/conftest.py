@@ -18,10 +18,10 @@ def shared_dir() -> Path:
     return SHARED
 
 
-# Files whose tests take minutes (measured with --durations), slowest first. With pytest-xdist's ``--dist loadfile``
-# the workers take whole files in collection order, so starting these first keeps one long file from running alone
-# at the end while the other worker idles (longest-processing-time-first scheduling). The order of the tests inside a
-# file is unchanged.
+# Files whose tests take minutes (measured with --durations), slowest first. The tests marked ``slow`` run first,
+# then these files' tests, then the rest: pytest-xdist hands the next test to whichever worker is free, so starting
+# the long ones first keeps one of them from running alone at the end while the other worker idles
+# (longest-processing-time-first scheduling). The order inside a file is otherwise unchanged.
 SLOW_FILES_FIRST = (
     "test_sbc.py",
     "test_vep.py",
@@ -36,4 +36,8 @@ SLOW_FILES_FIRST = (
 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: other files keep their order
+
+    def key(item):
+        return (item.get_closest_marker("slow") is None, rank.get(item.path.name, len(rank)))
+
+    items.sort(key=key)  # stable: the order is kept within each group

@@ -73,6 +73,7 @@ def test_resting_state_example(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_epilepsy_example(tmp_path):
     """A 20-region synthetic patient, short NUTS chains: the recommended surgery resects the true EZ and has the
     highest P(seizure-free); doing nothing or resecting a wrong region leaves the patient seizing."""

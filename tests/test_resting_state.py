@@ -147,6 +147,7 @@ def test_simulated_fc_is_a_function_of_the_key():
     assert x.shape == (200, 8) and bool(jnp.all(jnp.isfinite(x))) and float(jnp.std(x)) > 0
 
 
+@pytest.mark.slow
 def test_fit_fc_recovers_synthetic_coupling():
     """The FC of a known network (G = 1e-3 /ms, a = -2e-4 /ms; mean of 4 realisations) fitted from G = 3e-4: the
     coupling is recovered and the fitted FC matches better than the start. The tolerance reflects the loss: r(G)

@@ -186,6 +186,7 @@ def conjugate_posterior(noise):
     return make
 
 
+@pytest.mark.slow
 def test_sbc_conjugate_model_calibrated_and_negative_control():
     prior = conjugate_prior()
     kw = dict(key=jax.random.key(0), n_replicates=100, num_chains=2, num_warmup=150, num_samples=100, progress=False)

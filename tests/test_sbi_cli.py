@@ -34,6 +34,7 @@ def small_vep_connectome(tmp_path_factory):
     return path, int(np.flatnonzero(keep == 12)[0])
 
 
+@pytest.mark.slow
 def test_vep_simulate_resume_train_infer(small_vep_connectome, tmp_path, capsys):
     conn, ez = small_vep_connectome
     out = tmp_path / "p"

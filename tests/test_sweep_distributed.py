@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).parent
+# the processes of these tests find free ports: keep the tests on one pytest-xdist worker (``--dist loadgroup``)
+pytestmark = pytest.mark.xdist_group("distributed")
 
 jax.config.update("jax_enable_x64", True)
 

@@ -244,7 +244,7 @@ def test_cli_recovers_a_tvb_patient(tmp_path, conn, sensors):
     data = vep.synthetic_seeg(z["x1"][:50], gain, key=jax.random.key(4), samples_per_x1=32)
     vep.SEEGRecording(data, 256.0, [sensors.labels[c] for c in contacts]).save(tmp_path / "p4.npz")
     out = tmp_path / "out"
-    argv = ["vep", "--seeg", str(tmp_path / "p4.npz"), "--warmup", "40", "--samples", "40", "--out", str(out)]
+    argv = ["vep", "--seeg", str(tmp_path / "p4.npz"), "--warmup", "25", "--samples", "25", "--out", str(out)]
     assert main([*argv, "--quiet", "--no-plot", "--resection-draws", "20"]) == 0
     ranking = json.loads((out / "ranking.json").read_text())
     assert {r["index"] for r in ranking[: len(ez)]} == set(ez), ranking[:4]

@@ -663,7 +663,7 @@ def posterior_mode(posterior: Posterior, *, init: Any = None, steps: int = 200) 
     losses = jnp.concatenate([r[1] for r in results])
     losses = jnp.where(jnp.isfinite(losses), losses, jnp.inf)
     u = us[int(jnp.argmin(losses))]
-    hess = jax.hessian(fun)(u)
+    hess = jax.jit(jax.hessian(fun))(u)  # jitted: evaluated op by op it took longer than the whole search
     return u, 0.5 * (hess + hess.T)
 
 

@@ -298,17 +298,17 @@ def nuts(
     def chain_step(chain: _Chain, key_c, s, step_size, imm):
         return _chain_step(kernel, logdensity, depth, dtype, chain, key_c, s, step_size, imm)
 
-    def warm_one(carry, xs):
-        chain, a, key_c = carry
+    def one_step(carry, xs, warm):
+        # warmup and sampling share this body (and so one compilation of the kernel and the log density's
+        # gradient): in warmup the step size and mass matrix come from the adaptation state, which is updated; in
+        # sampling they are the fixed ones in the carry and the adaptation state is left as it is
+        chain, a, key_c, eps_fixed, imm_fixed = carry
         s, slow, end = xs
-        chain, info, acc = chain_step(chain, key_c, s, jnp.exp(a.log_eps), a.imm)
-        a = _adapt_update(a, chain.position, acc, slow, end, target_accept, adapt_mass_matrix)
-        out = {"step_size": jnp.exp(a.log_eps), "acceptance_rate": acc, "diverging": info.is_divergent}
-        return (chain, a, key_c), out
-
-    def sample_one(carry, s):
-        chain, key_c, step_size, imm = carry
-        chain, info, acc = chain_step(chain, key_c, s, step_size, imm)
+        eps = jnp.where(warm, jnp.exp(a.log_eps), eps_fixed)
+        imm = jnp.where(warm, a.imm, imm_fixed)
+        chain, info, acc = chain_step(chain, key_c, s, eps, imm)
+        adapted = _adapt_update(a, chain.position, acc, slow, end, target_accept, adapt_mass_matrix)
+        a = jax.tree.map(lambda new, old: jnp.where(warm, new, old), adapted, a)
         out = {
             "position": chain.position,
             "diverging": info.is_divergent,
@@ -317,24 +317,17 @@ def nuts(
             "tree_depth": info.num_trajectory_expansions,
             "lp": chain.logdensity,
             "energy": info.energy,
+            "step_size": jnp.where(warm, jnp.exp(a.log_eps), eps_fixed),
         }
-        return (chain, key_c, step_size, imm), out
+        return (chain, a, key_c, eps_fixed, imm_fixed), out
 
     @jax.jit
-    def warm_block(chains, adapt, keys, steps, slow, end):
-        def per_chain(chain, a, key_c):
-            (chain, a, _), out = jax.lax.scan(warm_one, (chain, a, key_c), (steps, slow, end))
-            return chain, a, out
+    def run_block(chains, adapt, keys, steps, slow, end, warm, eps_fixed, imm_fixed):
+        def per_chain(chain, a, key_c, e, im):
+            carry, out = jax.lax.scan(lambda c, xs: one_step(c, xs, warm), (chain, a, key_c, e, im), (steps, slow, end))
+            return carry[0], carry[1], out
 
-        return jax.vmap(per_chain)(chains, adapt, keys)
-
-    @jax.jit
-    def sample_block(chains, keys, step_size, imm, steps):
-        def per_chain(chain, key_c, ss, im):
-            (chain, *_), out = jax.lax.scan(sample_one, (chain, key_c, ss, im), steps)
-            return chain, out
-
-        return jax.vmap(per_chain)(chains, keys, step_size, imm)
+        return jax.vmap(per_chain)(chains, adapt, keys, eps_fixed, imm_fixed)
 
     keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(num_chains))
     settings = {
@@ -355,7 +348,7 @@ def nuts(
     if checkpoint is not None:
         # identifies the target: the starting points and the log density there (a checkpoint of another target or
         # other data must not be continued)
-        lp0 = np.asarray(jax.vmap(logdensity)(u0), dtype=float)
+        lp0 = np.asarray(jax.jit(jax.vmap(logdensity))(u0), dtype=float)
         settings["fingerprint"] = [float(np.round(np.sum(np.asarray(u0, dtype=float)), 6))] + [
             float(f"{v:.7g}") for v in lp0
         ]
@@ -388,7 +381,7 @@ def nuts(
                 if f"samp_{k}" in z.files and z[f"samp_{k}"].shape[1]:
                     samp_out[k].append(z[f"samp_{k}"])
     else:
-        init_state = jax.vmap(lambda u: blackjax.nuts.init(u, logdensity))(u0)
+        init_state = jax.jit(jax.vmap(lambda u: blackjax.nuts.init(u, logdensity)))(u0)  # jitted: op by op is slow
         if not bool(jnp.all(jnp.isfinite(init_state.logdensity))) or bool(jnp.any(init_state.logdensity <= -1e29)):
             raise ValueError(
                 "nuts: the log density is -inf or NaN at the initial positions; start inside the prior's support "
@@ -439,9 +432,9 @@ def nuts(
             if step < num_warmup:
                 stop = min(num_warmup, (step // checkpoint_every + 1) * checkpoint_every)
                 steps = jnp.arange(step, stop)
-                chains, adapt, out = warm_block(
-                    chains, adapt, keys, steps, jnp.asarray(slow_np[step:stop]), jnp.asarray(end_np[step:stop])
-                )
+                slow, end = jnp.asarray(slow_np[step:stop]), jnp.asarray(end_np[step:stop])
+                eps_now = jnp.exp(adapt.log_eps)
+                chains, adapt, out = run_block(chains, adapt, keys, steps, slow, end, True, eps_now, adapt.imm)
                 for k in warm_out:
                     warm_out[k].append(np.asarray(out[k]))
                 phase = "warmup"
@@ -451,7 +444,9 @@ def nuts(
             else:
                 stop = min(total, num_warmup + ((step - num_warmup) // checkpoint_every + 1) * checkpoint_every)
                 steps = jnp.arange(step, stop)
-                chains, out = sample_block(chains, keys, _final_eps(adapt, num_warmup), adapt.imm, steps)
+                off = jnp.zeros(steps.shape, bool)
+                eps_fixed = jnp.broadcast_to(_final_eps(adapt, num_warmup), (num_chains,))
+                chains, _, out = run_block(chains, adapt, keys, steps, off, off, False, eps_fixed, adapt.imm)
                 for k in samp_out:
                     samp_out[k].append(np.asarray(out[k]))
                 phase = "sampling"

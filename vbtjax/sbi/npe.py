@@ -502,7 +502,7 @@ def train_npe(
     z = jnp.asarray((u - u_mean) / u_std, dtype)
     c = npe._standardise(jnp.asarray(x, dtype))  # standardised (projected) features, fixed during training
     t0 = time.perf_counter()
-    trained, records = [], []
+    trained, records, like = [], [], None
     for m in range(M):
         lo = (n - (m + 1) * n_val) % n  # member m validates on rows lo .. lo + n_val (cyclically)
         val_idx = (lo + np.arange(n_val)) % n
@@ -514,8 +514,10 @@ def train_npe(
         desc = "train NPE" if M == 1 else f"train NPE {m + 1}/{M}"
         best, rec = _train_member(
             member, z[tr_idx], c[tr_idx], z[val_idx], c[val_idx], k_m, learning_rate, clip, batch_size, max_epochs,
-            patience, progress, desc,
+            patience, progress, desc, like,
         )  # fmt: skip
+        if like is None:
+            like = eqx.partition(best, eqx.is_inexact_array, is_leaf=lambda v: isinstance(v, paramax.NonTrainable))[1]
         trained.append(best)
         records.append(rec)
     npe = eqx.tree_at(
@@ -578,12 +580,17 @@ _val_loss = eqx.filter_jit(_nll)
 
 
 def _train_member(member, z_tr, c_tr, z_va, c_va, key, learning_rate, clip, batch_size, max_epochs, patience,
-                  progress, desc):  # fmt: skip
+                  progress, desc, like=None):  # fmt: skip
     """Adam on minibatches of one flow (and its embedding) with early stopping; ``(best (flow, emb), record)``. The
     data and the flow's structure are arguments of the jitted functions (not constants baked into them), so the
-    members of an ensemble share one compilation."""
+    members of an ensemble share one compilation (`like`: the static part of the first member, whose functions are
+    reused)."""
     is_leaf = lambda v: isinstance(v, paramax.NonTrainable)  # noqa: E731
     trainable, static = eqx.partition(member, eqx.is_inexact_array, is_leaf=is_leaf)
+    if like is not None:
+        # flowjax gives every flow its own constructor closures (equivalent for flows of one configuration), which
+        # would make each member a new static argument and so a new compilation: use the first member's
+        static = jax.tree.map(lambda mine, first: first if callable(first) else mine, static, like)
     opt = _optimiser(float(learning_rate), float(clip))
     opt_state = opt.init(trainable)
     bs = min(int(batch_size), z_tr.shape[0])
