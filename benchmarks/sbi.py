@@ -74,6 +74,10 @@ def main() -> int:
     ap.add_argument("--rs-n", type=int, default=16)
     ap.add_argument("--rs-volumes", type=int, default=1200)
     ap.add_argument("--epochs", type=int, default=50, help="training epochs at most (50)")
+    ap.add_argument(
+        "--ensemble", type=int, default=4, help="flows in the VEP estimator's mixture (4, as examples/sbi_vep.py)"
+    )
+    ap.add_argument("--pca", type=int, default=64, help="principal components the VEP flows see (64, as the example)")
     ap.add_argument("--no-write", action="store_true", help="do not write sbi_output.txt / sbi_results.json")
     args = ap.parse_args()
 
@@ -114,15 +118,17 @@ def main() -> int:
         key=jax.random.key(1),
         layers=4,
         width=64,
-        embedding=64,
+        pca=args.pca,
+        ensemble=args.ensemble,
         max_epochs=args.epochs,
         patience=20,
         progress=False,
     )
-    ep = len(hist["val_loss"])
+    ep = int(np.sum(hist["member_epochs"]))
     say(
-        f"training (nsf 4 x 64, embedding 64, {hist['n_train']} sims): {hist['seconds']:.1f} s, {ep} epochs "
-        f"({hist['seconds'] / ep:.2f} s/epoch, compilation included), best epoch {hist['best_epoch']}"
+        f"training (ensemble of {args.ensemble} nsf 4 x 64 on {args.pca} principal components, "
+        f"{hist['n_train']} sims): {hist['seconds']:.1f} s, {ep} epochs over the members "
+        f"({hist['seconds'] / ep:.2f} s/epoch, compilation included), best epochs {hist['member_best_epoch'].tolist()}"
     )
     x = problem.observe(patient.recording)
     first, med, best = _inference_time(npe, problem.prior, x)
@@ -134,7 +140,8 @@ def main() -> int:
     n_cal = min(50, len(test))
     cal = sbi.calibrate(npe, problem.prior, test.split(len(test) - n_cal)[1], key=jax.random.key(2), num_draws=100)
     t_cal = time.perf_counter() - t
-    say(f"calibration on {n_cal} held-out simulations x 100 draws: {t_cal:.1f} s")
+    cov90 = float(cal.joint_coverage[np.argmin(np.abs(cal.levels - 0.9))])
+    say(f"calibration on {n_cal} held-out simulations x 100 draws: {t_cal:.1f} s (joint 90 % coverage {cov90:.2f})")
     results["vep"] = {
         "n": args.vep_n,
         "contacts": int(gain.shape[0]),
@@ -145,6 +152,9 @@ def main() -> int:
         "sims_per_second": args.vep_n / t2,
         "training_seconds": hist["seconds"],
         "epochs": ep,
+        "ensemble": args.ensemble,
+        "pca": args.pca,
+        "joint_coverage_90": cov90,
         "inference_first_seconds": first,
         "inference_median_seconds": med,
         "calibration_seconds": t_cal,

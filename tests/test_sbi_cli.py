@@ -60,7 +60,7 @@ def test_vep_simulate_resume_train_infer(small_vep_connectome, tmp_path, capsys)
     assert rc == 2 and "--out" in err and "another problem" in err
 
     rc, text, _ = run(
-        ["sbi", "train", "--out", out, "--layers", 3, "--width", 32, "--ensemble", 2, "--pca", 32, "--max-epochs", 40]
+        ["sbi", "train", "--out", out, "--layers", 3, "--width", 32, "--ensemble", 2, "--pca", 32, "--max-epochs", 25]
         + ["--calibration-draws", 40, "--test", 100, "--quiet"],
         capsys,
     )
