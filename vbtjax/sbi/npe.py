@@ -554,8 +554,8 @@ def _nll(p, static, zb, cb):
 
 @functools.lru_cache(maxsize=16)
 def _optimiser(learning_rate: float, clip: float) -> optax.GradientTransformation:
-    """One optimiser object per setting, so that the jitted epoch below (which takes it as a static argument) is
-    compiled once for all members of an ensemble and for later trainings of the same shapes."""
+    """One optimiser object per setting: the jitted epoch below takes it as a static argument (compared by
+    identity), so that all members of an ensemble share one compilation."""
     return optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
 
 
