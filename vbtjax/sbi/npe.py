@@ -502,7 +502,13 @@ def train_npe(
     z = jnp.asarray((u - u_mean) / u_std, dtype)
     c = npe._standardise(jnp.asarray(x, dtype))  # standardised (projected) features, fixed during training
     t0 = time.perf_counter()
-    trained, records, like = [], [], None
+    trained, records = [], []
+    # the static part of the first member: every member trains with its functions (one compilation, see below)
+    like = eqx.partition(
+        (flows[0], None if embs is None else embs[0]),
+        eqx.is_inexact_array,
+        is_leaf=lambda v: isinstance(v, paramax.NonTrainable),
+    )[1]
     for m in range(M):
         lo = (n - (m + 1) * n_val) % n  # member m validates on rows lo .. lo + n_val (cyclically)
         val_idx = (lo + np.arange(n_val)) % n
@@ -516,8 +522,6 @@ def train_npe(
             member, z[tr_idx], c[tr_idx], z[val_idx], c[val_idx], k_m, learning_rate, clip, batch_size, max_epochs,
             patience, progress, desc, like,
         )  # fmt: skip
-        if like is None:
-            like = eqx.partition(best, eqx.is_inexact_array, is_leaf=lambda v: isinstance(v, paramax.NonTrainable))[1]
         trained.append(best)
         records.append(rec)
     npe = eqx.tree_at(
@@ -580,17 +584,16 @@ _val_loss = eqx.filter_jit(_nll)
 
 
 def _train_member(member, z_tr, c_tr, z_va, c_va, key, learning_rate, clip, batch_size, max_epochs, patience,
-                  progress, desc, like=None):  # fmt: skip
+                  progress, desc, like):  # fmt: skip
     """Adam on minibatches of one flow (and its embedding) with early stopping; ``(best (flow, emb), record)``. The
     data and the flow's structure are arguments of the jitted functions (not constants baked into them), so the
     members of an ensemble share one compilation (`like`: the static part of the first member, whose functions are
     reused)."""
     is_leaf = lambda v: isinstance(v, paramax.NonTrainable)  # noqa: E731
     trainable, static = eqx.partition(member, eqx.is_inexact_array, is_leaf=is_leaf)
-    if like is not None:
-        # flowjax gives every flow its own constructor closures (equivalent for flows of one configuration), which
-        # would make each member a new static argument and so a new compilation: use the first member's
-        static = jax.tree.map(lambda mine, first: first if callable(first) else mine, static, like)
+    # flowjax gives every flow its own constructor closures (equivalent for flows of one configuration), which would
+    # make each member a new static argument and so a new compilation: use the first member's
+    static = jax.tree.map(lambda mine, first: first if callable(first) else mine, static, like)
     opt = _optimiser(float(learning_rate), float(clip))
     opt_state = opt.init(trainable)
     bs = min(int(batch_size), z_tr.shape[0])
