@@ -2,8 +2,15 @@ import os
 import sys
 from pathlib import Path
 
-import jax
-import pytest
+# Most of this suite's time is XLA compiling programs that then run for milliseconds: without LLVM's expensive
+# optimisation passes compilation is faster and the whole suite ~10 % shorter on 2 CPU cores (`vbtjax vep` on a
+# synthetic patient: 118 s -> 104 s), the same numbers (no fast-math). Set before JAX's backend starts; an
+# XLA_FLAGS of the user's that already names the option wins.
+if "xla_llvm_disable_expensive_passes" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_llvm_disable_expensive_passes=true".strip()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).parent))

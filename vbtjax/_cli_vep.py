@@ -22,6 +22,7 @@ from .cli import UsageError, _jsonable, _version
 EPILOG = """\
 examples:
   vbtjax vep --synthetic-ez 12,40 --seed 1 --out vep-demo     # simulate a patient, then infer its EZ
+  vbtjax vep --synthetic-ez 12,40 --seed 1 --patient-only --out p1   # only write the patient's files to p1/patient
   vbtjax vep --connectome connectivity_76.zip --sensors seeg.txt --seeg patient.npz --out vep-p1
   vbtjax vep --out vep-demo --synthetic-ez 12,40 --seed 1 --resume   # continue an interrupted run
 
@@ -59,6 +60,12 @@ def add_vep(sub) -> None:
         help="simulate a synthetic patient with these epileptogenic regions (0-based) instead of reading --seeg",
     )
     g.add_argument("--seed", type=int, default=0, help="random seed of the synthetic patient and of NUTS (default 0)")
+    g.add_argument(
+        "--patient-only",
+        action="store_true",
+        help="with --synthetic-ez: write the patient's files to DIR/patient and stop (no inference; infer later "
+        "with --seeg DIR/patient/seeg.npz --sensors DIR/patient/sensors.txt, or give the data to another tool)",
+    )
     g = p.add_argument_group("model and sampler")
     g.add_argument("--duration", type=float, default=50.0, help="model time covered by the recording, ms (50)")
     g.add_argument("--period", type=float, default=2.0, help="model time per envelope window, ms (2)")
@@ -150,6 +157,8 @@ def _check(args) -> None:
         raise UsageError("--threshold", f"must lie in (0, 1), got {args.threshold}")
     if (args.seeg is None) == (args.synthetic_ez is None):
         raise UsageError("--seeg", "give either --seeg (a recording) or --synthetic-ez (a synthetic patient)")
+    if args.patient_only and args.synthetic_ez is None:
+        raise UsageError("--patient-only", "needs --synthetic-ez (it writes a synthetic patient's files)")
 
 
 def run_vep(args: argparse.Namespace) -> int:
@@ -189,6 +198,10 @@ def run_vep(args: argparse.Namespace) -> int:
         rec = patient.recording
         if not args.quiet:
             print(f"synthetic patient: EZ {ez}, {len(rec.ch_names)} contacts, seizing regions {patient.seizing}")
+        if args.patient_only:
+            if not args.quiet:
+                print(f"wrote {pdir}/")
+            return 0
     else:
         try:
             rec = vep.SEEGRecording.load(args.seeg)

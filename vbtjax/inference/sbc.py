@@ -184,6 +184,9 @@ class SBCResult:
       before thinning; `init_ok`: ``(R,)`` False where the log density was not finite at a starting point (for
       per-replicate samplers: at a draw).
     - `sampler`: which sampler ran; `seconds`: wall time.
+    - `draws`: ``(R, L, K)`` the thinned draws the ranks count (``ranks == sbc_ranks(truth, draws)``), kept so
+      that a variant (e.g. a deliberately miscalibrated one, as a power check) can be ranked without sampling
+      again; None where not kept.
     """
 
     names: tuple[str, ...]
@@ -198,6 +201,7 @@ class SBCResult:
     init_ok: np.ndarray
     sampler: str = "blackjax"
     seconds: float = 0.0
+    draws: np.ndarray | None = None
 
     @property
     def n_replicates(self) -> int:
@@ -578,7 +582,8 @@ def sbc(
         L = int(thin_to)
     pooled = draws.reshape(R, total_draws, K)  # chain-major: each chain's draws in order
     keep = (np.arange(L) * total_draws) // L  # evenly spaced
-    ranks = sbc_ranks(truth, pooled[:, keep, :])
+    thinned = pooled[:, keep, :]
+    ranks = sbc_ranks(truth, thinned)
     with np.errstate(invalid="ignore"):
         post_mean = pooled.mean(axis=1)
         post_sd = pooled.std(axis=1, ddof=1)
@@ -595,4 +600,5 @@ def sbc(
         init_ok=init_ok,
         sampler=sampler if isinstance(sampler, str) else getattr(sampler, "__name__", "custom"),
         seconds=time.perf_counter() - t0,
+        draws=thinned,
     )
