@@ -4,6 +4,8 @@ Import as ``import vbtjax as vbt``. Units: time in ms, lengths in mm, speeds in 
 Arrays are laid out ``(time, state_variable, region)``.
 """
 
+# first: sets an XLA option before anything starts JAX's backend (XLA reads XLA_FLAGS once; vbtjax/_xla_flags.py)
+from . import _xla_flags as _xla_flags  # isort: skip
 from . import coupling as coupling
 from . import datasets as datasets
 from . import delays as delays
