@@ -5,8 +5,8 @@ simulation step of a region network is a handful of kernels on a few hundred num
 time, and a reverse-mode step (tens of kernels) pays it many times over. XLA can instead compile a small while loop,
 body included, into one native function (its ``SmallWhileLoopHoistingPass``); the size limit is the backend option
 ``xla_cpu_small_while_loop_byte_threshold`` (default 1 KiB, which no network's inner loop fits). vbtjax raises it to
-8 MiB. Results are bitwise unchanged; on 2 cores the 76-region forward run became ~20 % faster and its gradient ~35 %
-faster (``benchmarks/RESULTS.md``).
+8 MiB. Results are bitwise unchanged; on 2 cores the 76-region forward run became 1.2-1.75x faster and its gradient
+1.5-2x (``benchmarks/RESULTS.md``).
 
 XLA reads ``XLA_FLAGS`` once, when JAX's backend starts, so this takes effect only when ``vbtjax`` is imported before
 the first JAX computation. An ``XLA_FLAGS`` that already names the option wins; ``VBTJAX_XLA_FLAGS=0`` turns this off.
