@@ -147,7 +147,7 @@ def main(argv=None):
     comparison = None
     if not args.no_nuts:
         rec, draws, x0 = recs[0]
-        post = vep.recording_posterior(conn, sensors, rec)
+        post = vep.recording_posterior(conn, sensors, rec, feature="power", time_scale=1.0)  # as the estimator
         t0 = time.perf_counter()
         res = vep.infer_ez(
             post,

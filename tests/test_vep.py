@@ -137,9 +137,9 @@ def test_posterior_and_initial_guess(conn, sensors):
     the data-driven starting point picks the TVB patient's EZ."""
     z, ez, gain, env = _tvb_case(1, conn, sensors)
     post = vep.vep_posterior(conn, gain, env)
-    assert post.names == ("x0", "K", "offset", "sigma") and post.dim == 79
+    assert post.names == ("x0", "K", "sigma", "time_scale") and post.dim == 79 and post.feature == "power"
     u_healthy = post.initial_position()
-    u_true = post.unconstrained({"x0": z["x0"], "K": 0.3, "offset": 0.0, "sigma": 0.2})  # synthetic SEEG: no scaling
+    u_true = post.unconstrained({"x0": z["x0"], "K": 0.3, "sigma": 0.2, "time_scale": 1.0})
     lp, g = jax.value_and_grad(post.log_density)(u_true)
     assert np.isfinite(float(lp)) and bool(jnp.all(jnp.isfinite(g)))
     assert float(post.log_density(u_true)) > float(post.log_density(u_healthy)) + 100
@@ -235,10 +235,12 @@ def test_cli_recovers_a_tvb_patient(tmp_path, conn, sensors):
     assert summary["resection"]["seizing_before_probability"] > 0.9
     import arviz as az
 
-    assert az.from_netcdf(out / "posterior.nc").posterior["x0"].shape == (2, 25, 76)
+    assert az.from_netcdf(out / "posterior.nc").posterior["x0"].shape == (4, 25, 76)
+    assert {"max_rhat", "divergences", "ppc", "verdict", "resection_recommended", "fits"} <= set(summary)
+    assert summary["feature"] == "power" and summary["ppc"]["fits"], summary["ppc"]["message"]
     # the patient's twin: virtual surgery of the predicted EZ over its posterior with `vbtjax whatif`
     twin = vbt.Twin.load(out / "twin")
-    assert twin.posterior["model.x0"].shape == (2, 25, 76) and twin.n_draws == 50
+    assert twin.posterior["model.x0"].shape == (4, 25, 76) and twin.n_draws == 100
     resect = ",".join(str(i) for i in summary["predicted_ez"])
     w = tmp_path / "whatif"
     argv = ["whatif", str(out / "twin"), "--scenario", f"resect:{resect}", "--samples", "8", "--out", str(w)]

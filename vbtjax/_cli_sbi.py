@@ -665,7 +665,16 @@ def _compare_nuts(args, problem, rec, draws, res_dir: Path, summary: dict[str, A
     spec = problem.spec
     sensors = tvb_sensors("seeg") if spec.get("sensors") is None else Sensors.from_file(spec["sensors"])
     conn = problem.extra["connectome"]
-    post = vep.recording_posterior(conn, sensors, rec, duration=spec["duration"], period=spec["period"], dt=spec["dt"])
+    post = vep.recording_posterior(
+        conn,
+        sensors,
+        rec,
+        feature="power",
+        time_scale=1.0,  # the estimator's prior has no time scale: compare like with like
+        duration=spec["duration"],
+        period=spec["period"],
+        dt=spec["dt"],
+    )
     t0 = time.perf_counter()
     res = vep.infer_ez(
         post,

@@ -1,11 +1,12 @@
 """``vbtjax vep``: the Virtual Epileptic Patient from SEEG (see :mod:`vbtjax.vep`).
 
-Reads a connectome, SEEG contact positions and an SEEG recording (or simulates a synthetic patient with
-``--synthetic-ez``), samples the posterior of the per-region excitability ``x0`` and the coupling with NUTS, and
-writes to ``--out``: ``posterior.nc`` (ArviZ InferenceData, netCDF), ``ranking.json`` (regions by probability of
-being epileptogenic), ``vep.json`` (summary, diagnostics, the virtual resection), ``vep.png`` (figures), and for
-a synthetic patient ``patient/`` with its data in the input formats (``seeg.npz``, ``sensors.txt``,
-``connectome.npz``, ``truth.json``).
+Reads a connectome, SEEG contact positions and an SEEG recording (``.npz``, EDF/BDF, BrainVision, FIF or BIDS-iEEG;
+or simulates a synthetic patient with ``--synthetic-ez``), samples the posterior of the per-region excitability
+``x0``, the coupling and the recording's time scale, checks convergence and the fit, and writes to ``--out``:
+``posterior.nc`` (ArviZ InferenceData, netCDF), ``ranking.json`` (regions by probability of being epileptogenic),
+``vep.json`` (summary, diagnostics, posterior predictive check, the virtual resection and whether it is
+recommended), ``vep.png`` and ``ppc.png`` (figures), and for a synthetic patient ``patient/`` with its data in the
+input formats (``seeg.npz``, ``sensors.txt``, ``connectome.npz``, ``truth.json``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ examples:
   vbtjax vep --synthetic-ez 12,40 --seed 1 --patient-only --out p1   # only write the patient's files to p1/patient
   vbtjax vep --connectome connectivity_76.zip --sensors seeg.txt --seeg patient.npz --out vep-p1
   vbtjax vep --out vep-demo --synthetic-ez 12,40 --seed 1 --resume   # continue an interrupted run
+  vbtjax vep --seeg sub-01_task-seizure_ieeg.edf --montage bipolar --out vep-s1    # BIDS-iEEG: positions from
+                                                                                  # its electrodes.tsv
 
-SEEG file (.npz): data (contacts x samples), sfreq (Hz), ch_names (contact names, a subset of the sensor names).
+SEEG file: .npz (data: contacts x samples, sfreq in Hz, ch_names), .edf/.bdf, .vhdr (BrainVision), .fif, or a
+BIDS-iEEG *_ieeg.* file (its channels.tsv marks bad channels, its electrodes.tsv gives positions in mm). Channel
+names are contacts of the sensors ("A1") or bipolar pairs of them ("A1-A2"). Any duration and sampling rate: the
+recording is cut into --duration / --period windows and its time scale is inferred (--time-scale).
 Sensors file: one contact a line, "name x y z" in mm, in the frame of the connectome's centres (TVB's format).
 """
 
@@ -52,8 +58,25 @@ def add_vep(sub) -> None:
         metavar="NAME_OR_PATH",
         help="TVB connectome size (66, 68, 76, 96, 192; default 76) or a file Connectome.from_file reads",
     )
-    g.add_argument("--sensors", metavar="PATH", help="SEEG contact positions (default: tvb-data's seeg_588)")
-    g.add_argument("--seeg", metavar="PATH", help="SEEG recording .npz (data, sfreq, ch_names)")
+    g.add_argument(
+        "--sensors",
+        metavar="PATH",
+        help="SEEG contact positions (default: the recording's own, e.g. BIDS electrodes.tsv; else tvb-data seeg_588)",
+    )
+    g.add_argument("--seeg", metavar="PATH", help="SEEG recording: .npz, .edf, .bdf, .vhdr, .fif or BIDS *_ieeg.*")
+    g.add_argument(
+        "--montage",
+        choices=("as-recorded", "bipolar"),
+        default="as-recorded",
+        help="use the channels as recorded (monopolar or already bipolar), or re-reference to bipolar pairs of "
+        "neighbouring contacts (default as-recorded)",
+    )
+    g.add_argument(
+        "--bads",
+        metavar="A1,B2",
+        default="",
+        help="channels to leave out, besides those the file marks bad and flat ones",
+    )
     g.add_argument(
         "--synthetic-ez",
         metavar="I,J,...",
@@ -67,10 +90,28 @@ def add_vep(sub) -> None:
         "with --seeg DIR/patient/seeg.npz --sensors DIR/patient/sensors.txt, or give the data to another tool)",
     )
     g = p.add_argument_group("model and sampler")
-    g.add_argument("--duration", type=float, default=50.0, help="model time covered by the recording, ms (50)")
+    g.add_argument(
+        "--duration", type=float, default=50.0, help="model time the recording maps onto at time scale 1, ms (50)"
+    )
     g.add_argument("--period", type=float, default=2.0, help="model time per envelope window, ms (2)")
     g.add_argument("--dt", type=float, default=0.1, help="integration step, ms (0.1)")
-    g.add_argument("--chains", type=int, default=2, help="NUTS chains, run in parallel (2)")
+    g.add_argument(
+        "--feature",
+        choices=("auto", "power", "level"),
+        default="auto",
+        help="observation model: log power of each window (broadband or fast seizure activity), the window's mean "
+        "level (slow shifts, e.g. a gain-projected Epileptor2D x1), or chosen from the data (default auto)",
+    )
+    g.add_argument(
+        "--time-scale",
+        default="0.25,4",
+        metavar="LO,HI or S",
+        help="range of the inferred time scale that maps the recording onto the model's time (default 0.25,4), or "
+        "one number to fix it",
+    )
+    g.add_argument("--sampler", choices=("nuts", "smc"), default="nuts", help="NUTS chains or tempered SMC runs")
+    g.add_argument("--chains", type=int, default=4, help="NUTS chains or SMC runs, in parallel (4)")
+    g.add_argument("--particles", type=int, default=64, help="particles per SMC run (64)")
     g.add_argument("--warmup", type=int, default=200, help="warmup steps per chain (200)")
     g.add_argument("--samples", type=int, default=200, help="draws per chain (200)")
     g.add_argument("--max-tree-depth", type=int, default=6, help="NUTS maximum tree depth (6)")
@@ -119,10 +160,17 @@ def _load_connectome(spec: str):
         raise UsageError("--connectome", str(e)) from None
 
 
-def _load_sensors(path: str | None):
+def _load_sensors(path: str | None, rec=None):
     import vbtjax as vbt
 
     if path is None:
+        if rec is not None and rec.positions is not None:
+            from .recordings import sensors_from_recording
+
+            try:
+                return sensors_from_recording(rec), "the recording's electrode positions"
+            except ValueError as e:
+                raise UsageError("--sensors", f"{e}; give --sensors") from None
         return vbt.sensors.tvb_sensors("seeg"), "tvb-data seeg_588"
     if not Path(path).exists():
         raise UsageError("--sensors", f"{path} does not exist")
@@ -159,6 +207,23 @@ def _check(args) -> None:
         raise UsageError("--seeg", "give either --seeg (a recording) or --synthetic-ez (a synthetic patient)")
     if args.patient_only and args.synthetic_ez is None:
         raise UsageError("--patient-only", "needs --synthetic-ez (it writes a synthetic patient's files)")
+    if args.chains < 2:
+        raise UsageError("--chains", f"must be >= 2 (R-hat compares chains or runs), got {args.chains}")
+    if args.particles < 8:
+        raise UsageError("--particles", f"must be >= 8, got {args.particles}")
+    _time_scale(args.time_scale)
+
+
+def _time_scale(text: str):
+    try:
+        vals = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        raise UsageError("--time-scale", f"expected LO,HI or one number, got {text!r}") from None
+    if len(vals) == 1 and np.isfinite(vals[0]) and vals[0] > 0:
+        return vals[0]
+    if len(vals) == 2 and np.all(np.isfinite(vals)) and 0 < vals[0] < vals[1]:
+        return tuple(vals)
+    raise UsageError("--time-scale", f"expected 0 < LO < HI or one positive number, got {text!r}")
 
 
 def run_vep(args: argparse.Namespace) -> int:
@@ -178,10 +243,13 @@ def run_vep(args: argparse.Namespace) -> int:
     conn, conn_source = _load_connectome(args.connectome)
     if conn.centres is None:
         raise UsageError("--connectome", "needs region centres (mm) to compute the SEEG gain")
-    sensors, sensors_source = _load_sensors(args.sensors)
     n = conn.n_regions
     n_win = int(round(args.duration / args.period))
     truth = None
+    rec = None
+    if args.seeg is not None:
+        rec = _load_recording(args.seeg, args.bads)
+    sensors, sensors_source = _load_sensors(args.sensors, rec)
     if args.synthetic_ez is not None:
         ez = _parse_ez(args.synthetic_ez, n)
         patient = vep.synthetic_patient(
@@ -194,6 +262,7 @@ def run_vep(args: argparse.Namespace) -> int:
         _write_sensors(pdir / "sensors.txt", patient.recording.ch_names, np.asarray(sensors.positions)[used])
         conn.save_npz(pdir / "connectome.npz")
         truth = {"ez": ez, "x0": np.asarray(patient.x0).tolist(), "K": patient.K, "seed": args.seed}
+        truth["seizing"] = list(patient.seizing)
         (pdir / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
         rec = patient.recording
         if not args.quiet:
@@ -202,52 +271,60 @@ def run_vep(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(f"wrote {pdir}/")
             return 0
-    else:
-        try:
-            rec = vep.SEEGRecording.load(args.seeg)
-        except (ValueError, OSError) as e:
-            raise UsageError("--seeg", str(e)) from None
-    missing = [c for c in rec.ch_names if c not in set(sensors.labels)]
-    if missing:
-        raise UsageError(
-            "--seeg",
-            f"contacts {missing[:5]}{' ...' if len(missing) > 5 else ''} are not in the sensors file "
-            f"({sensors_source}); ch_names must be sensor names",
-        )
+    rec = _montage(rec, args.montage)
     dtype = jnp.float64 if args.x64 else jnp.float32
     try:
         post = vep.recording_posterior(
-            conn, sensors, rec, duration=args.duration, period=args.period, dt=args.dt, dtype=dtype
+            conn,
+            sensors,
+            rec,
+            feature=args.feature,
+            duration=args.duration,
+            period=args.period,
+            dt=args.dt,
+            time_scale=_time_scale(args.time_scale),
+            dtype=dtype,
         )
     except ValueError as e:
-        raise UsageError("--seeg", str(e)) from None
+        raise UsageError("--seeg", f"{e} (sensors: {sensors_source})") from None
     env = np.asarray(post.envelope)
-    idx = rec.ch_names
+    if not args.quiet:
+        print(
+            f"{len(rec.ch_names)} channels, {rec.data.shape[1] / rec.sfreq:g} s at {rec.sfreq:g} Hz in {n_win} "
+            f"windows; observation model: {post.feature}" + (f"; left out: {', '.join(rec.bads)}" if rec.bads else "")
+        )
     result = vep.infer_ez(
         post,
         key=jax.random.key(args.seed),
         labels=conn.labels,
+        sampler=args.sampler,
         num_chains=args.chains,
         num_warmup=args.warmup,
         num_samples=args.samples,
+        num_particles=args.particles,
         max_tree_depth=args.max_tree_depth,
-        checkpoint=out / "checkpoint",
+        checkpoint=out / "checkpoint" if args.sampler == "nuts" else None,
         progress=not args.quiet,
+        warn=False,
     )
     t_sample = time.perf_counter()
     nres = result.samples
     predicted = result.predicted_ez(args.threshold).tolist()
     x0 = np.asarray(nres.samples["x0"]).reshape(-1, n)
     K = np.asarray(nres.samples["K"]).reshape(-1)
+    ts = np.asarray(nres.samples["time_scale"]).reshape(-1) if "time_scale" in nres.samples else None
     pick = np.linspace(0, x0.shape[0] - 1, min(args.resection_draws, x0.shape[0])).astype(int)
     resection = vep.virtual_resection(
-        conn, x0[pick], K[pick], predicted, duration=args.duration, dt=args.dt, period=args.period
+        conn,
+        x0[pick],
+        K[pick],
+        predicted,
+        duration=args.duration,
+        dt=args.dt,
+        period=args.period,
+        time_scale_draws=None if ts is None else ts[pick],
     )
-    from .inference.diagnostics import divergence_summary
-
-    summ = nres.summary()
-    rhat = max(float(np.nanmax(v["rhat"])) for v in summ.values()) if nres.num_chains > 1 else float("nan")
-    ess = min(float(np.nanmin(v["ess_bulk"])) for v in summ.values())
+    diag = result.diagnostics
     idata = nres.to_inference_data(
         dims={"x0": ["region"]},
         coords={"region": list(result.labels)},
@@ -268,33 +345,47 @@ def run_vep(args: argparse.Namespace) -> int:
         metadata={"connectome": conn_source, "sensors": sensors_source, "seeg": args.seeg},
     )
     twin.save(out / "twin", overwrite=True)
+    recommended = bool(result.trustworthy and predicted)
     summary = {
         "vbtjax_version": _version(),
         "connectome": conn_source,
         "sensors": sensors_source,
         "seeg": args.seeg,
-        "n_contacts": len(idx),
+        "channels": list(rec.ch_names),
+        "bads": list(rec.bads),
+        "n_contacts": len(rec.ch_names),
         "windows": n_win,
+        "feature": post.feature,
         "duration_ms": args.duration,
         "period_ms": args.period,
         "dt_ms": args.dt,
+        "sampler": args.sampler,
         "chains": args.chains,
         "warmup": args.warmup,
-        "samples": args.samples,
+        "samples": int(x0.shape[0] // args.chains),
         "predicted_ez": predicted,
         "predicted_ez_labels": [result.labels[i] for i in predicted],
         "unobserved_regions": np.flatnonzero(~np.asarray(result.observed)).tolist(),
         "threshold": args.threshold,
         "x0_mean": x0.mean(axis=0).tolist(),
         "K_mean": float(K.mean()),
-        "divergences": divergence_summary(np.asarray(nres.stats["diverging"]))["total"],
-        "max_rhat": rhat,
-        "min_ess_bulk": ess,
-        "step_size": np.asarray(nres.step_size).tolist(),
+        "time_scale_mean": None if ts is None else float(ts.mean()),
+        "divergences": diag["divergences"],
+        "max_rhat": diag["max_rhat"],
+        "min_ess_bulk": diag["min_ess_bulk"],
+        "min_ess_tail": diag["min_ess_tail"],
+        "diagnostics": diag,
+        "converged": result.converged,
+        "ppc": result.ppc.to_dict(),
+        "fits": result.fits,
+        "verdict": result.verdict,
         "resection": {k: v for k, v in resection.items() if not k.startswith("p_")},
+        "resection_recommended": recommended,
         "seconds_sampling": round(t_sample - t_start, 1),
         "seconds_total": None,
     }
+    if hasattr(nres, "step_size"):
+        summary["step_size"] = np.asarray(nres.step_size).tolist()
     if truth is not None:
         ez = set(truth["ez"])
         tp = len(ez & set(predicted))
@@ -303,27 +394,72 @@ def run_vep(args: argparse.Namespace) -> int:
         summary["recall"] = tp / len(ez)
     if not args.no_plot:
         _plot(out / "vep.png", env, post, result, resection, truth, args)
+        result.ppc.plot(
+            out / "ppc.png",
+            xlabel="window",
+            ylabel="log power" if post.feature == "power" else "standardised level",
+        )
     summary["seconds_total"] = round(time.perf_counter() - t_start, 1)
     (out / "vep.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
-    if rhat > 1.1 or summary["divergences"]:
+    if not result.trustworthy:
         import warnings
 
-        warnings.warn(
-            f"vbtjax vep: max R-hat {rhat:.2f}, {summary['divergences']} divergent transitions: the chains have not "
-            "converged everywhere (typically the x0 of regions the contacts hardly see); the EZ probabilities of "
-            "well-observed regions are usually stable, but run more --warmup/--samples or --chains before relying "
-            "on the others or on the resection prediction.",
-            stacklevel=1,
-        )
+        warnings.warn(result.verdict, stacklevel=1)
     if not args.quiet:
         top = ", ".join(f"{r['label']} ({r['index']}): {r['probability']:.2f}" for r in result.ranking[:5])
         print(f"most likely epileptogenic: {top}")
+        print(result.ppc.message)
         print(
-            f"predicted EZ {predicted}; resecting them: seizure-free in {resection['seizure_free_probability']:.0%} "
-            f"of posterior draws; divergences {summary['divergences']}, max R-hat {rhat:.3f}; "
-            f"{summary['seconds_total']} s; wrote {out}/"
+            f"max R-hat {diag['max_rhat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f}, divergences "
+            f"{diag['divergences']} of {diag['draws']} draws"
         )
+        if recommended:
+            print(
+                f"predicted EZ {predicted}; resecting them: seizure-free in "
+                f"{resection['seizure_free_probability']:.0%} of posterior draws; {summary['seconds_total']} s; "
+                f"wrote {out}/"
+            )
+        else:
+            why = result.verdict if not result.trustworthy else "no region is called epileptogenic"
+            print(f"predicted EZ {predicted}; no resection recommended: {why}; wrote {out}/")
     return 0
+
+
+def _load_recording(path: str, bads_text: str):
+    from .recordings import read_seeg
+
+    if not Path(path).exists():
+        raise UsageError("--seeg", f"{path} does not exist")
+    bads = [b.strip() for b in str(bads_text).split(",") if b.strip()]
+    try:
+        rec = read_seeg(path, bads=bads)
+    except (ValueError, OSError, KeyError) as e:
+        raise UsageError("--seeg", str(e)) from None
+    except ImportError as e:
+        raise UsageError("--seeg", str(e)) from None
+    unknown = [b for b in bads if b not in rec.ch_names]
+    if unknown:
+        raise UsageError("--bads", f"channels {unknown} are not in the recording")
+    x = np.asarray(rec.data, dtype=float)
+    finite = np.all(np.isfinite(x), axis=1)
+    sd = np.where(finite, np.nanstd(np.where(np.isfinite(x), x, 0.0), axis=1), 0.0)
+    flat = [c for c, f, v in zip(rec.ch_names, finite, sd, strict=True) if not f or v <= 1e-6 * np.median(sd[finite])]
+    rec.bads = list(dict.fromkeys(list(rec.bads) + flat))
+    rec = rec.drop_bads()
+    if not rec.ch_names:
+        raise UsageError("--seeg", "no usable channel is left after leaving out the bad and flat ones")
+    return rec
+
+
+def _montage(rec, montage: str):
+    from .recordings import bipolar, is_bipolar
+
+    if montage == "bipolar" and not is_bipolar(rec):
+        try:
+            return bipolar(rec)
+        except ValueError as e:
+            raise UsageError("--montage", str(e)) from None
+    return rec
 
 
 def _plot(path: Path, env, post, result, resection, truth, args) -> None:

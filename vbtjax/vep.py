@@ -25,9 +25,8 @@ time axis is the model's, in ms, with one observation window per ``period``):
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +38,11 @@ from jaxtyping import Array, Float
 
 from .connectome import Connectome
 from .coupling import Difference
-from .inference.params import Affine, Parameter, Positive, Real, Selection
+from .inference.params import Affine, Parameter, Positive, Selection
 from .inference.posterior import Latent, Posterior
 from .models import Epileptor2D
 from .network import Network
+from .recordings import SEEGRecording
 from .sensors import seeg_gain_point_source
 
 __all__ = [
@@ -91,6 +91,8 @@ SEIZURE_X1 = -1.0
 R, KS, IEXT = 0.04, -1.0, 3.1
 UNROLL = 5  # Heun steps unrolled in the inner loop (fewer loop iterations; measured faster gradients on CPU)
 DT, DURATION, PERIOD, K_DEFAULT = 0.1, 50.0, 2.0, 0.3
+TIME_SCALE_RANGE = (0.25, 4.0)
+"""Default range of the time scale that maps a recording onto the model's time (see :func:`vep_posterior`)."""
 
 
 # ---------------------------------------------------------------------------------------------------- the network
@@ -128,14 +130,20 @@ def _history(n: int, dtype=None) -> Array:
     return jnp.broadcast_to(y[None, :, None], (1, 2, n))
 
 
-def _integrate(net: Network, duration: float, dt: float, period: float) -> tuple[Array, Array]:
-    """``(x1, log_power)``, both ``(duration / period, N)``: ``x1`` at the end of each window of `period` ms and
-    ``log mean exp(2 x1)`` over the window's steps.
+def _integrate(
+    net: Network, duration: float, dt: float, period: float, time_scale: Any = 1.0
+) -> tuple[Array, Array, Array]:
+    """``(x1, log_power, x1_mean)``, each ``(duration / period, N)``: ``x1`` at the end of each window of `period` ms,
+    ``log mean exp(2 x1)`` and the mean of ``x1`` over the window's steps.
+
+    `time_scale` (> 0, may be traced) multiplies the whole vector field: the network then covers
+    ``time_scale * duration`` ms of its own time in `duration` ms, with the same number of steps (a recording's
+    time axis mapped onto the model's).
 
     The VEP network has no delays, so this integrates it with a dense ``(N, N)`` coupling product per step and TVB's
     Heun scheme (the coupling computed once per step) in a nested ``lax.scan``, the outer body under
     ``jax.checkpoint``: the same numbers as :func:`vbtjax.simulate` (tested to 1e-6), with a gradient about 3x
-    cheaper, which is what NUTS spends its time on."""
+    cheaper, which is what the samplers spend their time on."""
     n_steps = int(round(duration / dt))
     per = int(round(period / dt))
     if abs(n_steps * dt - duration) > 1e-9 * duration or abs(per * dt - period) > 1e-9 * period or n_steps % per:
@@ -152,6 +160,7 @@ def _integrate(net: Network, duration: float, dt: float, period: float) -> tuple
     edge = cpl.for_edges()
     source_only = type(cpl).source_only
     dtype = model.x0.dtype
+    h = jnp.asarray(time_scale, dtype) * dt
 
     separable = not source_only and type(cpl).separable
     row_sums = jnp.sum(W, axis=1)
@@ -169,34 +178,44 @@ def _integrate(net: Network, duration: float, dt: float, period: float) -> tuple
     def step(y, _):
         c = coupling(y)
         d1 = model.dfun(y, c)
-        d2 = model.dfun(y + dt * d1, c)
-        y = y + (0.5 * dt) * (d1 + d2)
-        return y, jnp.exp(2.0 * y[0])
+        d2 = model.dfun(y + h * d1, c)
+        y = y + (0.5 * h) * (d1 + d2)
+        return y, (jnp.exp(2.0 * y[0]), y[0])
 
     @jax.checkpoint
     def window(y, _):
-        y, p = jax.lax.scan(step, y, None, length=per, unroll=UNROLL)
-        return y, (y[0], jnp.log(jnp.mean(p, axis=0)))
+        y, (p, x) = jax.lax.scan(step, y, None, length=per, unroll=UNROLL)
+        return y, (y[0], jnp.log(jnp.mean(p, axis=0)), jnp.mean(x, axis=0))
 
     y0 = _history(net.n_regions, dtype)[0]
-    _, (x1, logp) = jax.lax.scan(window, y0, None, length=n_steps // per)
-    return x1, logp
+    _, (x1, logp, x1m) = jax.lax.scan(window, y0, None, length=n_steps // per)
+    return x1, logp, x1m
 
 
 def simulate_x1(
-    net: Network, duration: float = DURATION, dt: float = DT, period: float = PERIOD
+    net: Network, duration: float = DURATION, dt: float = DT, period: float = PERIOD, time_scale: Any = 1.0
 ) -> Float[Array, "T N"]:
     """``x1`` of the VEP network every `period` ms from the resting state: ``(duration / period, N)``, the sample
-    ``m`` at ``(m + 1) * period`` ms (as :func:`vbtjax.simulate` with ``SubSample(period)``)."""
-    return _integrate(net, duration, dt, period)[0]
+    ``m`` at ``(m + 1) * period`` ms (as :func:`vbtjax.simulate` with ``SubSample(period)``); `time_scale` as in
+    :func:`simulate_power`."""
+    return _integrate(net, duration, dt, period, time_scale)[0]
 
 
 def simulate_power(
-    net: Network, duration: float = DURATION, dt: float = DT, period: float = PERIOD
+    net: Network, duration: float = DURATION, dt: float = DT, period: float = PERIOD, time_scale: Any = 1.0
 ) -> Float[Array, "T N"]:
     """Log source power of each region per window of `period` ms: ``log mean exp(2 x1)`` over the window's steps,
-    ``(duration / period, N)``."""
-    return _integrate(net, duration, dt, period)[1]
+    ``(duration / period, N)``. `time_scale` (> 0) speeds the whole network up: ``time_scale * duration`` ms of
+    the network's own time pass in the `duration` ms (``dt`` steps of ``time_scale * dt``)."""
+    return _integrate(net, duration, dt, period, time_scale)[1]
+
+
+def simulate_level(
+    net: Network, duration: float = DURATION, dt: float = DT, period: float = PERIOD, time_scale: Any = 1.0
+) -> Float[Array, "T N"]:
+    """Mean ``x1`` of each region per window of `period` ms, ``(duration / period, N)`` (the slow "DC" level that a
+    gain-projected ``x1`` shows); `time_scale` as in :func:`simulate_power`."""
+    return _integrate(net, duration, dt, period, time_scale)[2]
 
 
 def seizing_regions(x1: Any) -> np.ndarray:
@@ -213,76 +232,141 @@ def seeg_log_power(log_power: Float[Array, "T N"], gain: Float[Array, "C N"]) ->
     return jax.nn.logsumexp(log_power[:, None, :] + 2.0 * jnp.log(gain)[None, :, :], axis=-1)
 
 
-def log_power_envelope(data: Any, sfreq: float, n_windows: int) -> np.ndarray:
-    """SEEG log-power envelope: the signal of each contact (``data``: contacts x samples) is demeaned, cut into
-    `n_windows` consecutive windows of equal length (trailing samples dropped), and the log of the mean square of
-    each window is returned, ``(n_windows, contacts)``."""
+def _windows(data: Any, n_windows: int, caller: str) -> np.ndarray:
+    """``data`` (contacts x samples) cut into `n_windows` consecutive windows of equal length (trailing samples
+    dropped): ``(contacts, n_windows, samples per window)`` float64."""
     x = np.asarray(data, dtype=float)
     if x.ndim != 2:
-        raise ValueError(f"log_power_envelope: data has shape {x.shape}; expected (contacts, samples).")
+        raise ValueError(f"{caller}: data has shape {x.shape}; expected (contacts, samples).")
     if not np.all(np.isfinite(x)):
-        raise ValueError("log_power_envelope: the SEEG data contain NaN or inf.")
+        raise ValueError(f"{caller}: the SEEG data contain NaN or inf; drop or repair those channels.")
     per = x.shape[1] // int(n_windows)
-    if per < 2:
+    if per < 4:
         raise ValueError(
-            f"log_power_envelope: {x.shape[1]} samples cannot fill {n_windows} windows of at least 2 samples; record "
-            "longer or use fewer windows (a longer --period)."
+            f"{caller}: {x.shape[1]} samples cannot fill {n_windows} windows of at least 4 samples; record longer or "
+            "use fewer windows (a longer --period)."
         )
-    x = x - x.mean(axis=1, keepdims=True)
-    w = x[:, : per * n_windows].reshape(x.shape[0], n_windows, per)
+    return x[:, : per * n_windows].reshape(x.shape[0], n_windows, per)
+
+
+def _detrend(w: np.ndarray) -> np.ndarray:
+    """Each window (last axis) minus its least-squares line."""
+    t = np.linspace(-1.0, 1.0, w.shape[-1])
+    slope = (w * t).sum(-1, keepdims=True) / (t * t).sum()
+    return w - w.mean(-1, keepdims=True) - slope * t
+
+
+def log_power_envelope(data: Any, sfreq: float, n_windows: int) -> np.ndarray:
+    """SEEG log-power envelope ``(n_windows, contacts)``: the signal of each contact (``data``: contacts x samples)
+    is cut into `n_windows` consecutive windows of equal length (trailing samples dropped), each window is
+    detrended (its mean and linear drift removed, so that slow "DC" shifts do not count as power), and the log of
+    its mean square is returned. `sfreq` (Hz) only labels the samples: a recording of any length and rate maps onto
+    the model's `n_windows` windows."""
+    w = _detrend(_windows(data, n_windows, "log_power_envelope"))
     power = np.mean(w * w, axis=-1)
-    if np.any(power <= 0):
-        bad = int(np.flatnonzero(np.any(power <= 0, axis=1))[0])
-        raise ValueError(f"log_power_envelope: contact {bad} has a window of zero power (a flat channel); drop it.")
-    del sfreq  # the windows are defined by their number; sfreq is kept in the signature for clarity
+    scale = np.max(power, axis=1, keepdims=True)
+    if np.any(power <= 1e-12 * np.maximum(scale, 1e-300)) or np.any(scale <= 0):
+        bad = int(np.flatnonzero(np.any(power <= 1e-12 * np.maximum(scale, 1e-300), axis=1) | (scale[:, 0] <= 0))[0])
+        raise ValueError(
+            f"log_power_envelope: contact {bad} has a window of zero power (a flat channel); mark it bad or drop it."
+        )
+    del sfreq
     return np.log(power).T
 
 
-@dataclass
-class SEEGRecording:
-    """SEEG signals: ``data`` (contacts x samples), ``sfreq`` (Hz), ``ch_names`` (one per contact). Stored as an
-    ``.npz`` with exactly these keys (no pickle)."""
+def level_envelope(data: Any, sfreq: float, n_windows: int) -> np.ndarray:
+    """Slow level of each contact ``(n_windows, contacts)``: the mean of the signal in each of `n_windows`
+    consecutive windows, standardised per contact (zero mean, unit sd over the windows; a contact whose level never
+    changes gets zeros). This is what a gain-projected ``x1`` (TVB's raw SEEG of an Epileptor2D) shows."""
+    m = _windows(data, n_windows, "level_envelope").mean(axis=-1)  # (contacts, windows)
+    m = m - m.mean(axis=1, keepdims=True)
+    sd = m.std(axis=1, keepdims=True)
+    del sfreq
+    return (m / np.where(sd > 0, sd, 1.0)).T
 
-    data: np.ndarray
-    sfreq: float
-    ch_names: list[str]
-    meta: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self):
-        self.data = np.asarray(self.data, dtype=np.float32)
-        self.ch_names = [str(c) for c in self.ch_names]
-        if self.data.ndim != 2:
-            raise ValueError(f"SEEGRecording: data has shape {self.data.shape}; expected (contacts, samples).")
-        if len(self.ch_names) != self.data.shape[0]:
-            raise ValueError(
-                f"SEEGRecording: {len(self.ch_names)} ch_names for {self.data.shape[0]} contacts (rows of data)."
-            )
-        if not (np.isfinite(self.sfreq) and self.sfreq > 0):
-            raise ValueError(f"SEEGRecording: sfreq must be a positive number of Hz, got {self.sfreq}.")
+FEATURES = ("power", "level")
+"""The observation models: ``"power"`` (log power of the detrended signal per window, for broadband or fast
+seizure activity) and ``"level"`` (the window mean, for recordings whose seizures are slow shifts of the level)."""
 
-    @classmethod
-    def load(cls, path: str | Path) -> SEEGRecording:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"--seeg: {path} does not exist.")
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("data", "sfreq", "ch_names") if k not in z.files]
-            if missing:
-                raise ValueError(f"{path}: missing keys {missing}; an SEEG file holds data, sfreq and ch_names.")
-            meta = json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
-            return cls(z["data"], float(z["sfreq"]), [str(c) for c in z["ch_names"]], meta)
 
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            path,
-            data=self.data,
-            sfreq=np.asarray(self.sfreq),
-            ch_names=np.asarray(self.ch_names),
-            meta_json=np.asarray(json.dumps(self.meta)),
-        )
-        return path
+def signal_kind(data: Any, n_windows: int | None = None) -> str:
+    """Which observation model fits a recording (``data``: contacts x samples): ``"level"`` for a smooth signal
+    whose first differences carry under 10 % of its variance (median over contacts; e.g. a gain-projected
+    Epileptor2D ``x1``, whose seizures are shifts of the level: 0.008-0.05 for TVB's), else ``"power"`` (broadband
+    or oscillatory activity: white noise gives 2, the 6-D Epileptor's fast discharges about 0.2). `n_windows` is
+    accepted for symmetry with :func:`seeg_features` and not used."""
+    x = np.asarray(data, dtype=float)
+    if x.ndim != 2 or x.shape[1] < 3:
+        raise ValueError(f"signal_kind: data has shape {x.shape}; expected (contacts, samples >= 3).")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("signal_kind: the SEEG data contain NaN or inf; drop or repair those channels.")
+    var = x.var(axis=1)
+    ok = var > 0
+    if not np.any(ok):
+        raise ValueError("signal_kind: every channel is flat.")
+    ratio = np.diff(x[ok], axis=1).var(axis=1) / var[ok]
+    del n_windows
+    return "level" if float(np.median(ratio)) < 0.1 else "power"
+
+
+def seizure_onsets(data: Any, sfreq: float, feature: str = "auto", *, n_fine: int = 400) -> np.ndarray:
+    """Onset times (s) of the recurring events in a recording (``data``: contacts x samples, `sfreq` Hz): the
+    recording is cut into `n_fine` windows, each contact's :func:`seeg_features` standardised, and the first principal
+    component across contacts (signed so that it is high for less than half of the time: seizures are shorter than
+    the time between them) smoothed over 3 windows; an onset is a rise from below 35 % to above 65 % of its 5-95 %
+    range. Used to map a recording with recurring seizures onto the model (:func:`crop_to_cycles`)."""
+    x = np.asarray(data, dtype=float)
+    n_fine = int(min(n_fine, x.shape[1] // 16))
+    if n_fine < 16:
+        return np.zeros(0)
+    env, _ = seeg_features(x, sfreq, n_fine, feature)
+    env = env - env.mean(axis=0)
+    sd = env.std(axis=0)
+    env = env[:, sd > 0] / sd[sd > 0]
+    if env.shape[1] == 0:
+        return np.zeros(0)
+    u, s_, _ = np.linalg.svd(env, full_matrices=False)
+    pc = np.convolve(u[:, 0] * s_[0], np.ones(3) / 3, mode="same")
+    lo, hi = np.quantile(pc, [0.05, 0.95])
+    if np.mean(pc > 0.5 * (lo + hi)) > 0.5:
+        pc, lo, hi = -pc, -hi, -lo
+    low, high = lo + 0.35 * (hi - lo), lo + 0.65 * (hi - lo)
+    onsets, armed = [], pc[0] < low
+    for i, v in enumerate(pc):
+        if armed and v > high:
+            onsets.append(i)
+            armed = False
+        elif v < low:
+            armed = True
+    per = (x.shape[1] // n_fine) / float(sfreq)
+    return np.asarray(onsets, dtype=float) * per
+
+
+def crop_to_cycles(recording: SEEGRecording, n_cycles: int = 2, feature: str = "auto") -> SEEGRecording:
+    """The recording up to the onset of its ``n_cycles + 1``-th seizure (:func:`seizure_onsets`) when it has that
+    many, so that ``n_cycles`` whole seizure cycles remain (the model's time scale then needs to cover only those;
+    a recording of many cycles leaves it ambiguous by whole cycles); otherwise the recording unchanged. The crop is
+    recorded in ``meta["cropped_s"]``."""
+    onsets = seizure_onsets(recording.data, recording.sfreq, feature)
+    if len(onsets) <= n_cycles:
+        return recording
+    end = float(onsets[n_cycles])
+    out = recording.crop(0.0, end)
+    out.meta = {**out.meta, "cropped_s": [0.0, end], "onsets_s": onsets.tolist()}
+    return out
+
+
+def seeg_features(data: Any, sfreq: float, n_windows: int, feature: str = "auto") -> tuple[np.ndarray, str]:
+    """``(envelope (n_windows, contacts), feature)``: :func:`log_power_envelope` or :func:`level_envelope` of an
+    SEEG recording, `feature` ``"power"``, ``"level"`` or ``"auto"`` (:func:`signal_kind` decides)."""
+    if feature == "auto":
+        feature = signal_kind(data, n_windows)
+    if feature == "power":
+        return log_power_envelope(data, sfreq, n_windows), feature
+    if feature == "level":
+        return level_envelope(data, sfreq, n_windows), feature
+    raise ValueError(f"seeg_features: feature must be 'power', 'level' or 'auto', got {feature!r}.")
 
 
 def synthetic_seeg(
@@ -407,24 +491,100 @@ def detectability(gain: Any) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------- inference
 
 
+def _contact_terms(obs, net, lat) -> tuple[Array, Array]:
+    """``(log-likelihood per contact (contacts,), fitted envelope (T, contacts))`` of the observation ``obs =
+    (envelope, gain, feature, duration, dt, fixed_time_scale)``, with the per-contact nuisance parameters integrated
+    out: ``"power"``, an offset of the log power with a flat prior; ``"level"``, an offset with a flat prior and a
+    scale (of either sign) with Zellner's g-prior (``g = T``), so that only the shape of the model's level is
+    compared."""
+    env, gain, feature, duration, dt, fixed = obs
+    sigma = lat["sigma"]
+    ts = lat["time_scale"] if fixed is None else fixed
+    T = env.shape[0]
+    period = duration / T
+    if feature == "power":
+        raw = seeg_log_power(simulate_power(net, duration, dt, period, ts), gain)
+        r = env - raw
+        offset = jnp.mean(r, axis=0)
+        rc = r - offset
+        ll = -0.5 * (T - 1) * jnp.log(2 * jnp.pi * sigma**2) - 0.5 * jnp.log(T) - jnp.sum(rc**2, 0) / (2 * sigma**2)
+        return ll, raw + offset
+    raw = simulate_level(net, duration, dt, period, ts) @ gain.T
+    g = float(T)
+    mc = raw - jnp.mean(raw, axis=0)
+    eps = 0.02 * jnp.max(jnp.abs(gain), axis=1)  # a change below ~1 % of one region's seizure counts as none
+    m2 = jnp.sum(mc**2, axis=0)
+    norm2 = m2 + eps**2  # the g-prior's |m|^2, kept away from 0 so that a flat model has a flat likelihood
+    d = env - jnp.mean(env, axis=0)
+    dm = jnp.sum(d * mc, axis=0)
+    quad = (jnp.sum(d**2, axis=0) - g * dm**2 / (norm2 + g * m2)) / sigma**2
+    ll = -0.5 * (T - 1) * jnp.log(2 * jnp.pi * sigma**2) - 0.5 * jnp.log(T) - 0.5 * jnp.log1p(g * m2 / norm2)
+    ll = ll - 0.5 * quad
+    fitted = jnp.mean(env, axis=0) + (g * dm / (norm2 + g * m2)) * mc
+    return ll, fitted
+
+
 class VEPPosterior(Posterior):
-    """A :class:`~vbtjax.inference.Posterior` that also keeps the VEP's data (`envelope` ``(T, contacts)``, `gain`
-    ``(contacts, N)``, and `offset0`, the offset that matches the healthy network's baseline), which
-    :func:`initial_guess` uses."""
+    """A :class:`~vbtjax.inference.Posterior` that also keeps the VEP's data and observation model: the
+    `envelope` ``(T, contacts)``, the `gain` ``(contacts, N)``, the `feature` (``"power"`` or ``"level"``, see
+    :data:`FEATURES`), the model time ``duration`` and step ``dt`` (ms). :meth:`predict` gives the model's
+    envelope at ``u`` and :meth:`pointwise` the log-likelihood per contact."""
 
     envelope: Array
     gain: Array
-    offset0: float = eqx.field(static=True)
+    feature: str = eqx.field(static=True)
     duration: float = eqx.field(static=True)
     dt: float = eqx.field(static=True)
+    fixed_time_scale: float | None = eqx.field(static=True)
+    cropped_s: tuple[float, float] | None = eqx.field(static=True, default=None)
 
-    def __init__(self, net, selection, priors, log_likelihood, latents, *, envelope, gain, offset0, duration, dt):
-        super().__init__(net, selection, priors, log_likelihood, latents)
+    def __init__(
+        self,
+        net,
+        selection,
+        priors,
+        latents,
+        *,
+        envelope,
+        gain,
+        feature,
+        duration,
+        dt,
+        fixed_time_scale=None,
+        cropped_s=None,
+    ):
         self.envelope = envelope
         self.gain = gain
-        self.offset0 = float(offset0)
+        self.feature = str(feature)
         self.duration = float(duration)
         self.dt = float(dt)
+        self.fixed_time_scale = None if fixed_time_scale is None else float(fixed_time_scale)
+        self.cropped_s = None if cropped_s is None else tuple(float(v) for v in cropped_s)
+        obs = (envelope, gain, self.feature, self.duration, self.dt, self.fixed_time_scale)
+
+        def log_likelihood(net, lat):
+            return jnp.sum(_contact_terms(obs, net, lat)[0])
+
+        super().__init__(net, selection, priors, log_likelihood, latents)
+
+    @property
+    def period(self) -> float:
+        """Model time per envelope window, ms."""
+        return self.duration / self.envelope.shape[0]
+
+    def _terms(self, u):
+        x = self.constrained(u)
+        obs = (self.envelope, self.gain, self.feature, self.duration, self.dt, self.fixed_time_scale)
+        return _contact_terms(obs, self.network(u), {n: x[n] for n in self.latents})
+
+    def pointwise(self, u: Float[Array, " d"]) -> Float[Array, " contacts"]:
+        """Log-likelihood of each contact's envelope at ``u`` (they sum to :meth:`log_likelihood_at`)."""
+        return self._terms(u)[0]
+
+    def predict(self, u: Float[Array, " d"]) -> Float[Array, "T contacts"]:
+        """The model's envelope at ``u``, with the per-contact offsets (and, for ``"level"``, scales) at their
+        posterior mean given ``u``: what the data are compared with."""
+        return self._terms(u)[1]
 
 
 def vep_posterior(
@@ -432,21 +592,35 @@ def vep_posterior(
     gain: Any,
     envelope: Any,
     *,
+    feature: str = "power",
     duration: float = DURATION,
     dt: float = DT,
     x0_prior: tuple[float, float] = (X0_HEALTHY, 0.5),
     K_prior_scale: float = 0.5,
     sigma_prior_scale: float = 1.0,
+    time_scale: float | tuple[float, float] | None = TIME_SCALE_RANGE,
     dtype: Any = jnp.float32,
+    cropped_s: tuple[float, float] | None = None,
 ) -> VEPPosterior:
-    """The VEP posterior: ``x0`` per region (prior ``Normal(*x0_prior)``, non-centred), the coupling ``K``
-    (``HalfNormal(K_prior_scale)``), an offset of the log power (``Normal(mean offset, 2)``) and the observation sd
-    ``sigma`` (``HalfNormal(sigma_prior_scale)``), given the log-power `envelope` ``(T, contacts)`` and the gain
-    ``(contacts, N)``; the model's sample ``m`` (at ``(m + 1) duration / T`` ms) is compared with window ``m``."""
+    """The VEP posterior given an SEEG `envelope` ``(T, contacts)`` of the kind `feature` (:func:`seeg_features`) and
+    the `gain` ``(contacts, N)`` (mm^-2; rows of a bipolar channel are differences of two contacts' rows).
+
+    Sampled: ``x0`` per region (prior ``Normal(*x0_prior)``, non-centred), the coupling ``K``
+    (``HalfNormal(K_prior_scale)``), the observation sd ``sigma`` (``HalfNormal(sigma_prior_scale)``) and, unless
+    `time_scale` is a number (then fixed), the ``time_scale`` that maps the recording onto the model's time: the
+    network runs ``time_scale * duration`` ms of its own time over the recording (prior log-uniform on the
+    `time_scale` range, default :data:`TIME_SCALE_RANGE`). Each contact's offset (and, for ``"level"``, its scale
+    and sign) is integrated out analytically, so that a contact's unknown gain or reference does not matter; the
+    model's window ``m`` (at ``(m + 1) duration / T`` ms) is compared with the data's window ``m``. `cropped_s`: the
+    seconds of the recording the envelope covers, kept for the record (:func:`recording_posterior` sets it)."""
     import numpyro.distributions as dist
+
+    from .inference.params import Interval
 
     env = jnp.asarray(envelope, dtype=dtype)
     gain = jnp.asarray(gain, dtype=dtype)
+    if feature not in FEATURES:
+        raise ValueError(f"vep_posterior: feature must be one of {FEATURES}, got {feature!r}.")
     if env.ndim != 2:
         raise ValueError(f"vep_posterior: envelope has shape {env.shape}; expected (windows, contacts).")
     if gain.ndim != 2 or gain.shape[0] != env.shape[1]:
@@ -458,42 +632,47 @@ def vep_posterior(
         raise ValueError(
             f"vep_posterior: gain has {gain.shape[1]} columns but the connectome has {connectome.n_regions} regions."
         )
-    if not bool(jnp.all(jnp.isfinite(env))):
-        raise ValueError("vep_posterior: the envelope contains NaN or inf.")
+    if not bool(jnp.all(jnp.isfinite(env))) or not bool(jnp.all(jnp.isfinite(gain))):
+        raise ValueError("vep_posterior: the envelope or the gain contains NaN or inf.")
     T = env.shape[0]
+    if T < 4:
+        raise ValueError(f"vep_posterior: the envelope has {T} windows; at least 4 are needed.")
     period = duration / T
     if abs(round(period / dt) * dt - period) > 1e-9 * period:
         raise ValueError(f"vep_posterior: duration / windows = {period} ms must be a whole number of dt = {dt} ms.")
     loc, scale = x0_prior
     net = vep_network(connectome, x0=loc, K=K_prior_scale)
     net = jax.tree.map(lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, net)
-    base = seeg_log_power(simulate_power(net, duration, dt, period), gain)
-    offset0 = float(jnp.mean(env) - jnp.mean(base))
     sel = Selection(
         [
             Parameter(lambda n: n.model.x0, Affine(loc, scale), name="x0"),
             Parameter(lambda n: n.coupling.a, Positive(), name="K"),
         ]
     )
-
-    def log_likelihood(n, lat):
-        pred = seeg_log_power(simulate_power(n, duration, dt, period), gain) + lat["offset"]
-        return jnp.sum(dist.Normal(pred, lat["sigma"]).log_prob(env))
-
+    latents = {"sigma": Latent(dist.HalfNormal(sigma_prior_scale), Positive(), init=0.3 * sigma_prior_scale)}
+    fixed = None
+    if time_scale is None or np.ndim(time_scale) == 0:
+        fixed = 1.0 if time_scale is None else float(time_scale)
+        if not fixed > 0:
+            raise ValueError(f"vep_posterior: a fixed time_scale must be > 0, got {time_scale}.")
+    else:
+        lo, hi = (float(v) for v in time_scale)
+        if not 0 < lo < hi:
+            raise ValueError(f"vep_posterior: time_scale range must satisfy 0 < low < high, got {time_scale}.")
+        init = float(np.clip(1.0, lo, hi)) if lo < 1.0 < hi else float(np.sqrt(lo * hi))
+        latents["time_scale"] = Latent(dist.LogUniform(lo, hi), Interval(lo, hi), init=init)
     return VEPPosterior(
         net,
         sel,
         priors={"x0": dist.Normal(loc, scale), "K": dist.HalfNormal(K_prior_scale)},
-        log_likelihood=log_likelihood,
-        latents={
-            "offset": Latent(dist.Normal(offset0, 2.0), Real(), init=offset0),
-            "sigma": Latent(dist.HalfNormal(sigma_prior_scale), Positive(), init=0.5 * sigma_prior_scale),
-        },
+        latents=latents,
         envelope=env,
         gain=gain,
-        offset0=offset0,
+        feature=feature,
         duration=duration,
         dt=dt,
+        fixed_time_scale=fixed,
+        cropped_s=cropped_s,
     )
 
 
@@ -502,37 +681,71 @@ def recording_posterior(
     sensors: Any,
     recording: SEEGRecording,
     *,
+    feature: str = "auto",
+    crop: Any = "auto",
     duration: float = DURATION,
     period: float = PERIOD,
     dt: float = DT,
+    time_scale: float | tuple[float, float] | None = TIME_SCALE_RANGE,
     dtype: Any = jnp.float32,
 ) -> VEPPosterior:
-    """:func:`vep_posterior` of an SEEG `recording` whose ``ch_names`` are contacts of `sensors`: the gain from the
-    contacts' positions and the connectome's centres, the envelope in ``duration / period`` windows."""
+    """:func:`vep_posterior` of an SEEG `recording` of any length and sampling rate, cut into
+    ``duration / period`` windows: its channels are contacts of `sensors` (monopolar) or pairs ``"X-Y"`` of them
+    (bipolar); the gain comes from the contacts' positions and the connectome's centres; `feature` ``"auto"``
+    chooses the observation model from the data (:func:`signal_kind`). `crop`: ``"auto"`` keeps the first two
+    seizure cycles of a ``"level"`` recording with recurring seizures (:func:`crop_to_cycles`), a number keeps the
+    first that many seconds, ``None`` keeps everything; the seconds kept are in ``posterior.cropped_s``."""
+    from .recordings import channel_gain
+
     if connectome.centres is None:
         raise ValueError("recording_posterior: the connectome needs region centres (mm) for the SEEG gain.")
-    labels = list(sensors.labels)
-    missing = [c for c in recording.ch_names if c not in set(labels)]
-    if missing:
-        raise ValueError(
-            f"recording_posterior: contacts {missing[:5]} are not in the sensors; ch_names must be sensor names."
-        )
-    idx = [labels.index(c) for c in recording.ch_names]
-    gain = seeg_gain_point_source(np.asarray(sensors.positions)[idx], connectome.centres)
-    env = log_power_envelope(recording.data, recording.sfreq, int(round(duration / period)))
-    return vep_posterior(connectome, gain, env, duration=duration, dt=dt, dtype=dtype)
+    gain = channel_gain(recording.ch_names, sensors, connectome.centres)
+    n_win = int(round(duration / period))
+    if feature == "auto":
+        feature = signal_kind(recording.data)
+    if isinstance(crop, str):
+        if crop != "auto":
+            raise ValueError(f"recording_posterior: crop must be 'auto', a number of seconds or None, got {crop!r}.")
+        if feature == "level":
+            recording = crop_to_cycles(recording, 2, feature)
+    elif crop is not None:
+        if not (np.isfinite(crop) and crop > 0):
+            raise ValueError(f"recording_posterior: crop must be a positive number of seconds, got {crop}.")
+        recording = recording.crop(0.0, float(crop))
+    env, feature = seeg_features(recording.data, recording.sfreq, n_win, feature)
+    kept = (0.0, recording.data.shape[1] / recording.sfreq)
+    return vep_posterior(
+        connectome,
+        gain,
+        env,
+        feature=feature,
+        duration=duration,
+        dt=dt,
+        time_scale=time_scale,
+        dtype=dtype,
+        cropped_s=kept,
+    )
 
 
 class VEPResult(eqx.Module):
-    """The outcome of :func:`infer_ez`: the NUTS draws (``samples``, a :class:`~vbtjax.inference.NutsResult`),
-    ``p_ez`` ``(N,)``, the posterior probability that a region is epileptogenic: its ``x0`` exceeds
-    :data:`X0_CRITICAL` *and* it seizes when the draw is simulated (a region above the critical value that the
-    network's coupling holds at rest starts no seizure, and the data cannot tell its ``x0`` apart from a healthy
-    one); ``p_above`` ``(N,)``, ``P(x0 > X0_CRITICAL)`` alone; ``observed`` ``(N,)``: the implantation can see the
-    region's seizures (:func:`detectability` above :data:`DETECTABLE`; the data cannot rule out a seizure in a region
-    no contact sees, so such a region is never called epileptogenic); and the ``ranking`` (list of ``{"index",
-    "label", "probability"}`` with ``probability = p_ez``, the observed regions first, each group most likely
-    first)."""
+    """The outcome of :func:`infer_ez`.
+
+    **Fields:**
+    - `samples`: the sampler's result (:class:`~vbtjax.inference.NutsResult` or
+      :class:`~vbtjax.inference.SMCResult`), draws ``(chains or runs, draws, ...)``.
+    - `p_ez` ``(N,)``: the posterior probability that a region is epileptogenic: its ``x0`` exceeds
+      :data:`X0_CRITICAL` *and* it seizes when the draw is simulated (a region above the critical value that the
+      network's coupling holds at rest starts no seizure, and the data cannot tell its ``x0`` apart from a healthy
+      one); `p_above` ``(N,)``: ``P(x0 > X0_CRITICAL)`` alone.
+    - `observed` ``(N,)``: the implantation can see the region's seizures (:func:`detectability` above
+      :data:`DETECTABLE`); the data cannot rule out a seizure in a region no contact sees, so such a region is never
+      called epileptogenic.
+    - `ranking`: list of ``{"index", "label", "probability"}`` with ``probability = p_ez``, the observed regions
+      first, each group most likely first.
+    - `diagnostics`: ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``, ``divergences``, ``draws``, ``converged``
+      (and the log evidence for SMC).
+    - `ppc`: the posterior predictive check of the envelope (:class:`~vbtjax.inference.ppc.PPCResult`).
+    """
 
     samples: Any
     p_ez: np.ndarray
@@ -540,10 +753,45 @@ class VEPResult(eqx.Module):
     observed: np.ndarray
     ranking: list[dict[str, Any]] = eqx.field(static=True)
     labels: tuple[str, ...] = eqx.field(static=True)
+    diagnostics: dict[str, Any] = eqx.field(static=True, default_factory=dict)
+    ppc: Any = None
 
     def predicted_ez(self, threshold: float = 0.5) -> np.ndarray:
         """Observed regions with ``p_ez > threshold``."""
         return np.flatnonzero((self.p_ez > threshold) & self.observed)
+
+    @property
+    def converged(self) -> bool:
+        """Max R-hat <= :data:`MAX_RHAT` and at most :data:`MAX_DIVERGENT` of the draws divergent."""
+        return bool(self.diagnostics.get("converged", False))
+
+    @property
+    def fits(self) -> bool:
+        """The posterior predictive check passed (the model reproduces the data)."""
+        return bool(self.ppc is not None and self.ppc.fits)
+
+    @property
+    def trustworthy(self) -> bool:
+        """Converged and fits: only then is a resection recommended."""
+        return self.converged and self.fits
+
+    @property
+    def verdict(self) -> str:
+        """One line: whether the result can be used, and why not."""
+        d = self.diagnostics
+        problems = []
+        if not self.fits:
+            r2 = self.ppc.r2 if self.ppc is not None else float("nan")
+            cov = self.ppc.coverage if self.ppc is not None else float("nan")
+            problems.append(f"the model does not reproduce the data (R² {r2:.2f}, 90 % coverage {cov:.2f})")
+        if not self.converged:
+            problems.append(
+                f"the sampler has not converged (max R-hat {d.get('max_rhat', float('nan')):.2f} > {MAX_RHAT}, "
+                f"{d.get('divergences', 0)} divergent of {d.get('draws', 0)} draws)"
+            )
+        if not problems:
+            return "VEP: converged and the model reproduces the data."
+        return "VEP: " + "; ".join(problems) + ": do not plan a resection on this result."
 
 
 def vep_twin(
@@ -559,13 +807,15 @@ def vep_twin(
     """The patient's :class:`~vbtjax.Twin`: the VEP network at the posterior mean, the posterior draws of ``x0``
     (``"model.x0"``) and ``K`` (``"coupling.a"``), and the VEP's simulation settings (Heun, `duration` and `dt` ms,
     ``x1``/``z`` sampled every `period` ms from rest), so that ``twin.predict(Resect([...]), Seizes(monitor="x1",
-    threshold=SEIZURE_X1))`` is the virtual surgery of :func:`virtual_resection` over every draw."""
+    threshold=SEIZURE_X1))`` is the virtual surgery of :func:`virtual_resection` over every draw. With an inferred
+    time scale, the twin runs ``duration`` and ``dt`` times its posterior mean (the network's own time)."""
     from .monitors import SubSample
     from .solvers import Heun
     from .twin import Twin
 
     x0 = np.asarray(result.samples.samples["x0"])
     K = np.asarray(result.samples.samples["K"])
+    ts = float(np.mean(result.samples.samples["time_scale"])) if "time_scale" in result.samples.samples else 1.0
     n = connectome.n_regions
     net = vep_network(connectome, x0=x0.reshape(-1, n).mean(axis=0), K=float(K.mean()))
     meta = {"kind": "vep", "labels": list(result.labels), "p_ez": np.asarray(result.p_ez).tolist()}
@@ -574,10 +824,10 @@ def vep_twin(
         net,
         posterior={"model.x0": x0, "coupling.a": K},
         simulation={
-            "t1": float(duration),
-            "dt": float(dt),
+            "t1": float(duration) * ts,
+            "dt": float(dt) * ts,
             "solver": Heun(),
-            "monitors": {"x1": SubSample(period=float(period))},
+            "monitors": {"x1": SubSample(period=float(period) * ts)},
             "history": np.asarray(_history(n, net.model.x0.dtype)),
         },
         metadata=meta,
@@ -589,26 +839,35 @@ def initial_guess(posterior: Posterior, *, x0_seizing: float = -1.7, min_share: 
     """Data-driven starting points for the VEP posterior: ``(len(min_share) + 1, d)`` unconstrained ``u``.
 
     A region that does not seize has almost no gradient towards seizing, so gradient ascent from a healthy start
-    can explain a contact's seizure power with the wrong region. These start instead from the regions whose
-    seizures best explain the observed power increase: the increase of each contact's power over its baseline (the
-    first window), ``exp(max_t y_k) - exp(y_k(0))``, is fitted by non-negative least squares as
-    ``sum_i G_ki^2 a_i`` (``a_i`` the power increase of region ``i``, in units of one region's seizure power); for
-    each value of `min_share`, the regions with ``a_i > min_share`` start at ``x0 = x0_seizing`` and the others at
-    the prior's centre. The last row is the healthy network."""
+    can explain a contact's seizure with the wrong region. These start instead from the regions whose seizures best
+    explain each contact's change over the recording, fitted by non-negative least squares as a sum over regions of
+    what one region's seizure alone would do to that contact (``"power"``: the relative power increase
+    ``exp(max_t y_k - baseline_k) - 1``, baseline the 10 % quantile over windows; ``"level"``: the range of the
+    standardised level against the share of the contact's gain); for each value of `min_share`, the regions with a
+    fitted share above it start at ``x0 = x0_seizing`` and the others at the prior's centre. The last row is the
+    healthy network."""
     from scipy.optimize import nnls
 
     if not isinstance(posterior, VEPPosterior):
         raise TypeError("initial_guess: expected the posterior of vep_posterior().")
     env, gain = np.asarray(posterior.envelope, dtype=float), np.asarray(posterior.gain, dtype=float)
-    offset0 = posterior.offset0
-    x_seiz = 0.4  # x1 on the seizure branch
-    seizure_power = np.exp(2 * x_seiz) - np.exp(2 * X1_REST)
-    increase = np.exp(env.max(axis=0) - offset0) - np.exp(env[0] - offset0)
-    a, _ = nnls((gain**2) * seizure_power, np.maximum(increase, 0.0))
-    base = posterior.constrained(posterior.initial_position())
+    if posterior.feature == "power":
+        g2 = gain**2
+        base = g2.sum(axis=1) * np.exp(2 * X1_REST)
+        design = g2 * (np.exp(0.8) - np.exp(2 * X1_REST)) / base[:, None]
+        target = np.expm1(env.max(axis=0) - np.quantile(env, 0.1, axis=0))
+    else:
+        ag = np.abs(gain)
+        design = ag / ag.sum(axis=1, keepdims=True)
+        rng = env.max(axis=0) - env.min(axis=0)
+        target = rng / max(float(rng.max()), 1e-12)
+    a, _ = nnls(design, np.maximum(target, 0.0))
+    if posterior.feature == "level":
+        a = a / max(float(a.max()), 1e-12)
+    base_vals = posterior.constrained(posterior.initial_position())
     out = []
     for share in np.atleast_1d(min_share):
-        vals = dict(base)
+        vals = dict(base_vals)
         x0 = np.array(vals["x0"], dtype=float)
         x0[a > share] = x0_seizing
         vals["x0"] = x0
@@ -617,15 +876,18 @@ def initial_guess(posterior: Posterior, *, x0_seizing: float = -1.7, min_share: 
     return jnp.stack(out)
 
 
-def posterior_mode(posterior: Posterior, *, init: Any = None, steps: int = 200) -> tuple[Array, Array]:
+def posterior_mode(
+    posterior: Posterior, *, init: Any = None, steps: int = 200, newton_steps: int = 8
+) -> tuple[Array, Array]:
     """The maximum a posteriori point and the Hessian of ``-log_density`` there: ``(u_map (d,), hessian (d, d))``.
 
     From `init`, one start ``(d,)`` (default the network's values) or several ``(k, d)``, both L-BFGS (Optax, zoom
     line search; `steps` iterations) and Adam (``2 * steps``, learning rate 0.05) run on ``-log_density`` in
-    unconstrained space, every start at once (``jax.vmap``); the highest density reached wins. Neither alone was
-    reliable on the TVB patients: Adam moves every coordinate at its learning rate whatever the size of the
-    gradient, so weakly observed regions drift above the critical excitability; L-BFGS's line search sometimes
-    jumps to a configuration where many regions seize."""
+    unconstrained space, every start at once (``jax.vmap``); the highest density reached wins, and `newton_steps`
+    damped Newton steps (Levenberg-Marquardt, step halving) finish it. Neither first-order method alone was reliable:
+    Adam moves every coordinate at its learning rate whatever the size of the gradient, so weakly observed regions
+    drift above the critical excitability; L-BFGS's line search sometimes jumps to a configuration where many regions
+    seize; and both stop short in the directions the data pin down to 1e-4 (an EZ's ``x0`` against ``K``)."""
     import optax
 
     u = posterior.initial_position() if init is None else jnp.asarray(init)
@@ -663,8 +925,45 @@ def posterior_mode(posterior: Posterior, *, init: Any = None, steps: int = 200) 
     losses = jnp.concatenate([r[1] for r in results])
     losses = jnp.where(jnp.isfinite(losses), losses, jnp.inf)
     u = us[int(jnp.argmin(losses))]
-    hess = jax.jit(jax.hessian(fun))(u)  # jitted: evaluated op by op it took longer than the whole search
+    hess_fn = jax.jit(jax.hessian(fun))  # jitted: evaluated op by op it took longer than the whole search
+    grad_fn = jax.jit(jax.value_and_grad(fun))
+    value, grad = grad_fn(u)
+    hess = hess_fn(u)
+    for _ in range(int(newton_steps)):
+        h64 = np.asarray(hess, dtype=float)
+        w, v = np.linalg.eigh(0.5 * (h64 + h64.T))
+        lam = max(0.0, -float(w.min())) + 1e-3 * max(1.0, float(np.abs(w).max())) ** 0.5
+        g64 = np.asarray(grad, dtype=float)
+        moved = False
+        for _ in range(6):
+            step = (v / (np.maximum(w, 0.0) + lam)) @ (v.T @ g64)
+            cand = jnp.asarray(np.asarray(u, dtype=float) - step, u.dtype)
+            c_value, c_grad = grad_fn(cand)
+            if bool(jnp.isfinite(c_value)) and float(c_value) < float(value):
+                u, value, grad, moved = cand, c_value, c_grad, True
+                break
+            lam *= 10.0
+        if not moved:
+            break
+        hess = hess_fn(u)
     return u, 0.5 * (hess + hess.T)
+
+
+def laplace_factor(hessian: Any, *, floor: float = 1.0) -> np.ndarray:
+    """``(d, d)`` factor ``L`` with ``L @ L.T`` the inverse of `hessian` (symmetrised, eigenvalues raised to at least
+    `floor`, float64): the shape of the Laplace approximation at a mode, used to precondition NUTS. The floor keeps
+    the directions the data do not inform (and those of negative curvature) at the prior's unit scale."""
+    h = np.asarray(hessian, dtype=float)
+    w, v = np.linalg.eigh(0.5 * (h + h.T))
+    return v / np.sqrt(np.maximum(w, floor))
+
+
+SAMPLERS = ("nuts", "smc")
+"""Samplers of :func:`infer_ez`."""
+MAX_RHAT = 1.05
+"""Largest rank-normalised split R-hat over all sampled values for a run to count as converged."""
+MAX_DIVERGENT = 0.01
+"""Largest fraction of divergent transitions for a run to count as converged."""
 
 
 def infer_ez(
@@ -672,67 +971,157 @@ def infer_ez(
     *,
     key: jax.Array,
     labels: Any = None,
-    num_chains: int = 2,
+    sampler: str = "nuts",
+    num_chains: int = 4,
     num_warmup: int = 200,
     num_samples: int = 200,
+    num_particles: int = 64,
     map_steps: int = 200,
     checkpoint: str | Path | None = None,
     progress: bool = True,
     target_accept: float = 0.8,
     max_tree_depth: int = 6,
+    ppc_draws: int = 100,
+    warn: bool = True,
 ) -> VEPResult:
-    """Rank the regions by their posterior probability of being epileptogenic (see :class:`VEPResult`): the
-    posterior mode first (:func:`posterior_mode` from :func:`initial_guess`), then NUTS
-    (:func:`vbtjax.inference.nuts`) from there with ``num_chains`` chains, the inverse Hessian at the mode as a dense
-    mass matrix and only the step size adapted in warmup."""
-    from .inference.nuts import nuts
+    """Rank the regions by their posterior probability of being epileptogenic, and check the result.
 
-    u_map, hess = posterior_mode(posterior, init=initial_guess(posterior), steps=map_steps)
-    # the inverse Hessian at the mode (eigenvalues clipped to keep it positive definite) as a dense mass matrix:
-    # the posterior's sharp directions mix x0 of the EZ with the coupling, which a diagonal matrix cannot follow
-    w, v = jnp.linalg.eigh(hess)
-    w = jnp.clip(w, 1e-2, None)
-    imm = (v / w) @ v.T
-    chol = v / jnp.sqrt(w)
-    noise = jax.random.normal(jax.random.fold_in(key, 7), (num_chains, u_map.size), u_map.dtype)
-    init = u_map + 0.1 * noise @ chol.T
-    res = nuts(
-        posterior,
-        key=key,
-        num_chains=num_chains,
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        checkpoint=checkpoint,
-        progress=progress,
-        target_accept=target_accept,
-        max_tree_depth=max_tree_depth,
-        init=init,
-        inverse_mass_matrix=imm,
-        adapt_mass_matrix=False,
-        initial_step_size=0.5,
-    )
+    `sampler` ``"nuts"`` (default): the posterior mode first (:func:`posterior_mode` from :func:`initial_guess`,
+    Newton-refined), then `num_chains` NUTS chains (:func:`vbtjax.inference.nuts`) started around it and
+    preconditioned by the Laplace approximation there (:func:`laplace_factor`), with the diagonal mass matrix adapted
+    on top in warmup. ``"smc"``: adaptive tempered SMC (:func:`vbtjax.inference.smc`), `num_chains` independent
+    runs of `num_particles` particles, `num_samples` HMC moves... see that function; it also estimates the evidence.
+
+    The result carries the convergence diagnostics (rank-normalised split R-hat over chains or runs, bulk and tail
+    ESS, divergences; :attr:`VEPResult.converged`), a posterior predictive check of the envelope from `ppc_draws`
+    draws (:attr:`VEPResult.ppc`, :attr:`VEPResult.fits`), and warns (``warn=True``) when either fails: such a
+    result should not be used to plan a resection."""
+    from .inference.diagnostics import ess_tail
+    from .inference.ppc import predictive_check
+
+    if sampler not in SAMPLERS:
+        raise ValueError(f"infer_ez: sampler must be one of {SAMPLERS}, got {sampler!r}.")
+    if not isinstance(posterior, VEPPosterior):
+        raise TypeError("infer_ez: expected the posterior of vep_posterior() or recording_posterior().")
+    if num_chains < 2:
+        raise ValueError(f"infer_ez: num_chains must be >= 2 (R-hat compares chains or runs), got {num_chains}.")
+    if sampler == "nuts":
+        from .inference.nuts import nuts
+
+        u_map, hess = posterior_mode(posterior, init=initial_guess(posterior), steps=map_steps)
+        L = laplace_factor(hess)
+        z = 0.5 * jax.random.normal(jax.random.fold_in(key, 7), (num_chains, u_map.size), u_map.dtype)
+        res = nuts(
+            posterior,
+            key=key,
+            num_chains=num_chains,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            checkpoint=checkpoint,
+            progress=progress,
+            target_accept=target_accept,
+            max_tree_depth=max_tree_depth,
+            init=u_map + z @ jnp.asarray(L.T, u_map.dtype),
+            preconditioner=(u_map, L),
+            initial_step_size=0.3,
+        )
+        positions = np.asarray(res.positions)
+        divergent = int(np.asarray(res.stats["diverging"]).sum())
+    else:
+        from .inference.smc import smc
+
+        res = smc(
+            posterior,
+            key=key,
+            num_particles=num_particles,
+            num_runs=num_chains,
+            progress=progress,
+            max_tree_depth=max_tree_depth,
+        )
+        positions = np.asarray(res.positions)
+        divergent = 0
+    summ = res.summary()
+    rhat = max(float(np.nanmax(v["rhat"])) for v in summ.values())
+    ess_b = min(float(np.nanmin(v["ess_bulk"])) for v in summ.values())
+    ess_t = min(float(np.nanmin(ess_tail(np.asarray(res.samples[k])))) for k in res.samples)
+    n_draws = positions.shape[0] * positions.shape[1]
+    converged = bool(np.isfinite(rhat) and rhat <= MAX_RHAT and divergent <= MAX_DIVERGENT * n_draws)
+    diagnostics = {
+        "sampler": sampler,
+        "max_rhat": rhat,
+        "min_ess_bulk": ess_b,
+        "min_ess_tail": ess_t,
+        "divergences": divergent,
+        "draws": n_draws,
+        "converged": converged,
+    }
+    if sampler == "smc":
+        diagnostics.update(res.evidence())
+
+    flat = positions.reshape(-1, positions.shape[-1])
     x0 = np.asarray(res.samples["x0"])  # (chains, draws, N)
     n = x0.shape[-1]
     x0_flat = jnp.asarray(x0.reshape(-1, n))
     K_flat = jnp.asarray(np.asarray(res.samples["K"]).reshape(-1))
-    seizes = _seizing_draws(posterior.net, x0_flat, K_flat, duration=posterior.duration, dt=posterior.dt)
+    ts_flat = _time_scale_draws(posterior, res.samples, K_flat.shape[0])
+    seizes = _seizing_draws(
+        posterior.net, x0_flat, K_flat, duration=posterior.duration, dt=posterior.dt, time_scale=ts_flat
+    )
     p_above = (x0 > X0_CRITICAL).mean(axis=(0, 1))
     p = (np.asarray(seizes) & (np.asarray(x0_flat) > X0_CRITICAL)).mean(axis=0)
-    observed = detectability(posterior.gain) > DETECTABLE if isinstance(posterior, VEPPosterior) else np.ones(n, bool)
+    observed = detectability(posterior.gain) > DETECTABLE
     labels = tuple(str(s) for s in (labels if labels is not None else [f"region {i}" for i in range(n)]))
     order = np.lexsort((-p, ~observed))  # observed regions first, each group by probability
     ranking = [{"index": int(i), "label": labels[i], "probability": float(p[i])} for i in order]
-    return VEPResult(samples=res, p_ez=p, p_above=p_above, observed=observed, ranking=ranking, labels=labels)
+
+    ppc = predictive_check(np.asarray(posterior.envelope), _predictive(posterior, flat, ppc_draws, key))
+    result = VEPResult(
+        samples=res,
+        p_ez=p,
+        p_above=p_above,
+        observed=observed,
+        ranking=ranking,
+        labels=labels,
+        diagnostics=diagnostics,
+        ppc=ppc,
+    )
+    if warn and not result.trustworthy:
+        import warnings
+
+        warnings.warn(result.verdict, stacklevel=2)
+    return result
 
 
-def _seizing_draws(net: Network, x0_draws: Array, K_draws: Array, *, duration: float, dt: float) -> Array:
-    """``(S, N)`` bool: does region ``i`` seize (``x1 > SEIZURE_X1`` at some sample) in draw ``s``."""
+def _time_scale_draws(posterior: VEPPosterior, samples: dict, n: int) -> Array:
+    if "time_scale" in samples:
+        return jnp.asarray(np.asarray(samples["time_scale"]).reshape(-1))
+    return jnp.full((n,), 1.0 if posterior.fixed_time_scale is None else posterior.fixed_time_scale)
 
-    def seizing(x0, K):
-        n = eqx.tree_at(lambda t: (t.model.x0, t.coupling.a), net, (x0.astype(net.model.x0.dtype), K))
-        return jnp.any(simulate_x1(n, duration, dt, dt) > SEIZURE_X1, axis=0)
 
-    return jax.jit(jax.vmap(seizing))(x0_draws, K_draws.astype(net.model.x0.dtype))
+def _predictive(posterior: VEPPosterior, flat: np.ndarray, n_draws: int, key: jax.Array) -> np.ndarray:
+    """``(S, T, contacts)`` envelopes simulated from `n_draws` evenly spaced draws of `flat` ``(draws, d)``, with
+    their observation noise."""
+    pick = np.linspace(0, flat.shape[0] - 1, min(int(n_draws), flat.shape[0])).astype(int)
+    u = jnp.asarray(flat[pick])
+    fitted = jax.jit(jax.vmap(lambda v: posterior.predict(v)))(u)
+    sigma = jax.vmap(lambda v: posterior.constrained(v)["sigma"])(u)
+    noise = jax.random.normal(jax.random.fold_in(key, 11), fitted.shape, fitted.dtype)
+    return np.asarray(fitted + sigma[:, None, None] * noise)
+
+
+def _seizing_draws(
+    net: Network, x0_draws: Array, K_draws: Array, *, duration: float, dt: float, time_scale: Any = None
+) -> Array:
+    """``(S, N)`` bool: does region ``i`` seize (``x1 > SEIZURE_X1`` at some step) in draw ``s`` (over `duration`
+    ms at the draw's `time_scale`, default 1)."""
+    dtype = net.model.x0.dtype
+    ts = jnp.ones(K_draws.shape, dtype) if time_scale is None else jnp.asarray(time_scale, dtype)
+
+    def seizing(x0, K, s):
+        n = eqx.tree_at(lambda t: (t.model.x0, t.coupling.a), net, (x0.astype(dtype), K))
+        return jnp.any(simulate_x1(n, duration, dt, dt, s) > SEIZURE_X1, axis=0)
+
+    return jax.jit(jax.vmap(seizing))(x0_draws, K_draws.astype(dtype), ts)
 
 
 def virtual_resection(
@@ -744,10 +1133,12 @@ def virtual_resection(
     duration: float = DURATION,
     dt: float = DT,
     period: float = PERIOD,
+    time_scale_draws: Any = None,
 ) -> dict[str, Any]:
     """What if the regions `resect` are removed? For every posterior draw (``x0_draws`` ``(S, N)``, ``K_draws``
-    ``(S,)``) the network is simulated before and after removing all connections of the resected regions; a draw
-    is *seizure-free* after the resection when no remaining region's ``x1`` exceeds :data:`SEIZURE_X1`.
+    ``(S,)``, ``time_scale_draws`` ``(S,)`` or None for 1) the network is simulated before and after removing all
+    connections of the resected regions; a draw is *seizure-free* after the resection when no remaining region's
+    ``x1`` exceeds :data:`SEIZURE_X1`.
 
     **Returns:** dict with ``seizure_free_probability`` (fraction of draws), ``seizing_before_probability``, the
     per-region recruitment probabilities ``p_seizing_before`` / ``p_seizing_after`` ``(N,)`` (resected regions 0
@@ -769,8 +1160,10 @@ def virtual_resection(
     base = vep_network(connectome)
     net_after = eqx.tree_at(lambda t: t.connectome.weights, base, jnp.asarray(w_after, base.connectome.weights.dtype))
 
-    before = np.asarray(_seizing_draws(base, x0_draws, K_draws, duration=duration, dt=dt))
-    after = np.asarray(_seizing_draws(net_after, x0_draws, K_draws, duration=duration, dt=dt)) & keep[None, :]
+    ts = time_scale_draws
+    before = np.asarray(_seizing_draws(base, x0_draws, K_draws, duration=duration, dt=dt, time_scale=ts))
+    after = np.asarray(_seizing_draws(net_after, x0_draws, K_draws, duration=duration, dt=dt, time_scale=ts))
+    after = after & keep[None, :]
     return {
         "resected": resect.tolist(),
         "seizing_before_probability": float(before.any(axis=1).mean()),

@@ -249,6 +249,7 @@ def nuts(
     initial_step_size: float = 0.1,
     inverse_mass_matrix: Any = None,
     adapt_mass_matrix: bool = True,
+    preconditioner: tuple[Any, Any] | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 50,
     progress: bool = True,
@@ -271,6 +272,10 @@ def nuts(
     - `adapt_mass_matrix`: estimate the diagonal inverse mass matrix in Stan's slow windows (default); ``False``
       keeps `inverse_mass_matrix` and adapts only the step size (better when warmup is short and the given matrix
       is good: a chain that has barely moved underestimates the variances).
+    - `preconditioner`: ``(centre (d,), factor (d, d))``: the chains move in ``z`` with ``u = centre + factor @ z``
+      (e.g. the mode and a Cholesky factor of the inverse Hessian there), and the diagonal mass matrix is adapted in
+      ``z``. Equivalent to a dense mass matrix ``factor @ factor.T``, but it stays well conditioned in float32
+      when the posterior's scales span many orders of magnitude. `init`, the draws and ``positions`` are in ``u``.
     - `checkpoint`: a folder; the state is written to ``checkpoint/nuts_checkpoint.npz`` every `checkpoint_every`
       steps (atomically), and a later call with the same arguments resumes from it and returns exactly the draws
       of an uninterrupted run. A checkpoint written with other settings raises ``ValueError``.
@@ -289,6 +294,10 @@ def nuts(
         raise ValueError(f"nuts: checkpoint_every must be >= 1, got {checkpoint_every}.")
     logdensity, names, to_constrained, u0, d = _resolve(target, init, num_chains, key, init_jitter)
     dtype = u0.dtype
+    to_u = lambda z: z  # noqa: E731
+    orig_constrained = to_constrained
+    if preconditioner is not None:
+        logdensity, to_constrained, u0, to_u = _precondition(preconditioner, logdensity, to_constrained, u0, d)
     slow_np, end_np = warmup_schedule(num_warmup)
     if not adapt_mass_matrix:
         slow_np, end_np = np.zeros_like(slow_np), np.zeros_like(end_np)
@@ -341,6 +350,7 @@ def nuts(
         "inverse_mass_matrix": None if inverse_mass_matrix is None else np.asarray(inverse_mass_matrix).tolist(),
         "checkpoint_every": checkpoint_every,
         "adapt_mass_matrix": bool(adapt_mass_matrix),
+        "preconditioner": None if preconditioner is None else float(np.round(np.sum(np.abs(to_u(u0[0]))), 5)),
         "names": list(names),
         "key": _key_data(key)[0].tolist(),
         "dtype": str(dtype),
@@ -467,13 +477,13 @@ def nuts(
             bar.close()
     seconds = time.perf_counter() - t_start
 
-    positions = jnp.asarray(np.concatenate(samp_out["position"], axis=1))
+    positions = jax.vmap(jax.vmap(to_u))(jnp.asarray(np.concatenate(samp_out["position"], axis=1)))
     stats = {k: jnp.asarray(np.concatenate(samp_out[k], axis=1)) for k in _STATS}
     if num_warmup:
         wstats = {k: jnp.asarray(np.concatenate(v, axis=1)) for k, v in warm_out.items()}
     else:
         wstats = {k: jnp.zeros((num_chains, 0)) for k in warm_out}
-    samples = jax.vmap(jax.vmap(to_constrained))(positions)
+    samples = jax.vmap(jax.vmap(orig_constrained))(positions)
     return NutsResult(
         names=tuple(names),
         samples=dict(samples),
@@ -484,6 +494,25 @@ def nuts(
         warmup_stats=wstats,
         seconds=seconds,
     )
+
+
+def _precondition(preconditioner, logdensity, to_constrained, u0, d):
+    """The log density, constrained map and starting points in ``z`` with ``u = centre + factor @ z``, and the map
+    ``z -> u``."""
+    centre, factor = preconditioner
+    dtype = u0.dtype
+    c64 = np.asarray(centre, dtype=float)
+    L64 = np.asarray(factor, dtype=float)
+    if c64.shape != (d,) or L64.shape != (d, d):
+        raise ValueError(
+            f"nuts: preconditioner must be (centre ({d},), factor ({d}, {d})), got {c64.shape}, {L64.shape}."
+        )
+    if not (np.all(np.isfinite(c64)) and np.all(np.isfinite(L64))) or abs(np.linalg.slogdet(L64)[1]) == np.inf:
+        raise ValueError("nuts: the preconditioner's factor must be finite and invertible.")
+    z0 = np.linalg.solve(L64, (np.asarray(u0, dtype=float) - c64).T).T
+    c, L = jnp.asarray(c64, dtype), jnp.asarray(L64, dtype)
+    to_u = lambda z: c + L @ z  # noqa: E731
+    return (lambda z: logdensity(to_u(z))), to_constrained, jnp.asarray(z0, dtype), to_u
 
 
 def _final_eps(adapt: _Adapt, num_warmup: int) -> Array:

@@ -9,9 +9,9 @@ as the simulations were.
 region ``Normal(-2.5, 0.5)`` through its ``Affine`` constraint, ``K ~ HalfNormal(0.5)``); the features are the
 patient's SEEG log-power envelope ``(windows, contacts)`` (the contacts' gain from the recording or a synthetic
 patient's implant) plus Gaussian observation noise of fixed sd `noise_sd`, **minus its mean over all windows and
-contacts**. The NUTS likelihood of :func:`vbtjax.vep.vep_posterior` instead infers an ``offset`` of the log power
-and the noise sd ``sigma`` as latent variables; NPE cannot have latents that are not network parameters, so the
-offset is removed from the features (subtracting the mean makes them invariant to it) and the noise sd is fixed
+contacts**. The NUTS likelihood of :func:`vbtjax.vep.vep_posterior` instead integrates out an offset of the log
+power per contact and infers the noise sd ``sigma`` (and a time scale) as latent variables; NPE cannot have
+latents that are not network parameters, so one common offset is removed from the features (subtracting the mean makes them invariant to it) and the noise sd is fixed
 (0.2 by default: the scatter of the log of a mean of 64 squared Gaussian samples is about ``sqrt(2 / 64) = 0.18``,
 that of :func:`vbtjax.vep.synthetic_patient`'s windows). A recording much noisier than `noise_sd` gives NPE draws
 that are too narrow; build the budget with a larger `noise_sd` then.
