@@ -66,10 +66,11 @@ def test_power_likelihood_integrates_out_each_offset(conn):
     for k in range(3):
         r = env[:, k] - raw[:, k]
 
-        def f(b, r=r):
+        ref = np.sum(-0.5 * np.log(2 * np.pi * sigma**2) - (r - r.mean()) ** 2 / (2 * sigma**2))
+
+        def f(b, r=r, ref=ref):
             return np.exp(np.sum(-0.5 * np.log(2 * np.pi * sigma**2) - (r - b) ** 2 / (2 * sigma**2)) - ref)
 
-        ref = np.sum(-0.5 * np.log(2 * np.pi * sigma**2) - (r - r.mean()) ** 2 / (2 * sigma**2))
         val, _ = integrate.quad(f, r.mean() - 20 * sigma, r.mean() + 20 * sigma, epsabs=1e-13)
         np.testing.assert_allclose(float(ll[k]), ref + np.log(val), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(np.asarray(fitted).mean(axis=0), env.mean(axis=0), atol=1e-12)
@@ -77,40 +78,47 @@ def test_power_likelihood_integrates_out_each_offset(conn):
     np.testing.assert_allclose(np.asarray(post.pointwise(u)), np.asarray(ll), rtol=1e-12)
 
 
-def test_level_likelihood_integrates_out_offset_and_scale(conn):
-    """The "level" log-likelihood of a contact equals the double integral over its offset b (flat) and scale a
-    (Zellner's g-prior N(0, g sigma^2 / |m|^2), g = T) of prod_t N(y_t | b + a m_t, sigma^2), m the model's
-    centred level (by quadrature); and a data set that follows the model's shape scores higher than a reversed one."""
-    gain = _gain(conn, seed=2)
+def test_level_likelihood_integrates_out_offset_and_polarity(conn):
+    """The "level" log-likelihood of a contact equals the mean over its polarity p = +-1 of the integral over its
+    offset b (flat prior) of prod_t N(y_t | b + p a m_t, sigma^2), m the model's level on the gain divided by its
+    largest magnitude and a the shared scale (by quadrature); data that follow the model score higher than the same
+    data reversed in time, and the contacts' amplitudes matter (one common scale for all)."""
+    gain = np.asarray(_gain(conn, seed=2))
     T = 10
     net = _net(conn)
-    m = np.asarray(vep.simulate_level(net, 20.0, 0.1, 2.0) @ gain.T)
+    m = np.asarray(vep.simulate_level(net, 20.0, 0.1, 2.0)) @ (gain / np.abs(gain).max()).T
     rng = np.random.default_rng(3)
-    env = vep.level_envelope((m + rng.normal(0, 0.02 * m.std(0), m.shape)).T.repeat(4, axis=1), 100.0, T)
+    signal = (m * np.array([1.0, -1.0, 1.0]) + rng.normal(0, 1e-3 * (m - m.mean(0)).std(0).min(), m.shape)).T.repeat(
+        4, axis=1
+    )
+    env = vep.level_envelope(signal, 100.0, T)
+    assert np.isclose(env.std(axis=0).max(), 1.0)
     post = vep.vep_posterior(conn, gain, env, feature="level", duration=20.0, time_scale=1.0, dtype=jnp.float64)
-    u = post.unconstrained({"x0": np.asarray(net.model.x0), "K": 0.3, "sigma": 0.4})
-    ll, _ = _terms(post, u)
-    sigma = 0.4
+    assert post.names == ("x0", "K", "sigma", "scale")
+    a, sigma = 1.0 / (m - m.mean(0)).std(0).max(), 0.3
+    u = post.unconstrained({"x0": np.asarray(net.model.x0), "K": 0.3, "sigma": sigma, "scale": a})
+    ll, fitted = _terms(post, u)
     for k in range(3):
         mc = m[:, k] - m[:, k].mean()
-        eps = 0.02 * np.abs(np.asarray(gain)[k]).max()
-        norm2 = mc @ mc + eps**2
-        sa = np.sqrt(T * sigma**2 / norm2)  # the g-prior's sd of the scale (with the eps of the code)
-        d = env[:, k]
+        vals = []
+        for p in (1.0, -1.0):
+            r = env[:, k] - p * a * mc
 
-        def f_a(a, d=d, mc=mc, sa=sa):  # the offset integrated analytically (flat prior), then the scale numerically
-            r = d - a * mc
-            rc = r - r.mean()
-            lp = -0.5 * (T - 1) * np.log(2 * np.pi * sigma**2) - 0.5 * np.log(T) - rc @ rc / (2 * sigma**2)
-            return np.exp(lp - 0.5 * np.log(2 * np.pi * sa**2) - a**2 / (2 * sa**2) + shift)
+            shift = float(ll[k])
 
-        shift = -float(ll[k])
-        a_hat = (d @ mc) / norm2
-        val, _ = integrate.quad(f_a, a_hat - 40 * sa, a_hat + 40 * sa, epsabs=1e-12, limit=200)
-        np.testing.assert_allclose(np.log(val), 0.0, atol=1e-6)
+            def f(b, r=r, shift=shift):
+                return np.exp(np.sum(-0.5 * np.log(2 * np.pi * sigma**2) - (r - b) ** 2 / (2 * sigma**2)) - shift)
+
+            v, _ = integrate.quad(f, r.mean() - 20 * sigma, r.mean() + 20 * sigma, epsabs=1e-14)
+            vals.append(v)
+        np.testing.assert_allclose(np.log(0.5 * sum(vals)), 0.0, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(fitted), env, atol=0.1)  # the polarity found, the model's shape
     post_rev = vep.vep_posterior(conn, gain, env[::-1], feature="level", duration=20.0, time_scale=1.0)
-    u32 = post_rev.unconstrained({"x0": np.asarray(net.model.x0), "K": 0.3, "sigma": 0.4})
-    assert float(post.log_likelihood_at(u)) > float(post_rev.log_likelihood_at(u32)) + 5
+    assert float(post.log_likelihood_at(u)) > float(post_rev.log_likelihood_at(u)) + 20
+    post_amp = vep.vep_posterior(
+        conn, gain, env * np.array([0.1, 1.0, 1.0]), feature="level", duration=20.0, time_scale=1.0
+    )
+    assert float(post.log_likelihood_at(u)) > float(post_amp.log_likelihood_at(u)) + 5
 
 
 def test_signal_kind_and_features(conn):
@@ -126,7 +134,8 @@ def test_signal_kind_and_features(conn):
     env, kind = vep.seeg_features(smooth, 1000.0, 25)
     assert kind == "level" and env.shape == (25, 5)
     np.testing.assert_allclose(env.mean(axis=0), 0.0, atol=1e-12)
-    np.testing.assert_allclose(env.std(axis=0), 1.0, atol=1e-12)
+    np.testing.assert_allclose(env.std(axis=0).max(), 1.0, atol=1e-12)  # one scale for all contacts
+    np.testing.assert_allclose(env.std(axis=0) / env.std(axis=0).max(), smooth.std(1) / smooth.std(1).max(), rtol=0.2)
     env, kind = vep.seeg_features(noise, 1000.0, 25)
     assert kind == "power" and env.shape == (25, 5)
     with pytest.raises(ValueError, match="feature must be"):
@@ -153,3 +162,68 @@ def test_predictive_check_calibrated_and_negative_control():
         predictive_check(obs, pred[:, :5])
     with pytest.raises(ValueError, match="too few"):
         predictive_check(obs, pred[:3])
+
+
+def test_recording_file_montage_and_posterior(conn, tmp_path):
+    """A synthetic patient's SEEG written as EDF by MNE, read back, re-referenced to a bipolar montage: the posterior
+    uses gain rows that are differences of the two contacts' rows, chooses the "power" observation model for
+    broadband data, and its log density and gradient are finite; flat channels are left out by the CLI's loader."""
+    mne = pytest.importorskip("mne")
+    from vbtjax.recordings import bipolar, channel_gain, read_seeg
+
+    sensors = vbt.sensors.tvb_sensors("seeg")
+    p = vep.synthetic_patient(conn, sensors, [12], seed=5)
+    data = np.asarray(p.recording.data, dtype=float)
+    data = data / np.abs(data).max() * 5e-4  # volts: at most 500 uV
+    data[3] = 0.0  # a flat channel
+    info = mne.create_info(p.recording.ch_names, p.recording.sfreq, ch_types="seeg")
+    mne.io.RawArray(data, info, verbose="error").export(tmp_path / "p.edf", verbose="error")
+    rec = read_seeg(tmp_path / "p.edf")
+    assert rec.ch_names == p.recording.ch_names
+    from vbtjax._cli_vep import _load_recording
+
+    rec = _load_recording(str(tmp_path / "p.edf"), "")
+    assert p.recording.ch_names[3] not in rec.ch_names and len(rec.ch_names) == len(p.recording.ch_names) - 1
+    bip = bipolar(rec)
+    assert all("-" in c for c in bip.ch_names)
+    with pytest.warns(UserWarning, match="quantised") if _silent(bip) else _nothing():
+        post = vep.recording_posterior(conn, sensors, bip, dtype=jnp.float64)
+    kept = [c for c in bip.ch_names if c not in _silent(bip)]
+    assert post.feature == "power" and post.envelope.shape == (25, len(kept))
+    a, b = kept[0].split("-")
+    g = np.asarray(channel_gain([a, b], sensors, conn.centres))
+    np.testing.assert_allclose(np.asarray(post.gain)[0], g[0] - g[1], rtol=1e-12)
+    u = post.initial_position()
+    lp, grad = jax.value_and_grad(lambda v: post.log_density(v))(u)
+    assert np.isfinite(float(lp)) and bool(jnp.all(jnp.isfinite(grad)))
+
+
+def _silent(rec):
+    """Channels with a window of zero power (EDF's 16 bits over a range shared by all channels can quantise a
+    bipolar pair of faint contacts to one value)."""
+    w = vep._detrend(vep._windows(rec.data, 25, "test"))
+    p = np.mean(w * w, axis=-1)
+    silent = np.any(p <= 1e-12 * p.max(axis=1, keepdims=True), axis=1)
+    return [c for c, s in zip(rec.ch_names, silent, strict=True) if s]
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_verdict_says_when_not_to_plan_a_resection():
+    """A result is trustworthy only when it converged and fits; otherwise its verdict says why, in one line."""
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((25, 4))
+    good = predictive_check(obs, obs[None] + 0.3 * rng.standard_normal((100, 25, 4)))
+    bad = predictive_check(obs, 0.1 * rng.standard_normal((100, 25, 4)) + 3.0)
+    conv = {"converged": True, "max_rhat": 1.01, "divergences": 0, "draws": 800}
+    unconv = {"converged": False, "max_rhat": 2.5, "divergences": 40, "draws": 800}
+    z = np.zeros(3)
+    ok = vep.VEPResult(None, z, z, z > -1, [], ("a", "b", "c"), diagnostics=conv, ppc=good)
+    assert ok.trustworthy and "converged and the model reproduces" in ok.verdict
+    for diag, ppc, words in ((conv, bad, "does not reproduce"), (unconv, good, "not converged")):
+        r = vep.VEPResult(None, z, z, z > -1, [], ("a", "b", "c"), diagnostics=diag, ppc=ppc)
+        assert not r.trustworthy and words in r.verdict and "do not plan a resection" in r.verdict

@@ -16,6 +16,7 @@ from . import models as models
 from . import monitors as monitors
 from . import noise as noise
 from . import outcomes as outcomes
+from . import recordings as recordings
 from . import sbi as sbi
 from . import scenarios as scenarios
 from . import sensors as sensors

@@ -291,11 +291,27 @@ def read_seeg(path: str | Path, *, bads: list[str] | None = None, channels: list
         rec = SEEGRecording.load(path)
         types = dict.fromkeys(rec.ch_names, "seeg")
     else:
-        rec, types = _from_raw(_read_raw(path, fmt), path, fmt)
+        rec, types = _from_raw(_trim_padding(_read_raw(path, fmt)), path, fmt)
         bids = _bids_entities(path.name)
         if bids is not None and bids["suffix"] == "ieeg":
             rec, types = _apply_bids(rec, types, path, bids)
     return _select(rec, types, bads, channels, path)
+
+
+def _trim_padding(raw: Any) -> Any:
+    """The MNE ``raw`` without a trailing segment annotated ``BAD_ACQ_SKIP`` (how MNE marks the padding that EDF and
+    BDF writers add to fill the last data record); the samples dropped are noted in ``raw.info["description"]``."""
+    end = raw.n_times
+    for ann in raw.annotations:
+        if str(ann["description"]).upper().startswith("BAD_ACQ_SKIP"):
+            start = int(round((ann["onset"] - raw.first_time) * raw.info["sfreq"]))
+            stop = start + int(round(ann["duration"] * raw.info["sfreq"]))
+            if 0 < start < end and stop >= raw.n_times - 1:
+                end = start
+    if end < raw.n_times:
+        raw = raw.copy().crop(tmax=(end - 1) / raw.info["sfreq"], include_tmax=True)
+        raw.info["description"] = f"{raw.info['description'] or ''} [vbtjax: trailing padding dropped]".strip()
+    return raw
 
 
 def _from_raw(raw: Any, path: Path, fmt: str) -> tuple[SEEGRecording, dict[str, str]]:

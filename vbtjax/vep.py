@@ -228,8 +228,9 @@ def seizing_regions(x1: Any) -> np.ndarray:
 
 def seeg_log_power(log_power: Float[Array, "T N"], gain: Float[Array, "C N"]) -> Float[Array, "T C"]:
     """Predicted log power of each contact, ``log sum_i G_ki^2 exp(log_power_i)`` (a stable log-sum-exp), from the
-    regions' log power (:func:`simulate_power`)."""
-    return jax.nn.logsumexp(log_power[:, None, :] + 2.0 * jnp.log(gain)[None, :, :], axis=-1)
+    regions' log power (:func:`simulate_power`); the gain may have zeros and either sign (bipolar channels)."""
+    g2 = jnp.square(gain)
+    return jax.nn.logsumexp(log_power[:, None, :] + jnp.log(jnp.maximum(g2, jnp.finfo(g2.dtype).tiny))[None], axis=-1)
 
 
 def _windows(data: Any, n_windows: int, caller: str) -> np.ndarray:
@@ -276,13 +277,16 @@ def log_power_envelope(data: Any, sfreq: float, n_windows: int) -> np.ndarray:
 
 def level_envelope(data: Any, sfreq: float, n_windows: int) -> np.ndarray:
     """Slow level of each contact ``(n_windows, contacts)``: the mean of the signal in each of `n_windows`
-    consecutive windows, standardised per contact (zero mean, unit sd over the windows; a contact whose level never
-    changes gets zeros). This is what a gain-projected ``x1`` (TVB's raw SEEG of an Epileptor2D) shows."""
+    consecutive windows minus the contact's mean, all contacts divided by one common scale (the largest contact's
+    sd over the windows), so that the amplitudes across contacts, which locate the sources, are kept. This is what a
+    gain-projected ``x1`` (TVB's raw SEEG of an Epileptor2D) shows."""
     m = _windows(data, n_windows, "level_envelope").mean(axis=-1)  # (contacts, windows)
     m = m - m.mean(axis=1, keepdims=True)
-    sd = m.std(axis=1, keepdims=True)
+    scale = float(m.std(axis=1).max())
+    if not scale > 0:
+        raise ValueError("level_envelope: no contact's level changes over the recording; nothing to fit.")
     del sfreq
-    return (m / np.where(sd > 0, sd, 1.0)).T
+    return (m / scale).T
 
 
 FEATURES = ("power", "level")
@@ -494,9 +498,10 @@ def detectability(gain: Any) -> np.ndarray:
 def _contact_terms(obs, net, lat) -> tuple[Array, Array]:
     """``(log-likelihood per contact (contacts,), fitted envelope (T, contacts))`` of the observation ``obs =
     (envelope, gain, feature, duration, dt, fixed_time_scale)``, with the per-contact nuisance parameters integrated
-    out: ``"power"``, an offset of the log power with a flat prior; ``"level"``, an offset with a flat prior and a
-    scale (of either sign) with Zellner's g-prior (``g = T``), so that only the shape of the model's level is
-    compared."""
+    out: ``"power"``, an offset of the log power with a flat prior (a contact's unknown gain); ``"level"``, an offset
+    with a flat prior and the contact's polarity (+1 or -1, equally likely), with one ``scale`` shared by all
+    contacts (latent) on the gain divided by its largest magnitude. The amplitude across contacts, which locates the
+    seizing regions, is kept by both: by the size of each contact's power change, and by the shared scale."""
     env, gain, feature, duration, dt, fixed = obs
     sigma = lat["sigma"]
     ts = lat["time_scale"] if fixed is None else fixed
@@ -509,19 +514,18 @@ def _contact_terms(obs, net, lat) -> tuple[Array, Array]:
         rc = r - offset
         ll = -0.5 * (T - 1) * jnp.log(2 * jnp.pi * sigma**2) - 0.5 * jnp.log(T) - jnp.sum(rc**2, 0) / (2 * sigma**2)
         return ll, raw + offset
-    raw = simulate_level(net, duration, dt, period, ts) @ gain.T
-    g = float(T)
+    raw = simulate_level(net, duration, dt, period, ts) @ (gain / jnp.max(jnp.abs(gain))).T
     mc = raw - jnp.mean(raw, axis=0)
-    eps = 0.02 * jnp.max(jnp.abs(gain), axis=1)  # a change below ~1 % of one region's seizure counts as none
-    m2 = jnp.sum(mc**2, axis=0)
-    norm2 = m2 + eps**2  # the g-prior's |m|^2, kept away from 0 so that a flat model has a flat likelihood
     d = env - jnp.mean(env, axis=0)
-    dm = jnp.sum(d * mc, axis=0)
-    quad = (jnp.sum(d**2, axis=0) - g * dm**2 / (norm2 + g * m2)) / sigma**2
-    ll = -0.5 * (T - 1) * jnp.log(2 * jnp.pi * sigma**2) - 0.5 * jnp.log(T) - 0.5 * jnp.log1p(g * m2 / norm2)
-    ll = ll - 0.5 * quad
-    fitted = jnp.mean(env, axis=0) + (g * dm / (norm2 + g * m2)) * mc
-    return ll, fitted
+    signed = []
+    for sign in (1.0, -1.0):
+        r = d - sign * lat["scale"] * mc
+        signed.append(
+            -0.5 * (T - 1) * jnp.log(2 * jnp.pi * sigma**2) - 0.5 * jnp.log(T) - jnp.sum(r**2, 0) / (2 * sigma**2)
+        )
+    ll = jnp.logaddexp(signed[0], signed[1]) - jnp.log(2.0)
+    polarity = jnp.tanh(0.5 * (signed[0] - signed[1]))  # posterior mean of each contact's sign
+    return ll, jnp.mean(env, axis=0) + polarity * lat["scale"] * mc
 
 
 class VEPPosterior(Posterior):
@@ -565,7 +569,10 @@ class VEPPosterior(Posterior):
         def log_likelihood(net, lat):
             return jnp.sum(_contact_terms(obs, net, lat)[0])
 
-        super().__init__(net, selection, priors, log_likelihood, latents)
+        def pointwise(net, lat):
+            return _contact_terms(obs, net, lat)[0]
+
+        super().__init__(net, selection, priors, log_likelihood, latents, pointwise_log_likelihood=pointwise)
 
     @property
     def period(self) -> float:
@@ -609,8 +616,9 @@ def vep_posterior(
     (``HalfNormal(K_prior_scale)``), the observation sd ``sigma`` (``HalfNormal(sigma_prior_scale)``) and, unless
     `time_scale` is a number (then fixed), the ``time_scale`` that maps the recording onto the model's time: the
     network runs ``time_scale * duration`` ms of its own time over the recording (prior log-uniform on the
-    `time_scale` range, default :data:`TIME_SCALE_RANGE`). Each contact's offset (and, for ``"level"``, its scale
-    and sign) is integrated out analytically, so that a contact's unknown gain or reference does not matter; the
+    `time_scale` range, default :data:`TIME_SCALE_RANGE`); for ``"level"`` also the ``scale`` shared by all contacts
+    (``LogNormal(0, 2)``). Each contact's offset (and, for ``"level"``, its polarity) is integrated out
+    analytically, so that a contact's unknown reference (and, for ``"power"``, its unknown gain) does not matter; the
     model's window ``m`` (at ``(m + 1) duration / T`` ms) is compared with the data's window ``m``. `cropped_s`: the
     seconds of the recording the envelope covers, kept for the record (:func:`recording_posterior` sets it)."""
     import numpyro.distributions as dist
@@ -650,6 +658,8 @@ def vep_posterior(
         ]
     )
     latents = {"sigma": Latent(dist.HalfNormal(sigma_prior_scale), Positive(), init=0.3 * sigma_prior_scale)}
+    if feature == "level":  # data (largest sd 1) = scale * model level (gain / max |gain|, x1 in its own units)
+        latents["scale"] = Latent(dist.LogNormal(0.0, 2.0), Positive(), init=1.0)
     fixed = None
     if time_scale is None or np.ndim(time_scale) == 0:
         fixed = 1.0 if time_scale is None else float(time_scale)
@@ -703,6 +713,8 @@ def recording_posterior(
     n_win = int(round(duration / period))
     if feature == "auto":
         feature = signal_kind(recording.data)
+    if feature == "power":
+        recording = _drop_silent(recording, n_win)
     if isinstance(crop, str):
         if crop != "auto":
             raise ValueError(f"recording_posterior: crop must be 'auto', a number of seconds or None, got {crop!r}.")
@@ -725,6 +737,30 @@ def recording_posterior(
         dtype=dtype,
         cropped_s=kept,
     )
+
+
+def _drop_silent(recording: SEEGRecording, n_windows: int) -> SEEGRecording:
+    """The recording without channels that have a window of (numerically) zero power after detrending, e.g. a
+    bipolar pair of contacts quantised to the same values by a 16-bit file format (a warning names them)."""
+    w = _detrend(_windows(recording.data, n_windows, "recording_posterior"))
+    power = np.mean(w * w, axis=-1)
+    silent = np.any(power <= 1e-12 * np.maximum(power.max(axis=1, keepdims=True), 1e-300), axis=1)
+    if not np.any(silent):
+        return recording
+    names = [c for c, s in zip(recording.ch_names, silent, strict=True) if s]
+    if len(names) == len(recording.ch_names):
+        raise ValueError("recording_posterior: every channel has a window without signal; nothing to fit.")
+    import warnings
+
+    warnings.warn(
+        f"recording_posterior: left out {len(names)} channels with a window without signal ({', '.join(names[:8])}"
+        f"{' ...' if len(names) > 8 else ''}): flat or quantised to one value.",
+        stacklevel=3,
+    )
+    keep = [c for c in recording.ch_names if c not in set(names)]
+    out = recording.pick(keep)
+    out.meta = {**out.meta, "silent_channels": names}
+    return out
 
 
 class VEPResult(eqx.Module):

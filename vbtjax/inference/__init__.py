@@ -1,7 +1,9 @@
 """Fitting and sampling network parameters: parameter selections with constraints, losses, :func:`fit`,
 resting-state FC personalisation (:func:`fit_fc`), posteriors (:class:`Posterior`) sampled with NUTS (BlackJAX:
 :func:`nuts`; NumPyro: :func:`numpyro_nuts`), MCMC diagnostics (:mod:`~vbtjax.inference.diagnostics`) and
-simulation-based calibration (:func:`sbc`).
+simulation-based calibration (:func:`sbc`), posterior predictive checks (:func:`predictive_check`), adaptive
+tempered SMC with the model evidence (:func:`smc`) and model
+comparison by PSIS-LOO, WAIC or the evidence (:func:`compare`).
 
 Available as ``vbt.inference``.
 """
@@ -16,6 +18,11 @@ from typing import TYPE_CHECKING
 # Names are loaded on first use (PEP 562), so that ``import vbtjax`` does not import BlackJAX, Optax or SciPy,
 # which only fitting and sampling need (about 85 MB of resident memory and a second of start-up).
 _NAMES = {
+    "compare": "compare",
+    "format_compare": "compare",
+    "log_likelihood_draws": "compare",
+    "loo": "compare",
+    "waic": "compare",
     "ess_bulk": "diagnostics",
     "ess_tail": "diagnostics",
     "split_rhat": "diagnostics",
@@ -41,6 +48,8 @@ _NAMES = {
     "Positive": "params",
     "Real": "params",
     "Selection": "params",
+    "PPCResult": "ppc",
+    "predictive_check": "ppc",
     "Latent": "posterior",
     "Posterior": "posterior",
     "MODELS": "resting_state",
@@ -50,8 +59,23 @@ _NAMES = {
     "rank_pvalues": "sbc",
     "sbc": "sbc",
     "sbc_ranks": "sbc",
+    "SMCResult": "smc",
+    "smc": "smc",
 }
-_MODULES = ("diagnostics", "fit", "losses", "nuts", "numpyro_path", "params", "posterior", "resting_state", "sbc")
+_MODULES = (
+    "compare",
+    "diagnostics",
+    "fit",
+    "losses",
+    "nuts",
+    "numpyro_path",
+    "params",
+    "posterior",
+    "ppc",
+    "resting_state",
+    "sbc",
+    "smc",
+)
 
 __all__ = sorted(_NAMES) + [m for m in _MODULES if m not in _NAMES]
 
@@ -71,9 +95,9 @@ def __dir__():
     return sorted(set(globals()) | set(__all__))
 
 
-# ``fit``, ``nuts`` and ``sbc`` are functions with the names of their modules: whenever the import system binds one
-# of those submodules on this package (``import vbtjax.inference.nuts``, or one module importing another), the
-# package keeps the function, as the eager imports did.
+# ``compare``, ``fit``, ``nuts``, ``sbc`` and ``smc`` are functions with the names of their modules: whenever the
+# import system binds one of those submodules on this package (``import vbtjax.inference.nuts``, or one module
+# importing another), the package keeps the function, as the eager imports did.
 _SHADOWED = frozenset(n for n, m in _NAMES.items() if n == m)
 
 
@@ -89,6 +113,11 @@ sys.modules[__name__].__class__ = _Package
 
 if TYPE_CHECKING:  # static analysers and documentation tools see the eager imports
     from . import diagnostics as diagnostics
+    from .compare import compare as compare
+    from .compare import format_compare as format_compare
+    from .compare import log_likelihood_draws as log_likelihood_draws
+    from .compare import loo as loo
+    from .compare import waic as waic
     from .diagnostics import ess_bulk as ess_bulk
     from .diagnostics import ess_tail as ess_tail
     from .diagnostics import split_rhat as split_rhat
@@ -123,3 +152,5 @@ if TYPE_CHECKING:  # static analysers and documentation tools see the eager impo
     from .sbc import rank_pvalues as rank_pvalues
     from .sbc import sbc as sbc
     from .sbc import sbc_ranks as sbc_ranks
+    from .smc import SMCResult as SMCResult
+    from .smc import smc as smc

@@ -6,8 +6,11 @@ log-likelihood into ``log p(u | data)`` over one flat unconstrained vector ``u``
 
     log_density(u) = sum_i log prior_i(x_i) + log |dx/du| + log_likelihood(net(x), latents)
 
-where ``x = forward(u)`` are the constrained values. The same object feeds BlackJAX NUTS (:func:`nuts`), the
-NumPyro path (:func:`numpyro_model`), simulation-based calibration and ``jax.vmap`` over many ``u``.
+where ``x = forward(u)`` are the constrained values. The same object feeds BlackJAX NUTS (:func:`nuts`), tempered SMC
+(:func:`smc`, which needs the prior and the likelihood separately: :meth:`Posterior.log_prior`,
+:meth:`Posterior.log_likelihood_at`), the NumPyro path (:func:`numpyro_model`), simulation-based calibration and
+``jax.vmap`` over many ``u``. An optional pointwise log-likelihood (one value per observation) feeds PSIS-LOO and
+WAIC (:mod:`~vbtjax.inference.compare`).
 
 Priors are NumPyro distributions over the *constrained* values (``numpyro.distributions.HalfNormal(0.1)`` for a
 coupling, ``Normal(-2.5, 1.0)`` per region for an excitability); a prior may also be a function of the values of
@@ -18,6 +21,7 @@ the latents, which makes hierarchical priors (``lambda lat: Normal(lat["x0_mu"],
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -54,6 +58,17 @@ class Latent(eqx.Module):
         return tuple(self.prior.batch_shape) + tuple(self.prior.event_shape)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Summed:
+    """``(net, latents) -> sum(pointwise(net, latents))``: the log-likelihood of a posterior given only its pointwise
+    form (a frozen dataclass rather than a lambda, so that two posteriors of the same function compare equal)."""
+
+    pointwise: Callable[[Any, dict[str, Array]], Array]
+
+    def __call__(self, net: Any, latents: dict[str, Array]) -> Array:
+        return jnp.sum(self.pointwise(net, latents))
+
+
 def _is_distribution(d: Any) -> bool:
     return hasattr(d, "log_prob") and hasattr(d, "sample")
 
@@ -72,6 +87,10 @@ class Posterior(eqx.Module):
     - `log_likelihood`: ``(net, latents) -> scalar``, with ``latents`` a dict name -> constrained value. ``None``
       samples the prior (used by simulation-based calibration and prior predictive checks).
     - `latents`: name -> :class:`Latent`, sampled alongside the network parameters.
+    - `pointwise_log_likelihood`: optional ``(net, latents) -> array`` of the log-likelihood of each observation
+      (any shape, e.g. ``(T, contacts)``), whose sum is `log_likelihood`; needed only for PSIS-LOO and WAIC
+      (:func:`~vbtjax.inference.compare.loo`, :func:`~vbtjax.inference.compare.waic`). Given without
+      `log_likelihood` (``None``), the log-likelihood is its sum.
 
     ``u`` concatenates the raveled unconstrained values of the parameters (selection order) then of the latents
     (dict order). Everything is pure: ``log_density`` works under ``jax.jit``, ``jax.grad`` and ``jax.vmap``.
@@ -84,14 +103,16 @@ class Posterior(eqx.Module):
     latents: dict[str, Latent]
     names: tuple[str, ...] = eqx.field(static=True)
     shapes: tuple[tuple[int, ...], ...] = eqx.field(static=True)
+    pointwise_log_likelihood: Callable[[Any, dict[str, Array]], Array] | None = eqx.field(static=True)
 
     def __init__(
         self,
         net: Any,
         selection: Selection,
         priors: Mapping[str, Any],
-        log_likelihood: Callable[[Any, dict[str, Array]], Array] | None,
+        log_likelihood: Callable[[Any, dict[str, Array]], Array] | None = None,
         latents: Mapping[str, Latent] | None = None,
+        pointwise_log_likelihood: Callable[[Any, dict[str, Array]], Array] | None = None,
     ):
         if not isinstance(selection, Selection):
             raise TypeError(
@@ -126,6 +147,14 @@ class Posterior(eqx.Module):
                 )
         if log_likelihood is not None and not callable(log_likelihood):
             raise TypeError("Posterior: log_likelihood must be a function (net, latents) -> scalar, or None.")
+        if pointwise_log_likelihood is not None:
+            if not callable(pointwise_log_likelihood):
+                raise TypeError(
+                    "Posterior: pointwise_log_likelihood must be a function (net, latents) -> array of the "
+                    "log-likelihood of each observation, or None."
+                )
+            if log_likelihood is None:
+                log_likelihood = _Summed(pointwise_log_likelihood)
         shapes = selection.shapes(net) + tuple(lat.value_shape() for lat in latents.values())
         self.net = net
         self.selection = selection
@@ -134,6 +163,7 @@ class Posterior(eqx.Module):
         self.latents = latents
         self.names = names
         self.shapes = shapes
+        self.pointwise_log_likelihood = pointwise_log_likelihood
 
     # ------------------------------------------------------------------ layout
 
@@ -212,6 +242,18 @@ class Posterior(eqx.Module):
             return jnp.zeros(())
         x = self.constrained(u)
         return jnp.asarray(self.log_likelihood(self.network(u), {n: x[n] for n in self.latents}))
+
+    def pointwise_log_likelihood_at(self, u: Float[Array, " d"]) -> Array:
+        """The log-likelihood of each observation at ``u`` (the array `pointwise_log_likelihood` returns, whose sum
+        is :meth:`log_likelihood_at`); ``ValueError`` when the posterior has no pointwise log-likelihood."""
+        if self.pointwise_log_likelihood is None:
+            raise ValueError(
+                "Posterior: no pointwise log-likelihood; construct the posterior with "
+                "pointwise_log_likelihood=lambda net, latents: <log-likelihood of each observation> (its sum must "
+                "equal log_likelihood) to compute LOO or WAIC."
+            )
+        x = self.constrained(u)
+        return jnp.asarray(self.pointwise_log_likelihood(self.network(u), {n: x[n] for n in self.latents}))
 
     def log_density(self, u: Float[Array, " d"]) -> Array:
         """``log p(u | data)`` up to a constant; ``-inf`` is replaced by a large negative number so that samplers

@@ -57,8 +57,16 @@ class PPCResult:
             "message": self.message,
         }
 
-    def plot(self, path: str | Path | None = None, *, channels: Any = None, n: int = 6, xlabel: str = "window",
-             ylabel: str = "feature", time: Any = None):
+    def plot(
+        self,
+        path: str | Path | None = None,
+        *,
+        channels: Any = None,
+        n: int = 6,
+        xlabel: str = "window",
+        ylabel: str = "feature",
+        time: Any = None,
+    ):
         """Observed data (dots) against the predictive mean (line) and interval (band) for `n` channels (default:
         those whose data change most); saved to `path` if given. Returns the matplotlib figure."""
         import matplotlib

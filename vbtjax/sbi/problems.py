@@ -11,10 +11,11 @@ patient's SEEG log-power envelope ``(windows, contacts)`` (the contacts' gain fr
 patient's implant) plus Gaussian observation noise of fixed sd `noise_sd`, **minus its mean over all windows and
 contacts**. The NUTS likelihood of :func:`vbtjax.vep.vep_posterior` instead integrates out an offset of the log
 power per contact and infers the noise sd ``sigma`` (and a time scale) as latent variables; NPE cannot have
-latents that are not network parameters, so one common offset is removed from the features (subtracting the mean makes them invariant to it) and the noise sd is fixed
-(0.2 by default: the scatter of the log of a mean of 64 squared Gaussian samples is about ``sqrt(2 / 64) = 0.18``,
-that of :func:`vbtjax.vep.synthetic_patient`'s windows). A recording much noisier than `noise_sd` gives NPE draws
-that are too narrow; build the budget with a larger `noise_sd` then.
+latents that are not network parameters, so one common offset is removed from the features (subtracting the mean
+makes them invariant to it) and the noise sd is fixed (0.2 by default: the scatter of the log of a mean of 64
+squared Gaussian samples is about ``sqrt(2 / 64) = 0.18``, that of :func:`vbtjax.vep.synthetic_patient`'s
+windows). A recording much noisier than `noise_sd` gives NPE draws that are too narrow; build the budget with a
+larger `noise_sd` then.
 
 **Resting state** (:func:`resting_state_problem`): the SupHopf FC network of
 :func:`vbtjax.inference.resting_state.fc_network` on a connectome (the embedded HCP subject by default) with a
