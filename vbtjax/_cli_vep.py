@@ -293,6 +293,11 @@ def run_vep(args: argparse.Namespace) -> int:
             f"{len(rec.ch_names)} channels, {rec.data.shape[1] / rec.sfreq:g} s at {rec.sfreq:g} Hz in {n_win} "
             f"windows; observation model: {post.feature}" + (f"; left out: {', '.join(rec.bads)}" if rec.bads else "")
         )
+    ckpt = out / "checkpoint"
+    if not args.resume and ckpt.exists():  # a new run: an earlier run's sampler state is not continued
+        import shutil
+
+        shutil.rmtree(ckpt)
     result = vep.infer_ez(
         post,
         key=jax.random.key(args.seed),
@@ -303,7 +308,7 @@ def run_vep(args: argparse.Namespace) -> int:
         num_samples=args.samples,
         num_particles=args.particles,
         max_tree_depth=args.max_tree_depth,
-        checkpoint=out / "checkpoint" if args.sampler == "nuts" else None,
+        checkpoint=ckpt if args.sampler == "nuts" else None,
         progress=not args.quiet,
         warn=False,
     )
