@@ -142,6 +142,7 @@ def main() -> int:
             "max_rhat": s["max_rhat"],
             "divergences": s["divergences"],
             "draws": s["diagnostics"]["draws"],
+            "p_ez_chain_spread": s["diagnostics"].get("p_ez_chain_spread"),
             "r2": s["ppc"]["r2"],
             "coverage": s["ppc"]["coverage"],
             "fits": s["fits"],
@@ -154,7 +155,8 @@ def main() -> int:
         rows.append(row)
         print(
             f"{name:16s} {ext:5s} {montage:11s} {s['feature']:5s} seizing {seizing!s:12s} predicted {pred!s:16s} "
-            f"R-hat {s['max_rhat']:5.2f} div {s['divergences']:4d} R2 {s['ppc']['r2']:5.2f} "
+            f"R-hat {s['max_rhat']:5.2f} dP {s['diagnostics'].get('p_ez_chain_spread', float('nan')):.2f} "
+            f"div {s['divergences']:4d} R2 {s['ppc']['r2']:5.2f} "
             f"cov {s['ppc']['coverage']:.2f} fits {int(s['fits'])} conv {int(s['converged'])} "
             f"{seconds:6.0f} s",
             flush=True,

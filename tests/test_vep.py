@@ -176,6 +176,9 @@ def test_seeg_recording_round_trip(tmp_path):
         (["--seeg", "missing.npz"], "does not exist"),
         (["--synthetic-ez", "1", "--connectome", "77"], "not a TVB connectome size"),
         (["--seeg", "x.npz", "--patient-only"], "needs --synthetic-ez"),
+        (["--synthetic-ez", "1", "--chains", "1"], "R-hat compares chains"),
+        (["--synthetic-ez", "1", "--time-scale", "4,1"], "0 < LO < HI"),
+        (["--synthetic-ez", "1", "--time-scale", "fast"], "LO,HI or one number"),
     ],
 )
 def test_cli_errors(argv, match, tmp_path, capsys):

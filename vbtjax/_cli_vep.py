@@ -416,7 +416,8 @@ def run_vep(args: argparse.Namespace) -> int:
         print(result.ppc.message)
         print(
             f"max R-hat {diag['max_rhat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f}, divergences "
-            f"{diag['divergences']} of {diag['draws']} draws"
+            f"{diag['divergences']} of {diag['draws']} draws; P(EZ) differs between chains by up to "
+            f"{diag['p_ez_chain_spread']:.2f}"
         )
         if recommended:
             print(
@@ -426,7 +427,7 @@ def run_vep(args: argparse.Namespace) -> int:
             )
         else:
             why = result.verdict if not result.trustworthy else "no region is called epileptogenic"
-            print(f"predicted EZ {predicted}; no resection recommended: {why}; wrote {out}/")
+            print(f"predicted EZ {predicted}; no resection recommended: {why.rstrip('.')}; wrote {out}/")
     return 0
 
 
@@ -480,22 +481,24 @@ def _plot(path: Path, env, post, result, resection, truth, args) -> None:
     n = len(result.labels)
     fig, ax = plt.subplots(2, 2, figsize=(13, 8))
     a = ax[0, 0]
+    what = "log power" if post.feature == "power" else "level (common scale)"
     im = a.imshow(np.asarray(env).T, aspect="auto", origin="lower", cmap="magma")
-    a.set(title="SEEG log-power envelope (data)", xlabel="window", ylabel="contact")
-    fig.colorbar(im, ax=a)
+    a.set(title=f"SEEG envelope: {what} per window (data)", xlabel="window", ylabel="channel")
+    fig.colorbar(im, ax=a, label=what)
     a = ax[0, 1]
     pos = np.asarray(nres.positions).reshape(-1, post.dim)
     u_mean = jax.numpy.asarray(pos.mean(axis=0))
-    vals = post.constrained(u_mean)
-    net = post.network(u_mean)
-    pred = np.asarray(vep.seeg_log_power(vep.simulate_power(net, args.duration, args.dt, args.period), post.gain))
-    pred = pred + float(vals["offset"])
-    order = np.argsort(-(np.asarray(env).max(0) - np.asarray(env)[0]))[:4]
-    t = (np.arange(env.shape[0]) + 1) * args.period
+    pred = np.asarray(post.predict(u_mean))
+    order = np.argsort(-(np.asarray(env).max(0) - np.asarray(env).min(0)))[:4]
+    t = np.arange(env.shape[0]) + 1
     for k in order:
         (line,) = a.plot(t, np.asarray(env)[:, k], ".", ms=4)
         a.plot(t, pred[:, k], "-", color=line.get_color())
-    a.set(title="data (dots) and fit at the posterior mean (lines), 4 contacts", xlabel="model time (ms)")
+    a.set(
+        title="data (dots) and fit at the posterior mean (lines), 4 channels",
+        xlabel="window (the model's time: window x period x time scale, ms)",
+        ylabel=what,
+    )
     a = ax[1, 0]
     x0 = np.asarray(nres.samples["x0"]).reshape(-1, n)
     q = np.percentile(x0, [5, 50, 95], axis=0)

@@ -778,8 +778,9 @@ class VEPResult(eqx.Module):
       called epileptogenic.
     - `ranking`: list of ``{"index", "label", "probability"}`` with ``probability = p_ez``, the observed regions
       first, each group most likely first.
-    - `diagnostics`: ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``, ``divergences``, ``draws``, ``converged``
-      (and the log evidence for SMC).
+    - `diagnostics`: ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``, ``divergences``, ``draws``, ``converged``,
+      ``p_ez_chain_spread`` (the largest difference between chains, or runs, of an observed region's ``p_ez``: how
+      stable the ranking is even where ``x0`` has not mixed), and the log evidence for SMC.
     - `ppc`: the posterior predictive check of the envelope (:class:`~vbtjax.inference.ppc.PPCResult`).
     """
 
@@ -1104,8 +1105,12 @@ def infer_ez(
         posterior.net, x0_flat, K_flat, duration=posterior.duration, dt=posterior.dt, time_scale=ts_flat
     )
     p_above = (x0 > X0_CRITICAL).mean(axis=(0, 1))
-    p = (np.asarray(seizes) & (np.asarray(x0_flat) > X0_CRITICAL)).mean(axis=0)
+    ez_draws = np.asarray(seizes) & (np.asarray(x0_flat) > X0_CRITICAL)  # (chains * draws, N)
+    p = ez_draws.mean(axis=0)
     observed = detectability(posterior.gain) > DETECTABLE
+    per_chain = ez_draws.reshape(x0.shape[0], x0.shape[1], n).mean(axis=1)[:, observed]  # (chains, observed)
+    # the clinical answer's agreement between chains (or runs), whatever the x0 of unseen regions did
+    diagnostics["p_ez_chain_spread"] = float(np.max(np.ptp(per_chain, axis=0))) if per_chain.size else 0.0
     labels = tuple(str(s) for s in (labels if labels is not None else [f"region {i}" for i in range(n)]))
     order = np.lexsort((-p, ~observed))  # observed regions first, each group by probability
     ranking = [{"index": int(i), "label": labels[i], "probability": float(p[i])} for i in order]
