@@ -7,18 +7,15 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
+from _linear_model import SELECT, Linear  # noqa: E402
 from scipy import stats
 
 from vbtjax.inference import (
-    Parameter,
     Posterior,
-    Real,
-    Selection,
     compare,
     format_compare,
     log_likelihood_draws,
@@ -35,16 +32,6 @@ T999 = stats.t.ppf(0.9995, RUNS - 1)  # two-sided 99.9 % quantile of Student's t
 SMC_KW = dict(num_particles=1000, num_runs=RUNS, num_mcmc_steps=5, **QUIET)
 
 
-class Linear(eqx.Module):
-    """``y = X theta + N(0, sigma^2)``, the data as leaves of a tiny "network"; only ``theta`` is sampled."""
-
-    theta: jax.Array
-    X: jax.Array
-    y: jax.Array
-    sigma: jax.Array
-
-
-SELECT = Selection([Parameter(lambda m: m.theta, Real())])
 PRIORS = {"theta": dist.Normal(0.0, S0)}
 
 

@@ -22,25 +22,16 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
+from _linear_model import SELECT, Linear  # noqa: E402
 from scipy import integrate, stats
 
-from vbtjax.inference import Parameter, Posterior, Real, Selection, SMCResult, compare, nuts, smc, split_rhat
+from vbtjax.inference import Posterior, SMCResult, compare, nuts, smc, split_rhat
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = dict(progress=False)
 T999 = {k: stats.t.ppf(0.9995, k) for k in range(1, 20)}  # two-sided 99.9 % quantiles of Student's t
 
 
-class Linear(eqx.Module):
-    """A tiny "network": the sampled vector ``theta`` and the data of ``y = X theta + N(0, sigma^2)``."""
-
-    theta: jax.Array
-    X: jax.Array
-    y: jax.Array
-    sigma: jax.Array
-
-
-SELECT = Selection([Parameter(lambda m: m.theta, Real())])
 S0 = 2.0  # prior sd
 PRIORS = {"theta": dist.Normal(0.0, S0)}
 

@@ -227,3 +227,27 @@ def test_verdict_says_when_not_to_plan_a_resection():
     for diag, ppc, words in ((conv, bad, "does not reproduce"), (unconv, good, "not converged")):
         r = vep.VEPResult(None, z, z, z > -1, [], ("a", "b", "c"), diagnostics=diag, ppc=ppc)
         assert not r.trustworthy and words in r.verdict and "do not plan a resection" in r.verdict
+
+
+@pytest.mark.slow
+def test_infer_ez_with_smc_reports_evidence_and_its_verdict(conn):
+    """sampler="smc" on a 12-region patient: tempered SMC runs as chains, the log evidence and its spread over runs
+    in the diagnostics (plain numbers), p_ez in [0, 1], a predictive check, and a verdict that matches the
+    diagnostics."""
+    sub = conn.subset(conn.nearest([12], 12))
+    sensors = vbt.sensors.tvb_sensors("seeg")
+    p = vep.synthetic_patient(sub, sensors, [0], seed=2, n_electrodes=4)
+    post = vep.recording_posterior(sub, sensors, p.recording, time_scale=1.0, dtype=jnp.float64)
+    r = vep.infer_ez(
+        post, key=jax.random.key(0), sampler="smc", num_chains=2, num_particles=32, progress=False, warn=False
+    )
+    d = r.diagnostics
+    assert d["sampler"] == "smc" and d["draws"] == 64 and len(d["log_evidence_runs"]) == 2
+    assert np.isfinite(d["log_evidence"]) and all(isinstance(v, float) for v in d["log_evidence_runs"])
+    assert np.all((r.p_ez >= 0) & (r.p_ez <= 1)) and r.ppc is not None
+    assert r.converged == (d["max_rhat"] <= vep.MAX_RHAT)
+    assert ("not converged" in r.verdict) == (not r.converged)
+    with pytest.raises(ValueError, match="sampler must be"):
+        vep.infer_ez(post, key=jax.random.key(0), sampler="mh")
+    with pytest.raises(ValueError, match="num_chains"):
+        vep.infer_ez(post, key=jax.random.key(0), num_chains=1)

@@ -1092,8 +1092,10 @@ def infer_ez(
         "draws": n_draws,
         "converged": converged,
     }
-    if sampler == "smc":
-        diagnostics.update(res.evidence())
+    if sampler == "smc":  # the log evidence and its spread over runs, as plain numbers (the field is static)
+        for k, v in res.evidence().items():
+            key_ = k if k.startswith("log_evidence") else f"log_evidence_{k}"
+            diagnostics[key_] = np.asarray(v, dtype=float).tolist()
 
     flat = positions.reshape(-1, positions.shape[-1])
     x0 = np.asarray(res.samples["x0"])  # (chains, draws, N)
