@@ -271,6 +271,7 @@ def run_vep(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(f"wrote {pdir}/")
             return 0
+    left_out = list(rec.bads)
     rec = _montage(rec, args.montage)
     dtype = jnp.float64 if args.x64 else jnp.float32
     try:
@@ -291,7 +292,7 @@ def run_vep(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"{len(rec.ch_names)} channels, {rec.data.shape[1] / rec.sfreq:g} s at {rec.sfreq:g} Hz in {n_win} "
-            f"windows; observation model: {post.feature}" + (f"; left out: {', '.join(rec.bads)}" if rec.bads else "")
+            f"windows; observation model: {post.feature}" + (f"; left out: {', '.join(left_out)}" if left_out else "")
         )
     ckpt = out / "checkpoint"
     if not args.resume and ckpt.exists():  # a new run: an earlier run's sampler state is not continued
@@ -357,7 +358,7 @@ def run_vep(args: argparse.Namespace) -> int:
         "sensors": sensors_source,
         "seeg": args.seeg,
         "channels": list(rec.ch_names),
-        "bads": list(rec.bads),
+        "bads": left_out,
         "n_contacts": len(rec.ch_names),
         "windows": n_win,
         "feature": post.feature,
