@@ -14,6 +14,7 @@ import pytest
 import vbtjax as vbt
 from vbtjax import vep
 from vbtjax.cli import main
+from vbtjax.recordings import split_contact
 from vbtjax.sensors import seeg_gain_point_source
 
 GOLDEN = Path(__file__).parent / "golden" / "vep"
@@ -110,7 +111,7 @@ def test_implant_covers_the_ez(conn, sensors):
     pos = np.asarray(sensors.positions)[contacts]
     d = np.linalg.norm(pos[:, None] - np.asarray(conn.centres)[ez][None], axis=-1).min(axis=0)
     assert np.all(d <= 10.0)
-    electrodes = {vep._electrode(sensors.labels[c]) for c in contacts}
+    electrodes = {split_contact(sensors.labels[c])[0] for c in contacts}
     assert len(electrodes) == 8
 
 

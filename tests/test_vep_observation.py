@@ -47,9 +47,7 @@ def test_time_scale_is_a_change_of_time(conn):
 
 
 def _terms(post, u):
-    x = post.constrained(u)
-    obs = (post.envelope, post.gain, post.feature, post.duration, post.dt, post.fixed_time_scale)
-    return vep._contact_terms(obs, post.network(u), {n: x[n] for n in post.latents})
+    return post._terms(u)
 
 
 def test_power_likelihood_integrates_out_each_offset(conn):
@@ -201,10 +199,8 @@ def test_recording_file_montage_and_posterior(conn, tmp_path):
 def _silent(rec):
     """Channels with a window of zero power (EDF's 16 bits over a range shared by all channels can quantise a
     bipolar pair of faint contacts to one value)."""
-    w = vep._detrend(vep._windows(rec.data, 25, "test"))
-    p = np.mean(w * w, axis=-1)
-    silent = np.any(p <= 1e-12 * p.max(axis=1, keepdims=True), axis=1)
-    return [c for c, s in zip(rec.ch_names, silent, strict=True) if s]
+    quiet = vep.silent(vep.window_power(rec.data, 25))
+    return [c for c, q in zip(rec.ch_names, quiet, strict=True) if q]
 
 
 def _nothing():
