@@ -251,25 +251,10 @@ def run_vep(args: argparse.Namespace) -> int:
         rec = _load_recording(args.seeg, args.bads)
     sensors, sensors_source = _load_sensors(args.sensors, rec)
     if args.synthetic_ez is not None:
-        ez = _parse_ez(args.synthetic_ez, n)
-        patient = vep.synthetic_patient(
-            conn, sensors, ez, seed=args.seed, duration=args.duration, dt=args.dt, period=args.period
-        )
-        pdir = out / "patient"
-        pdir.mkdir(exist_ok=True)
-        patient.recording.save(pdir / "seeg.npz")
-        used = [sensors.index(c) for c in patient.recording.ch_names]
-        _write_sensors(pdir / "sensors.txt", patient.recording.ch_names, np.asarray(sensors.positions)[used])
-        conn.save_npz(pdir / "connectome.npz")
-        truth = {"ez": ez, "x0": np.asarray(patient.x0).tolist(), "K": patient.K, "seed": args.seed}
-        truth["seizing"] = list(patient.seizing)
-        (pdir / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
-        rec = patient.recording
-        if not args.quiet:
-            print(f"synthetic patient: EZ {ez}, {len(rec.ch_names)} contacts, seizing regions {patient.seizing}")
+        rec, truth = _synthetic(conn, sensors, args, out)
         if args.patient_only:
             if not args.quiet:
-                print(f"wrote {pdir}/")
+                print(f"wrote {out / 'patient'}/")
             return 0
     left_out = list(rec.bads)
     rec = _montage(rec, args.montage)
@@ -330,7 +315,6 @@ def run_vep(args: argparse.Namespace) -> int:
         period=args.period,
         time_scale_draws=None if ts is None else ts[pick],
     )
-    diag = result.diagnostics
     idata = nres.to_inference_data(
         dims={"x0": ["region"]},
         coords={"region": list(result.labels)},
@@ -351,7 +335,6 @@ def run_vep(args: argparse.Namespace) -> int:
         metadata={"connectome": conn_source, "sensors": sensors_source, "seeg": args.seeg},
     )
     twin.save(out / "twin", overwrite=True)
-    recommended = bool(result.trustworthy and predicted)
     summary = {
         "vbtjax_version": _version(),
         "connectome": conn_source,
@@ -369,24 +352,8 @@ def run_vep(args: argparse.Namespace) -> int:
         "chains": args.chains,
         "warmup": args.warmup,
         "samples": int(x0.shape[0] // args.chains),
-        "predicted_ez": predicted,
-        "predicted_ez_labels": [result.labels[i] for i in predicted],
-        "unobserved_regions": np.flatnonzero(~np.asarray(result.observed)).tolist(),
         "threshold": args.threshold,
-        "x0_mean": x0.mean(axis=0).tolist(),
-        "K_mean": float(K.mean()),
-        "time_scale_mean": None if ts is None else float(ts.mean()),
-        "divergences": diag["divergences"],
-        "max_rhat": diag["max_rhat"],
-        "min_ess_bulk": diag["min_ess_bulk"],
-        "min_ess_tail": diag["min_ess_tail"],
-        "diagnostics": diag,
-        "converged": result.converged,
-        "ppc": result.ppc.to_dict(),
-        "fits": result.fits,
-        "verdict": result.verdict,
-        "resection": {k: v for k, v in resection.items() if not k.startswith("p_")},
-        "resection_recommended": recommended,
+        **_result_summary(result, resection, predicted, x0, K, ts),
         "seconds_sampling": round(t_sample - t_start, 1),
         "seconds_total": None,
     }
@@ -403,7 +370,7 @@ def run_vep(args: argparse.Namespace) -> int:
         result.ppc.plot(
             out / "ppc.png",
             xlabel="window",
-            ylabel="log power" if post.feature == "power" else "standardised level",
+            ylabel="log power" if post.feature == "power" else "level (common scale)",
         )
     summary["seconds_total"] = round(time.perf_counter() - t_start, 1)
     (out / "vep.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
@@ -412,28 +379,82 @@ def run_vep(args: argparse.Namespace) -> int:
 
         warnings.warn(result.verdict, stacklevel=1)
     if not args.quiet:
-        top = ", ".join(f"{r['label']} ({r['index']}): {r['probability']:.2f}" for r in result.ranking[:5])
-        print(f"most likely epileptogenic: {top}")
-        print(result.ppc.message)
-        print(
-            f"max R-hat {diag['max_rhat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f}, divergences "
-            f"{diag['divergences']} of {diag['draws']} draws; P(EZ) differs between chains by up to "
-            f"{diag['p_ez_chain_spread']:.2f}"
-        )
-        if recommended:
-            print(
-                f"predicted EZ {predicted}; resecting them: seizure-free in "
-                f"{resection['seizure_free_probability']:.0%} of posterior draws; {summary['seconds_total']} s; "
-                f"wrote {out}/"
-            )
-        else:
-            why = result.verdict if not result.trustworthy else "no region is called epileptogenic"
-            print(f"predicted EZ {predicted}; no resection recommended: {why.rstrip('.')}; wrote {out}/")
+        _report(result, summary, out)
     return 0
 
 
+def _synthetic(conn, sensors, args, out: Path):
+    """A synthetic patient's recording and truth, its files written to ``out/patient`` in the input formats."""
+    from . import vep
+
+    ez = _parse_ez(args.synthetic_ez, conn.n_regions)
+    patient = vep.synthetic_patient(
+        conn, sensors, ez, seed=args.seed, duration=args.duration, dt=args.dt, period=args.period
+    )
+    pdir = out / "patient"
+    pdir.mkdir(exist_ok=True)
+    patient.recording.save(pdir / "seeg.npz")
+    used = [sensors.index(c) for c in patient.recording.ch_names]
+    _write_sensors(pdir / "sensors.txt", patient.recording.ch_names, np.asarray(sensors.positions)[used])
+    conn.save_npz(pdir / "connectome.npz")
+    truth = {"ez": ez, "x0": np.asarray(patient.x0).tolist(), "K": patient.K, "seed": args.seed}
+    truth["seizing"] = list(patient.seizing)
+    (pdir / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
+    if not args.quiet:
+        n_ch = len(patient.recording.ch_names)
+        print(f"synthetic patient: EZ {ez}, {n_ch} contacts, seizing regions {patient.seizing}")
+    return patient.recording, truth
+
+
+def _result_summary(result, resection, predicted, x0, K, ts) -> dict:
+    """The inference's part of ``vep.json``: the EZ, posterior means, diagnostics, the predictive check, the
+    verdict and the resection, recommended only for a trustworthy result that calls some region epileptogenic."""
+    diag = result.diagnostics
+    return {
+        "predicted_ez": predicted,
+        "predicted_ez_labels": [result.labels[i] for i in predicted],
+        "unobserved_regions": np.flatnonzero(~np.asarray(result.observed)).tolist(),
+        "x0_mean": x0.mean(axis=0).tolist(),
+        "K_mean": float(K.mean()),
+        "time_scale_mean": None if ts is None else float(ts.mean()),
+        "divergences": diag["divergences"],
+        "max_rhat": diag["max_rhat"],
+        "min_ess_bulk": diag["min_ess_bulk"],
+        "min_ess_tail": diag["min_ess_tail"],
+        "diagnostics": diag,
+        "converged": result.converged,
+        "ppc": result.ppc.to_dict(),
+        "fits": result.fits,
+        "verdict": result.verdict,
+        "resection": {k: v for k, v in resection.items() if not k.startswith("p_")},
+        "resection_recommended": bool(result.trustworthy and predicted),
+    }
+
+
+def _report(result, summary: dict, out: Path) -> None:
+    """The run's outcome in a few printed lines."""
+    diag, predicted = result.diagnostics, summary["predicted_ez"]
+    top = ", ".join(f"{r['label']} ({r['index']}): {r['probability']:.2f}" for r in result.ranking[:5])
+    print(f"most likely epileptogenic: {top}")
+    print(result.ppc.message)
+    print(
+        f"max R-hat {diag['max_rhat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f}, divergences "
+        f"{diag['divergences']} of {diag['draws']} draws; P(EZ) differs between chains by up to "
+        f"{diag['p_ez_chain_spread']:.2f}"
+    )
+    if summary["resection_recommended"]:
+        print(
+            f"predicted EZ {predicted}; resecting them: seizure-free in "
+            f"{summary['resection']['seizure_free_probability']:.0%} of posterior draws; {summary['seconds_total']} s; "
+            f"wrote {out}/"
+        )
+    else:
+        why = result.verdict if not result.trustworthy else "no region is called epileptogenic"
+        print(f"predicted EZ {predicted}; no resection recommended: {why.rstrip('.')}; wrote {out}/")
+
+
 def _load_recording(path: str, bads_text: str):
-    from .recordings import read_seeg
+    from .recordings import detect_bad_channels, read_seeg
 
     if not Path(path).exists():
         raise UsageError("--seeg", f"{path} does not exist")
@@ -447,10 +468,7 @@ def _load_recording(path: str, bads_text: str):
     unknown = [b for b in bads if b not in rec.ch_names]
     if unknown:
         raise UsageError("--bads", f"channels {unknown} are not in the recording")
-    x = np.asarray(rec.data, dtype=float)
-    finite = np.all(np.isfinite(x), axis=1)
-    sd = np.where(finite, np.nanstd(np.where(np.isfinite(x), x, 0.0), axis=1), 0.0)
-    flat = [c for c, f, v in zip(rec.ch_names, finite, sd, strict=True) if not f or v <= 1e-6 * np.median(sd[finite])]
+    flat = detect_bad_channels(rec, z=None)  # non-finite or flat; seizing channels are outliers by design
     rec.bads = list(dict.fromkeys(list(rec.bads) + flat))
     rec = rec.drop_bads()
     if not rec.ch_names:

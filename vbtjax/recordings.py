@@ -639,11 +639,12 @@ def _sensor_pair(name: str, index: dict[str, int]) -> tuple[str, str | None] | N
 # ---------------------------------------------------------------------------------------------------- bad channels
 
 
-def detect_bad_channels(rec: SEEGRecording, *, z: float = 5.0) -> list[str]:
+def detect_bad_channels(rec: SEEGRecording, *, z: float | None = 5.0) -> list[str]:
     """Names of suspicious channels (`rec` is not modified), in channel order: channels with NaN or inf; flat ones
     (sd zero or below 1e-6 times the median sd); and those whose log variance is a robust outlier, ``|log var -
-    median| / (1.4826 MAD) > z``, above or below, among the others (needs at least 3 of them)."""
-    if not (np.isfinite(z) and z > 0):
+    median| / (1.4826 MAD) > z``, above or below, among the others (needs at least 3 of them). ``z=None`` skips the
+    outlier test (in a seizure recording the channels that see the seizure are outliers by design)."""
+    if z is not None and not (np.isfinite(z) and z > 0):
         raise ValueError(f"detect_bad_channels: z must be a positive number of robust sds, got {z}.")
     x = np.asarray(rec.data, dtype=np.float64)
     finite = np.all(np.isfinite(x), axis=1)
@@ -653,7 +654,7 @@ def detect_bad_channels(rec: SEEGRecording, *, z: float = 5.0) -> list[str]:
     flat = finite & (sd <= _FLAT_RATIO * ref)
     bad = ~finite | flat
     ok = ~bad
-    if ok.sum() >= 3:
+    if z is not None and ok.sum() >= 3:
         lv = np.log(sd[ok] ** 2)
         med = np.median(lv)
         scale = 1.4826 * np.median(np.abs(lv - med))

@@ -177,10 +177,10 @@ def loo(posterior: Posterior, result: Any, **kwargs: Any):
     ``loo_i`` (per observation), ``pareto_k`` (per observation; > 0.7: unreliable) and ``warning``; its ``repr``
     tabulates the Pareto k. A ``UserWarning`` names the number of observations with k > 0.7.
     """
-    from .diagnostics import _arviz
+    from .diagnostics import arviz_module
 
     posterior, result = _check_model((posterior, result), "loo")
-    az = _arviz()
+    az = arviz_module()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
         out = az.loo(_idata(posterior, result, "loo"), pointwise=True, **kwargs)
@@ -194,10 +194,10 @@ def waic(posterior: Posterior, result: Any, **kwargs: Any):
     **Returns:** ArviZ's ``ELPDData``: ``elpd_waic``, ``se``, ``p_waic``, ``waic_i`` and ``warning`` (set when the
     posterior variance of some observation's log-likelihood exceeds 0.4, where WAIC is unreliable; prefer LOO).
     """
-    from .diagnostics import _arviz
+    from .diagnostics import arviz_module
 
     posterior, result = _check_model((posterior, result), "waic")
-    return _arviz().waic(_idata(posterior, result, "waic"), pointwise=True, **kwargs)
+    return arviz_module().waic(_idata(posterior, result, "waic"), pointwise=True, **kwargs)
 
 
 def compare(models: Mapping[str, Any], *, method: str = "loo", **kwargs: Any):
@@ -260,9 +260,9 @@ def compare(models: Mapping[str, Any], *, method: str = "loo", **kwargs: Any):
         table.attrs["method"] = "evidence"
         return table
 
-    from .diagnostics import _arviz
+    from .diagnostics import arviz_module
 
-    az = _arviz()
+    az = arviz_module()
     idatas = {name: _idata(post, res, f"compare[{name!r}]") for name, (post, res) in checked.items()}
     n_obs = {name: int(idata.log_likelihood["obs"].shape[-1]) for name, idata in idatas.items()}
     if len(set(n_obs.values())) > 1:

@@ -446,7 +446,8 @@ def divergence_summary(diverging: Any) -> dict[str, Any]:
 # ArviZ export
 
 
-def _arviz():
+def arviz_module():
+    """The ``arviz`` module, imported without its announcement of the 1.0 refactor."""
     with warnings.catch_warnings():  # ArviZ 0.2x announces its 1.0 refactor on import
         warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing", category=FutureWarning)
         import arviz
@@ -511,7 +512,7 @@ def to_inference_data(
                 raise ValueError(f"sample_stats gives {new!r} twice (under {key!r} and an alias of it).")
             stats[new] = value.astype(bool) if new == "diverging" else value
     observed = None if observed_data is None else {k: np.asarray(v) for k, v in observed_data.items()}
-    az = _arviz()
+    az = arviz_module()
     return az.from_dict(
         posterior=posterior,
         sample_stats=stats,

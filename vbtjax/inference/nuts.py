@@ -295,9 +295,8 @@ def nuts(
     logdensity, names, to_constrained, u0, d = _resolve(target, init, num_chains, key, init_jitter)
     dtype = u0.dtype
     to_u = lambda z: z  # noqa: E731
-    orig_constrained = to_constrained
     if preconditioner is not None:
-        logdensity, to_constrained, u0, to_u = _precondition(preconditioner, logdensity, to_constrained, u0, d)
+        logdensity, u0, to_u = _precondition(preconditioner, logdensity, u0, d)
     slow_np, end_np = warmup_schedule(num_warmup)
     if not adapt_mass_matrix:
         slow_np, end_np = np.zeros_like(slow_np), np.zeros_like(end_np)
@@ -483,7 +482,7 @@ def nuts(
         wstats = {k: jnp.asarray(np.concatenate(v, axis=1)) for k, v in warm_out.items()}
     else:
         wstats = {k: jnp.zeros((num_chains, 0)) for k in warm_out}
-    samples = jax.vmap(jax.vmap(orig_constrained))(positions)
+    samples = jax.vmap(jax.vmap(to_constrained))(positions)
     return NutsResult(
         names=tuple(names),
         samples=dict(samples),
@@ -496,9 +495,8 @@ def nuts(
     )
 
 
-def _precondition(preconditioner, logdensity, to_constrained, u0, d):
-    """The log density, constrained map and starting points in ``z`` with ``u = centre + factor @ z``, and the map
-    ``z -> u``."""
+def _precondition(preconditioner, logdensity, u0, d):
+    """The log density and starting points in ``z`` with ``u = centre + factor @ z``, and the map ``z -> u``."""
     centre, factor = preconditioner
     dtype = u0.dtype
     c64 = np.asarray(centre, dtype=float)
@@ -512,7 +510,7 @@ def _precondition(preconditioner, logdensity, to_constrained, u0, d):
     z0 = np.linalg.solve(L64, (np.asarray(u0, dtype=float) - c64).T).T
     c, L = jnp.asarray(c64, dtype), jnp.asarray(L64, dtype)
     to_u = lambda z: c + L @ z  # noqa: E731
-    return (lambda z: logdensity(to_u(z))), to_constrained, jnp.asarray(z0, dtype), to_u
+    return (lambda z: logdensity(to_u(z))), jnp.asarray(z0, dtype), to_u
 
 
 def _final_eps(adapt: _Adapt, num_warmup: int) -> Array:

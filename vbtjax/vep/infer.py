@@ -67,7 +67,6 @@ def infer_ez(
     ESS, divergences; :attr:`VEPResult.converged`), a posterior predictive check of the envelope from `ppc_draws`
     draws (:attr:`VEPResult.ppc`, :attr:`VEPResult.fits`), and warns (``warn=True``) when either fails: such a
     result should not be used to plan a resection."""
-    from ..inference.diagnostics import ess_tail
     from ..inference.ppc import predictive_check
 
     if sampler not in SAMPLERS:
@@ -77,14 +76,10 @@ def infer_ez(
     if num_chains < 2:
         raise ValueError(f"infer_ez: num_chains must be >= 2 (R-hat compares chains or runs), got {num_chains}.")
     if sampler == "nuts":
-        from ..inference.nuts import nuts
-
-        u_map, hess = posterior_mode(posterior, init=initial_guess(posterior), steps=map_steps)
-        L = laplace_factor(hess)
-        z = 0.5 * jax.random.normal(jax.random.fold_in(key, 7), (num_chains, u_map.size), u_map.dtype)
-        res = nuts(
+        res = _nuts(
             posterior,
-            key=key,
+            key,
+            map_steps=map_steps,
             num_chains=num_chains,
             num_warmup=num_warmup,
             num_samples=num_samples,
@@ -92,12 +87,7 @@ def infer_ez(
             progress=progress,
             target_accept=target_accept,
             max_tree_depth=max_tree_depth,
-            init=u_map + z @ jnp.asarray(L.T, u_map.dtype),
-            preconditioner=(u_map, L),
-            initial_step_size=0.3,
         )
-        positions = np.asarray(res.positions)
-        divergent = int(np.asarray(res.stats["diverging"]).sum())
     else:
         from ..inference.smc import smc
 
@@ -109,28 +99,8 @@ def infer_ez(
             progress=progress,
             max_tree_depth=max_tree_depth,
         )
-        positions = np.asarray(res.positions)
-        divergent = 0
-    summ = res.summary()
-    rhat = max(float(np.nanmax(v["rhat"])) for v in summ.values())
-    ess_b = min(float(np.nanmin(v["ess_bulk"])) for v in summ.values())
-    ess_t = min(float(np.nanmin(ess_tail(np.asarray(res.samples[k])))) for k in res.samples)
-    n_draws = positions.shape[0] * positions.shape[1]
-    converged = bool(np.isfinite(rhat) and rhat <= MAX_RHAT and divergent <= MAX_DIVERGENT * n_draws)
-    diagnostics = {
-        "sampler": sampler,
-        "max_rhat": rhat,
-        "min_ess_bulk": ess_b,
-        "min_ess_tail": ess_t,
-        "divergences": divergent,
-        "draws": n_draws,
-        "converged": converged,
-    }
-    if sampler == "smc":  # the log evidence and its spread over runs, as plain numbers (the field is static)
-        for k, v in res.evidence().items():
-            key_ = k if k.startswith("log_evidence") else f"log_evidence_{k}"
-            diagnostics[key_] = np.asarray(v, dtype=float).tolist()
-
+    diagnostics = _diagnostics(res, sampler)
+    positions = np.asarray(res.positions)
     flat = positions.reshape(-1, positions.shape[-1])
     x0 = np.asarray(res.samples["x0"])  # (chains, draws, N)
     n = x0.shape[-1]
@@ -167,6 +137,48 @@ def infer_ez(
 
         warnings.warn(result.verdict, stacklevel=2)
     return result
+
+
+def _nuts(posterior: VEPPosterior, key: jax.Array, *, map_steps: int, num_chains: int, **kwargs: Any):
+    """NUTS from around the Newton-refined mode, preconditioned by the Laplace approximation there."""
+    from ..inference.nuts import nuts
+
+    u_map, hess = posterior_mode(posterior, init=initial_guess(posterior), steps=map_steps)
+    L = laplace_factor(hess)
+    z = 0.5 * jax.random.normal(jax.random.fold_in(key, 7), (num_chains, u_map.size), u_map.dtype)
+    init = u_map + z @ jnp.asarray(L.T, u_map.dtype)
+    return nuts(
+        posterior,
+        key=key,
+        num_chains=num_chains,
+        init=init,
+        preconditioner=(u_map, L),
+        initial_step_size=0.3,
+        **kwargs,
+    )
+
+
+def _diagnostics(res: Any, sampler: str) -> dict[str, Any]:
+    """Max R-hat, min bulk and tail ESS over every sampled value, divergences, draws, ``converged``, and for SMC the
+    log evidence and its spread over runs (plain numbers: :attr:`VEPResult.diagnostics` is a static field)."""
+    summ = res.summary()
+    positions = np.asarray(res.positions)
+    divergent = int(np.asarray(res.stats["diverging"]).sum()) if sampler == "nuts" else 0
+    n_draws = positions.shape[0] * positions.shape[1]
+    rhat = max(float(np.nanmax(v["rhat"])) for v in summ.values())
+    out = {
+        "sampler": sampler,
+        "max_rhat": rhat,
+        "min_ess_bulk": min(float(np.nanmin(v["ess_bulk"])) for v in summ.values()),
+        "min_ess_tail": min(float(np.nanmin(v["ess_tail"])) for v in summ.values()),
+        "divergences": divergent,
+        "draws": n_draws,
+        "converged": bool(np.isfinite(rhat) and rhat <= MAX_RHAT and divergent <= MAX_DIVERGENT * n_draws),
+    }
+    if sampler == "smc":
+        for k, v in res.evidence().items():
+            out[k if k.startswith("log_evidence") else f"log_evidence_{k}"] = np.asarray(v, dtype=float).tolist()
+    return out
 
 
 def _time_scale_draws(posterior: VEPPosterior, samples: dict, n: int) -> Array:
