@@ -142,6 +142,9 @@ import time as _time
 import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "golden"))  # TVB helpers shared with the golden-array scripts
+from make_golden import _tvb_version, numeric_parameters  # noqa: E402
+
 OUT = HERE / "data" / "vep"
 N_REGIONS = 76
 SPEED = 3.0  # mm/ms
@@ -264,28 +267,10 @@ PATIENTS = {
 }
 
 
-def _tvb_version():
-    from importlib.metadata import version
-
-    return version("tvb-library")
-
-
 def _tvb_data_version():
     from importlib.metadata import version
 
     return version("tvb-data")
-
-
-def numeric_parameters(model_cls):
-    """TVB's numeric parameters (NArray traits that are not bool), in TVB's declaration order."""
-    from tvb.basic.neotraits.api import NArray
-
-    out = []
-    for name in model_cls.declarative_attrs:
-        attr = getattr(model_cls, name)
-        if isinstance(attr, NArray) and attr.dtype != np.dtype(bool):
-            out.append(name)
-    return out
 
 
 def connectivity():
