@@ -9,14 +9,16 @@ Patients (``--patients``, default all):
 - ``misspecified``: TVB patient ``tvb_slow_2``'s recording with its channel names shuffled (the gain then belongs
   to other contacts): the model must say that it does not fit, not answer.
 
-Each recording is written to a file in a real format by MNE-Python (EDF, BrainVision or FIF in turn; the synthetic
-ones stay ``.npz``), every second patient in a bipolar montage, then run as ``vbtjax vep --seeg FILE --sensors
-sensors.txt`` would (``vbtjax.cli.main``), with the CLI's defaults unless given here. Prints, per patient, the
+First, the gradient of the VEP log density through vbtjax.vep's dense integrator and through ``vbtjax.simulate``,
+side by side. Each recording is written to a file in a real format by MNE-Python (EDF, BrainVision or FIF in turn;
+the synthetic ones stay ``.npz``), every second patient in a bipolar montage, then run as ``vbtjax vep --seeg FILE
+--sensors sensors.txt`` would (``vbtjax.cli.main``), with the CLI's defaults unless given here. Prints, per patient, the
 seizing regions (truth), the predicted EZ, the diagnostics (max R-hat, divergences), the posterior predictive check
 and the wall time, then precision and recall pooled over the patients whose run was trustworthy (converged and
 fits) and over all.
 
     python benchmarks/vep.py                                   # everything, CLI defaults
+    python benchmarks/vep.py --grad-only                       # only the gradient of the log density, side by side
     python benchmarks/vep.py --patients tvb_fast_1 synthetic-3 --warmup 100 --samples 100 --json out.json
 """
 
@@ -93,6 +95,7 @@ def main() -> int:
     ap.add_argument("--sampler", default=None, help="nuts or smc (default: the CLI's)")
     ap.add_argument("--json", default=None, help="write the rows to this JSON file")
     ap.add_argument("--keep", default=None, help="folder for the runs' outputs (default: a temporary one)")
+    ap.add_argument("--grad-only", action="store_true", help="only time the gradient of the VEP log density")
     args = ap.parse_args()
 
     import jax
@@ -101,6 +104,9 @@ def main() -> int:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    _time_gradients()
+    if args.grad_only:
+        return 0
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="vbtjax-vep-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -177,6 +183,53 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows}, indent=1) + "\n")
     return 0
+
+
+def _time_gradients(repeats: int = 20) -> None:
+    """Gradient of the VEP log density (power model, time scale fixed at 1, float32, a synthetic patient):
+    vbtjax.vep's dense integrator against the same log density through vbtjax.simulate (general delayed path), side
+    by side, best of `repeats`."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    import vbtjax as vbt
+    from vbtjax import vep
+
+    conn = vbt.datasets.tvb_connectome(76)
+    p = vep.synthetic_patient(conn, vbt.sensors.tvb_sensors("seeg"), [12, 40], seed=100)
+    post = vep.recording_posterior(conn, vbt.sensors.tvb_sensors("seeg"), p.recording, time_scale=1.0)
+    h = vep.rest_history(76, jnp.float32)
+
+    def via_simulate(u):
+        x1 = vbt.simulate(post.network(u), 50.0, 0.1, history=h, monitors=vbt.monitors.SubSample(period=0.1))
+        logp = jnp.log(jnp.mean(jnp.exp(2 * x1.ys[:, 0]).reshape(25, 20, 76), axis=1))
+        r = post.envelope - vep.seeg_log_power(logp, post.gain)
+        rc = r - r.mean(axis=0)  # each channel's offset integrated out (flat prior), as vbtjax.vep does
+        sigma = post.constrained(u)["sigma"]
+        ll = -0.5 * 24 * jnp.log(2 * jnp.pi * sigma**2) - 0.5 * jnp.log(25.0) - jnp.sum(rc**2, 0) / (2 * sigma**2)
+        return post.log_prior(u) + jnp.sum(ll)
+
+    u = post.initial_position()
+    np.testing.assert_allclose(float(via_simulate(u)), float(post.log_density(u)), rtol=1e-4)
+    fns = {
+        "vbtjax.vep (dense scan)": eqx.filter_jit(jax.value_and_grad(lambda v: post.log_density(v))),
+        "vbtjax.simulate": eqx.filter_jit(jax.value_and_grad(via_simulate)),
+    }
+    times = {k: [] for k in fns}
+    for f in fns.values():
+        jax.block_until_ready(f(u))
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            jax.block_until_ready(f(u))
+            times[k].append(time.perf_counter() - t)
+    for k, v in times.items():
+        print(
+            f"gradient of the VEP log density via {k:26s}: best {1e3 * min(v):6.2f} ms, median "
+            f"{1e3 * float(np.median(v)):6.2f} ms",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
