@@ -326,7 +326,7 @@ def _vep_twin_of(conn, x0, K):
         "dt": vep.DT,
         "solver": vbt.Heun(),
         "monitors": {"x1": vbt.monitors.SubSample(period=vep.PERIOD)},
-        "history": vep._history(conn.n_regions),
+        "history": vep.rest_history(conn.n_regions),
     }
     return Twin(net, posterior={"model.x0": x0, "coupling.a": K}, simulation=simulation)
 
