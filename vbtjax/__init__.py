@@ -11,6 +11,7 @@ from . import datasets as datasets
 from . import delays as delays
 from . import empirical as empirical
 from . import features as features
+from . import files as files
 from . import inference as inference
 from . import models as models
 from . import monitors as monitors
