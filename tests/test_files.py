@@ -162,3 +162,17 @@ def test_sigkill_at_any_moment_leaves_the_old_or_new_version(tmp_path):
         if (tmp_path / "result.json").exists():
             assert files.read_json(tmp_path / "result.json")["pad"] == "x" * 20000
     assert len(seen) > 1  # the kills landed at different moments of different runs
+
+
+def test_recover_leaves_a_running_writers_temporaries_alone(tmp_path):
+    """A load or save in one process must not delete the folder another process is still building."""
+    target = tmp_path / "out"
+    staged = files.staging_dir(target)  # this process is alive: its staging folder is its own
+    assert str(os.getpid()) in staged.name
+    files.recover(target)
+    assert staged.is_dir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = tmp_path / f".out.tmp-{int(dead.stdout)}-abc"
+    orphan.mkdir()
+    files.recover(target)
+    assert not orphan.exists() and staged.is_dir()

@@ -2,16 +2,25 @@
 
 An Equinox module of a vbtjax class is written as ``{"__module__": CLASS, "fields": {...}}`` with each array leaf
 moved into a separate table of arrays (``{"__array__": KEY}``). Loading looks the class up by name among the
-modules of ``vbtjax`` (or of packages the caller explicitly trusts), creates the instance without calling its
-``__init__`` and sets the saved fields: nothing but class lookup and attribute assignment happens, and no field
-can name a function. Derived static fields (the delay layout of a :class:`~vbtjax.Network`) are recomputed.
+modules of ``vbtjax`` (or of packages the caller explicitly trusts), refuses a name that is not the class's own
+(``vbtjax.x:eqx.Module`` reaches Equinox's class through vbtjax's namespace) and abstract classes, and rebuilds
+the instance through the class's own constructor with the saved fields, so every check that constructing runs
+(finite weights, non-negative lengths and noise, positive speed, matching shapes, the types of a network's parts)
+runs on load too and a failure is a :class:`SerialisationError` naming the field. No field can name a function,
+and nothing but the lookup of a class and its constructor runs. Derived static fields (the delay layout of a
+:class:`~vbtjax.Network`) are recomputed by the constructor.
+
+:func:`content_hash` (SHA-256) catches accidents: anyone can recompute it after an edit. :func:`content_hmac`
+(HMAC-SHA256 with a secret key, over the same bytes) proves to holders of the key that the content is theirs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import importlib
+import inspect
 import json
 import math
 from collections.abc import Iterable
@@ -22,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["encode", "decode", "content_hash", "SerialisationError"]
+__all__ = ["encode", "decode", "content_hash", "content_hmac", "SerialisationError"]
 
 _TRUSTED = ("vbtjax",)
 
@@ -89,7 +98,9 @@ def encode(obj: Any, arrays: dict[str, np.ndarray], path: str = "") -> Any:
     raise SerialisationError(f"{where}: values of type {type(obj).__name__} cannot be saved.")
 
 
-def _lookup(name: str, trusted: Iterable[str], where: str) -> type:
+def _lookup(name: Any, trusted: Iterable[str], where: str) -> type:
+    if not isinstance(name, str) or name.count(":") != 1:
+        raise SerialisationError(f"{where}: {name!r} is not a class name of the form 'module:Class'.")
     module, _, qualname = name.partition(":")
     allowed = tuple(_TRUSTED) + tuple(trusted)
     if module.split(".")[0] not in allowed:
@@ -101,15 +112,46 @@ def _lookup(name: str, trusted: Iterable[str], where: str) -> type:
         obj: Any = importlib.import_module(module)
         for part in qualname.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
+    except (ImportError, AttributeError, ValueError, TypeError) as e:
         raise SerialisationError(f"{where}: class {name!r} not found ({e}); was it saved by another version?") from e
     if not (isinstance(obj, type) and issubclass(obj, eqx.Module)):
         raise SerialisationError(f"{where}: {name!r} is not an Equinox module class.")
+    own = f"{obj.__module__}:{obj.__qualname__}"
+    if own != name:
+        raise SerialisationError(
+            f"{where}: the file names {name!r}, which is the class {own!r}, from outside vbtjax; load refuses it "
+            "(a saved class is named by its own module)."
+        )
+    if inspect.isabstract(obj):
+        raise SerialisationError(f"{where}: {name!r} is an abstract class; a saved object is of a concrete class.")
     return obj
 
 
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    """An instance of `cls` with the field `values`, made by its own constructor so that its checks run; a class
+    whose constructor does not take its fields by name is filled in field by field, then its ``__check_init__``
+    methods run (as Equinox runs them after a constructor)."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    try:
+        if all(f.init for f in dataclasses.fields(cls)) and set(values) <= named:
+            return cls(**values)
+        obj = object.__new__(cls)
+        for name, value in values.items():
+            object.__setattr__(obj, name, value)
+        for klass in reversed(cls.__mro__):
+            check = klass.__dict__.get("__check_init__")
+            if check is not None:
+                check(obj)
+        return obj
+    except Exception as e:  # noqa: BLE001 - whatever a class's checks raise, the file holds an invalid object
+        raise SerialisationError(f"{where}: {e}") from None
+
+
 def decode(desc: Any, arrays: dict[str, np.ndarray], trust: Iterable[str] = (), path: str = "") -> Any:
-    """Inverse of :func:`encode`."""
+    """Inverse of :func:`encode`: every object is rebuilt through its class's constructor (see the module's
+    description). Raises :class:`SerialisationError` naming the entry for anything :func:`encode` cannot have
+    written or a constructor refuses."""
     where = path or "<root>"
     if desc is None or isinstance(desc, bool | int | float | str):
         return desc
@@ -118,41 +160,48 @@ def decode(desc: Any, arrays: dict[str, np.ndarray], trust: Iterable[str] = (), 
     if not isinstance(desc, dict):
         raise SerialisationError(f"{where}: unexpected entry {desc!r}.")
     if "__float__" in desc:
+        if desc["__float__"] not in ("inf", "-inf", "nan"):
+            raise SerialisationError(f"{where}: {desc['__float__']!r} is not a saved non-finite number.")
         return float(desc["__float__"])
     if "__array__" in desc:
         key = desc["__array__"]
-        if key not in arrays:
+        if not isinstance(key, str) or key not in arrays:
             raise SerialisationError(f"{where}: the array {key!r} is missing from the file.")
         a = arrays[key]
+        if a.dtype.kind not in "biufc":
+            raise SerialisationError(f"{where}: the array {key!r} has dtype {a.dtype}; only numbers are saved.")
         return jnp.asarray(a) if desc.get("kind") == "jax" else np.array(a)
     if "__tuple__" in desc:
+        if not isinstance(desc["__tuple__"], list):
+            raise SerialisationError(f"{where}: a saved tuple is a list, got {type(desc['__tuple__']).__name__}.")
         return tuple(decode(v, arrays, trust, f"{path}.{i}") for i, v in enumerate(desc["__tuple__"]))
     if "__dict__" in desc:
+        if not isinstance(desc["__dict__"], dict):
+            raise SerialisationError(f"{where}: a saved dict is a JSON object, got {type(desc['__dict__']).__name__}.")
         return {k: decode(v, arrays, trust, f"{path}.{k}") for k, v in desc["__dict__"].items()}
     if "__module__" in desc:
         cls = _lookup(desc["__module__"], trust, where)
         saved = desc.get("fields", {})
         names = [f.name for f in dataclasses.fields(cls)]
-        if sorted(names) != sorted(saved):
+        if not isinstance(saved, dict) or sorted(names) != sorted(saved):
+            have = sorted(saved) if isinstance(saved, dict) else saved
             raise SerialisationError(
-                f"{where}: {cls.__name__} has fields {sorted(names)} but the file holds {sorted(saved)}; it was "
+                f"{where}: {cls.__name__} has fields {sorted(names)} but the file holds {have}; it was "
                 "saved by another version of its class."
             )
-        obj = object.__new__(cls)
-        derived = []
+        values, derived = {}, []
         for name in names:
             d = saved[name]
             if isinstance(d, dict) and "__derived__" in d:
                 derived.append(name)
-                continue
-            object.__setattr__(obj, name, decode(d, arrays, trust, f"{path}.{name}"))
+            else:
+                values[name] = decode(d, arrays, trust, f"{path}.{name}")
         if derived:
-            from .network import Network, _pattern_or_none
+            from .network import Network
 
-            if not (isinstance(obj, Network) and derived == ["edges"]):
+            if not (issubclass(cls, Network) and derived == ["edges"]):
                 raise SerialisationError(f"{where}: unknown derived fields {derived}.")
-            object.__setattr__(obj, "edges", _pattern_or_none(obj.connectome, obj.speed, obj.speed_range))
-        return obj
+        return _build(cls, values, where)  # a Network's constructor lays out its edges again
     raise SerialisationError(f"{where}: unexpected entry {sorted(desc)}.")
 
 
@@ -160,14 +209,25 @@ def canonical_json(meta: Any) -> bytes:
     return json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
-def content_hash(meta: Any, arrays: dict[str, np.ndarray]) -> str:
-    """SHA-256 over the canonical JSON and every array's key, dtype, shape and bytes."""
-    h = hashlib.sha256(canonical_json(meta))
+def _feed(h: Any, meta: Any, arrays: dict[str, np.ndarray]) -> Any:
+    h.update(canonical_json(meta))
     for key in sorted(arrays):
         a = np.array(arrays[key], order="C")
         h.update(key.encode() + b"\0" + a.dtype.str.encode() + b"\0" + repr(a.shape).encode() + b"\0")
         h.update(a.tobytes())
-    return h.hexdigest()
+    return h
+
+
+def content_hash(meta: Any, arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the canonical JSON and every array's key, dtype, shape and bytes. It catches accidents
+    (truncation, a flipped bit, a partial write); anyone who edits the content can recompute it."""
+    return _feed(hashlib.sha256(), meta, arrays).hexdigest()
+
+
+def content_hmac(meta: Any, arrays: dict[str, np.ndarray], key: bytes) -> str:
+    """HMAC-SHA256 with the secret `key` over the same bytes as :func:`content_hash`: only a holder of the key can
+    make it, so a matching one proves that a holder of the key wrote this content."""
+    return _feed(hmac.new(key, digestmod=hashlib.sha256), meta, arrays).hexdigest()
 
 
 def file_sha256(path: Any) -> str:

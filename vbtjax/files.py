@@ -22,7 +22,7 @@ import uuid
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -53,7 +53,21 @@ class FileReadError(ValueError):
 
 # ------------------------------------------------------------------------------------------------------- writing
 def _tmp_name(path: Path, tag: str) -> Path:
-    return path.with_name(f".{path.name}{tag}{uuid.uuid4().hex[:12]}")
+    return path.with_name(f".{path.name}{tag}{os.getpid()}-{uuid.uuid4().hex[:12]}")
+
+
+def _writer_alive(p: Path, tag: str) -> bool:
+    """Whether the process that made the temporary `p` (its pid is in the name) still runs: its files are its own."""
+    pid = p.name.rsplit(tag, 1)[-1].split("-", 1)[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # another user's process, or a pid this platform cannot probe: leave its files alone
+    return True
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -120,18 +134,21 @@ def replace_dir(staged: str | os.PathLike, path: str | os.PathLike) -> Path:
 
 
 def _siblings(path: Path, tag: str) -> list[Path]:
+    """Temporaries of `path` with `tag` left by writers that no longer run, oldest first."""
     if not path.parent.is_dir():
         return []
     prefix = f".{path.name}{tag}"
-    return sorted(p for p in path.parent.iterdir() if p.name.startswith(prefix))
+    found = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and not _writer_alive(p, tag)]
+    return sorted(found, key=lambda p: p.lstat().st_mtime)
 
 
 def recover(path: str | os.PathLike) -> Path:
     """Finish or undo a :func:`replace_dir` or write that a kill interrupted, so that `path` holds a complete version.
 
     When `path` is missing, a complete new version (``.NAME.new-*``) is moved in, else the old one (``.NAME.old-*``).
-    Leftover temporary, old and new versions are then removed. Returns `path` (which may still not exist, when nothing
-    was ever written)."""
+    Leftover temporary, old and new versions are then removed. Only the leftovers of writers that no longer run are
+    touched (their process id is in the name), so a save in progress in another process is never disturbed. Returns
+    `path` (which may still not exist, when nothing was ever written)."""
     path = Path(path)
     if not (path.exists() or path.is_symlink()):
         for tag in (_NEW, _OLD):
@@ -179,6 +196,7 @@ def read_json(source: str | os.PathLike | bytes, what: str | None = None, max_by
 
 
 def _open_zip(source: Any, name: str) -> zipfile.ZipFile:
+    """A zip archive from a path, bytes or an open binary file."""
     try:
         src = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
         return zipfile.ZipFile(src)
@@ -222,13 +240,14 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, max_byte
 
 
 def read_npz(
-    source: str | os.PathLike | bytes,
+    source: str | os.PathLike | bytes | BinaryIO,
     keys: Iterable[str] | None = None,
     what: str | None = None,
     max_bytes: int = MAX_BYTES,
     required: Iterable[str] = (),
 ) -> dict[str, np.ndarray]:
-    """Read arrays from an ``.npz`` file (path or bytes) without pickles, decompressing only `keys` (default all).
+    """Read arrays from an ``.npz`` file (a path, bytes, or an open binary file) without pickles, decompressing only
+    `keys` (default all).
 
     Each array's declared shape is checked against `max_bytes` and against the archive before anything is allocated.
     Missing `required` keys, an empty archive, corrupt or truncated data all raise :class:`FileReadError` naming

@@ -7,9 +7,14 @@ values), optional posterior draws (leaf path -> ``(draws..., *leaf_shape)``, e.g
 solver, monitors, initial history), free metadata, and provenance (versions, date, SHA-256 of the input files).
 
 ``twin.save(path)`` writes a folder (or, for ``*.zip``, one zip file) holding ``twin.json`` and ``arrays.npz``: no
-pickle, and loading runs no code from the file. A content hash over the JSON and every array is stored and checked
-by :meth:`Twin.load`, so a tampered, truncated or partly written twin is refused with a clear error. Arrays keep their
-dtypes, so a loaded twin simulates bit for bit like the saved one.
+pickle, and loading runs no code from the file. Saving is atomic: a save killed at any moment leaves the old twin or
+the new one, and :meth:`Twin.load` completes a folder swap that a kill interrupted. Loading rebuilds every object
+through its class's constructor, so a twin that could not be constructed (NaN weights, a negative noise, a speed
+<= 0, mismatched shapes, a class from outside vbtjax) cannot be loaded either. A content hash over the JSON and every
+array is stored and checked, so a truncated or partly written twin is refused with a clear error; the hash catches
+accidents, not edits (anyone can recompute it). ``save(..., key=)`` adds an HMAC-SHA256 with a secret key, which
+``load(..., verify=key)`` checks: that proves to holders of the key that one of them saved this content. Arrays keep
+their dtypes, so a loaded twin simulates bit for bit like the saved one.
 
 ``twin.predict(scenario, outcome)`` applies a scenario (:mod:`vbtjax.scenarios`) to the network of every posterior
 draw, simulates each (vmapped, sharded over devices), and returns a :class:`Prediction`: the distribution of the
@@ -19,13 +24,14 @@ outcome with and without the intervention, simulated with the same noise (common
 from __future__ import annotations
 
 import datetime
+import hmac
 import io
 import json
+import math
 import os
 import platform
 import shutil
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -36,8 +42,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _distributed
-from ._serialise import SerialisationError, canonical_json, content_hash, decode, encode, file_sha256
+from . import _distributed, files
+from ._serialise import (
+    SerialisationError,
+    canonical_json,
+    content_hash,
+    content_hmac,
+    decode,
+    encode,
+    file_sha256,
+)
 from .network import Network
 from .simulate import Solution, simulate
 
@@ -45,10 +59,13 @@ __all__ = ["Twin", "Prediction", "TwinFileError", "get_leaf", "set_leaves", "lea
 
 FORMAT = "vbtjax-twin"
 FORMAT_VERSION = 1
+_JSON_LIMIT = 256 * 2**20  # bytes of twin.json read at most (files.read_json's default)
 
 
 class TwinFileError(SerialisationError):
-    """A twin file cannot be read: missing, truncated, modified after saving, or from an unknown format."""
+    """A twin file cannot be read: missing, truncated, damaged, modified after saving, unsigned or wrongly signed
+    when a signature is asked for, holding values its classes refuse, or from an unknown format. The message names
+    the file and the problem."""
 
 
 # ------------------------------------------------------------------------------------------------------ leaf paths
@@ -145,6 +162,28 @@ def _host_tree(tree: Any, what: str) -> dict[str, np.ndarray] | None:
     return out
 
 
+def _check_simulation(sim: dict[str, Any], net: Network) -> None:
+    for k in ("t1", "dt"):
+        v = sim.get(k)
+        if v is None:
+            continue
+        ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+        if not (ok and math.isfinite(float(v)) and float(v) > 0):
+            raise ValueError(f"Twin: simulation[{k!r}] must be a positive number of ms, got {v!r}.")
+    h = sim.get("history")
+    if h is None:
+        return
+    a = np.asarray(h)
+    n_svar, n = net.model.n_svar, net.n_regions
+    if a.dtype.kind not in "biuf" or a.ndim not in (2, 3) or a.shape[-2:] != (n_svar, n):
+        raise ValueError(
+            f"Twin: simulation['history'] has shape {a.shape} and dtype {a.dtype}; expected numbers shaped "
+            f"({n_svar}, {n}) or (H, {n_svar}, {n})."
+        )
+    if not np.all(np.isfinite(a)):
+        raise ValueError("Twin: simulation['history'] contains NaN or inf.")
+
+
 # ------------------------------------------------------------------------------------------------------------ twin
 class Twin:
     """A Virtual Brain Twin: network + fitted parameters and/or posterior draws + history + provenance.
@@ -196,12 +235,19 @@ class Twin:
             unknown = sorted(set(self.simulation) - {"t1", "dt", "solver", "monitors", "history"})
             if unknown:
                 raise ValueError(f"Twin: simulation has unknown keys {unknown}; use t1, dt, solver, monitors, history.")
+            _check_simulation(self.simulation, network)
+        for name, value in (("metadata", metadata), ("provenance", provenance)):
+            if value is not None and not isinstance(value, Mapping):
+                raise TypeError(f"Twin: {name} must be a dict, got {type(value).__name__}.")
         self.metadata = dict(metadata or {})
         try:
             canonical_json(self.metadata)
         except (TypeError, ValueError) as e:
             raise TypeError(f"Twin: metadata must be JSON-able (str, numbers, lists, dicts): {e}") from None
         self.provenance = dict(provenance) if provenance is not None else _provenance(inputs)
+        self.signature: str | None = None
+        """``None`` for a twin built here or loaded from an unsigned file; ``"unverified"`` when :meth:`load` read
+        a signed file without ``verify=``; ``"verified"`` when the signature was checked against the key."""
 
     # ----------------------------------------------------------------------------------------------- constructors
     @classmethod
@@ -363,101 +409,164 @@ class Twin:
         }
         return meta, arrays
 
-    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    def save(self, path: str | os.PathLike, overwrite: bool = False, *, key: bytes | str | None = None) -> Path:
         """Write the twin to the folder `path` (``twin.json`` + ``arrays.npz``), or to one zip file when `path` ends
-        in ``.zip``. Written to a temporary name first, then renamed, so an interrupted save leaves no partial twin.
-        Returns the path."""
+        in ``.zip``. Returns the path.
+
+        The save is atomic: the new twin is written beside `path` and swapped in (:mod:`vbtjax.files`), so a save
+        killed at any moment leaves the old twin or the new one, never neither or a mixture. With `key` (bytes, or a
+        str taken as UTF-8), an HMAC-SHA256 of the content is stored; ``Twin.load(path, verify=key)`` checks it.
+        The content hash saved in any case only catches accidents; the HMAC proves to holders of the key that one
+        of them saved this content (keep the key secret, and share it only with the sites that must verify)."""
         path = Path(path)
-        if path.exists() and not overwrite:
+        files.recover(path)
+        if (path.exists() or path.is_symlink()) and not overwrite:
             raise FileExistsError(f"Twin.save: {path} exists; pass overwrite=True to replace it.")
         meta, arrays = self._meta_and_arrays()
-        meta["content_hash"] = content_hash(meta, arrays)
-        text = json.dumps(meta, indent=1, sort_keys=True, allow_nan=False)
+        hashed = dict(meta)
+        meta["content_hash"] = content_hash(hashed, arrays)
+        if key is not None:
+            meta["signature"] = {"algorithm": "HMAC-SHA256", "value": content_hmac(hashed, arrays, _key(key, "key"))}
+        text = json.dumps(meta, indent=1, sort_keys=True, allow_nan=False).encode()
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        if path.suffix == ".zip":
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+                z.writestr("twin.json", text)
+                z.writestr("arrays.npz", buf.getvalue())
+            if not path.is_dir():
+                return files.write_bytes(path, out.getvalue())
+        stage = files.staging_dir(path)
         try:
-            if path.suffix == ".zip":
-                target = tmp / path.name
-                with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as z:
-                    z.writestr("twin.json", text)
-                    z.writestr("arrays.npz", buf.getvalue())
+            if path.suffix == ".zip":  # a zip replacing a folder: swapped in as a folder would be
+                files.replace_dir(files.write_bytes(stage / path.name, out.getvalue()), path)
+                stage.rmdir()
             else:
-                target = tmp / "twin"
-                target.mkdir()
-                (target / "twin.json").write_text(text)
-                (target / "arrays.npz").write_bytes(buf.getvalue())
-            if path.exists():
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-            os.replace(target, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+                files.write_bytes(stage / "twin.json", text)
+                files.write_bytes(stage / "arrays.npz", buf.getvalue())
+                files.replace_dir(stage, path)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, trust: Sequence[str] = ()) -> Twin:
+    def load(cls, path: str | os.PathLike, trust: Sequence[str] = (), *, verify: bytes | str | None = None) -> Twin:
         """Read a twin written by :meth:`save` (folder or ``.zip``), checking its content hash.
 
-        `trust`: names of packages (besides vbtjax) whose classes the file may name, for twins of user-defined
-        models. Raises :class:`TwinFileError` for a missing, truncated or modified file."""
+        A folder swap that a killed save left half done is completed first (the old or the new twin is found).
+        Every object is rebuilt through its class's constructor, so the checks of constructing run on loading;
+        classes are looked up by name only among vbtjax's modules and those of the packages in `trust` (for twins
+        of user-defined models). With `verify` (the key given to :meth:`save`), an unsigned twin or a signature
+        that does not match is refused; without it, a signed twin loads with ``signature == "unverified"``.
+        Raises :class:`TwinFileError` naming the file and the problem for a missing, truncated, damaged, modified
+        or invalid twin."""
         path = Path(path)
-        if not path.exists():
-            raise TwinFileError(f"Twin.load: {path} does not exist.")
-        try:
-            if path.is_dir():
-                text = (path / "twin.json").read_text()
-                blob = (path / "arrays.npz").read_bytes()
-            else:
-                with zipfile.ZipFile(path) as z:
-                    text = z.read("twin.json").decode()
-                    blob = z.read("arrays.npz")
-        except FileNotFoundError as e:
-            raise TwinFileError(f"Twin.load: {path} is not a complete twin folder ({e.filename} is missing).") from None
-        except (zipfile.BadZipFile, KeyError, OSError, EOFError) as e:
-            raise TwinFileError(f"Twin.load: {path} is not a readable twin (truncated or not a twin zip: {e}).") from e
-        try:
-            meta = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise TwinFileError(f"Twin.load: {path}: twin.json is not valid JSON (truncated or edited?): {e}.") from e
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise TwinFileError(f"Twin.load: {path} is not a vbtjax twin (no 'format': {FORMAT!r}).")
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise TwinFileError(
-                f"Twin.load: {path} has format version {meta.get('format_version')}; this vbtjax reads up to "
-                f"{FORMAT_VERSION}: upgrade vbtjax."
-            )
-        try:
-            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except Exception as e:  # noqa: BLE001 - numpy raises several types for damaged archives
-            raise TwinFileError(f"Twin.load: {path}: arrays.npz cannot be read (truncated or damaged: {e}).") from e
+        vkey = None if verify is None else _key(verify, "verify")
+        meta, arrays = _read_twin(path)
         stored = meta.pop("content_hash", None)
-        if stored is None or content_hash(meta, arrays) != stored:
+        signature = meta.pop("signature", None)
+        try:
+            same = isinstance(stored, str) and content_hash(meta, arrays) == stored
+        except (TypeError, ValueError, RecursionError) as e:
+            raise TwinFileError(f"Twin.load: {path}: twin.json cannot be hashed ({e}).") from None
+        if not same:
             raise TwinFileError(
                 f"Twin.load: {path} was modified after it was saved (its content hash does not match); refusing to "
                 "load it. Save the twin again from its source."
             )
+        if vkey is not None:
+            if signature is None:
+                raise TwinFileError(f"Twin.load: {path} is not signed, and verify= asks for a signed twin.")
+            value = signature.get("value") if isinstance(signature, dict) else None
+            good = content_hmac(meta, arrays, vkey)
+            if not (isinstance(value, str) and hmac.compare_digest(value.encode(), good.encode())):
+                raise TwinFileError(
+                    f"Twin.load: {path}: its signature does not match the key given as verify=: it was saved with "
+                    "another key, or changed since."
+                )
         try:
-            network = decode(meta["network"], arrays, trust, "network")
-            posterior = decode(meta["posterior"], arrays, trust, "posterior")
-            history = decode(meta["history"], arrays, trust, "history")
-            simulation = decode(meta["simulation"], arrays, trust, "simulation")
-        except SerialisationError as e:
-            raise TwinFileError(f"Twin.load: {path}: {e}") from e
-        return cls(
-            network,
-            posterior=posterior,
-            history=history,
-            simulation=simulation,
-            metadata=meta.get("metadata"),
-            provenance=meta.get("provenance"),
-        )
+            twin = cls(
+                decode(meta.get("network"), arrays, trust, "network"),
+                posterior=decode(meta.get("posterior"), arrays, trust, "posterior"),
+                history=decode(meta.get("history"), arrays, trust, "history"),
+                simulation=decode(meta.get("simulation"), arrays, trust, "simulation"),
+                metadata=meta.get("metadata"),
+                provenance=meta.get("provenance"),
+            )
+        except RecursionError:
+            raise TwinFileError(f"Twin.load: {path}: twin.json is nested too deep; not a twin.") from None
+        except (SerialisationError, ValueError, TypeError, AttributeError, KeyError, IndexError) as e:
+            raise TwinFileError(f"Twin.load: {path} holds an invalid twin: {e}") from None
+        twin.signature = None if signature is None else ("verified" if verify is not None else "unverified")
+        return twin
 
     def __repr__(self) -> str:
         n = self.network
         post = f", {self.n_draws} posterior draws of {sorted(self._draws())}" if self.posterior else ""
         return f"Twin({type(n.model).__name__}, {n.n_regions} regions{post})"
+
+
+def _key(key: Any, what: str) -> bytes:
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    if not isinstance(key, bytes | bytearray):
+        raise TypeError(f"Twin: {what} must be the signing key as bytes or str, got {type(key).__name__}.")
+    if not key:
+        raise ValueError(f"Twin: {what} is empty; give a secret key (e.g. 32 random bytes).")
+    return bytes(key)
+
+
+def _read_twin(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of the twin at `path` (folder or zip), read with size limits; every failure is a
+    :class:`TwinFileError` naming the file."""
+    try:
+        files.recover(path)
+    except OSError:  # a read-only place: read what is there
+        pass
+    if not path.exists():
+        raise TwinFileError(f"Twin.load: {path} does not exist.")
+    try:
+        if path.is_dir():
+            for name in ("twin.json", "arrays.npz"):
+                if not (path / name).is_file():
+                    raise TwinFileError(f"Twin.load: {path} is not a complete twin folder ({name} is missing).")
+            meta = _checked_meta(files.read_json(path / "twin.json", what=f"{path}: twin.json"), path)
+            return meta, files.read_npz(path / "arrays.npz", what=f"{path}: arrays.npz")
+        with zipfile.ZipFile(path) as z:
+            info = {i.filename: i for i in z.infolist()}
+            for name, limit in (("twin.json", _JSON_LIMIT), ("arrays.npz", files.MAX_BYTES)):
+                if name not in info:
+                    raise TwinFileError(f"Twin.load: {path} is not a twin zip ({name} is missing).")
+                if info[name].file_size > limit:
+                    size = info[name].file_size
+                    raise TwinFileError(f"Twin.load: {path}: {name} is {size} bytes, over the limit of {limit}.")
+            with z.open(info["twin.json"]) as f:
+                text = f.read(_JSON_LIMIT + 1)
+            meta = _checked_meta(files.read_json(text, what=f"{path}: twin.json"), path)
+            with z.open(info["arrays.npz"]) as f:
+                return meta, files.read_npz(f, what=f"{path}: arrays.npz")
+    except TwinFileError:
+        raise
+    except files.FileReadError as e:
+        raise TwinFileError(f"Twin.load: {e}") from None
+    except Exception as e:  # noqa: BLE001 - zipfile, zlib, bz2 and lzma raise their own types for damaged files
+        raise TwinFileError(
+            f"Twin.load: {path} is not a readable twin (truncated, damaged or not a twin zip: {type(e).__name__}: {e})."
+        ) from None
+
+
+def _checked_meta(meta: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise TwinFileError(f"Twin.load: {path} is not a vbtjax twin (no 'format': {FORMAT!r}).")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise TwinFileError(
+            f"Twin.load: {path} has format version {version!r}; this vbtjax reads up to {FORMAT_VERSION}: upgrade "
+            "vbtjax."
+        )
+    return meta
 
 
 def _raw():
@@ -628,8 +737,11 @@ class Prediction(eqx.Module):
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the draws to ``.npz`` (keys ``outcome/...``, ``baseline/...``, ``params/...``) + the scenario as JSON
-        in ``scenario``."""
+        in ``scenario``, atomically (the old file or the new one is found after a kill). ``.npz`` is appended to a
+        path without it, as NumPy does; returns the path written."""
         path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
         arrays = {}
         for group, tree in (("outcome", self.outcome), ("baseline", self.baseline)):
             if tree is None:
@@ -639,5 +751,4 @@ class Prediction(eqx.Module):
         for k, v in self.params.items():
             arrays[f"params/{k}"] = np.asarray(v)
         arrays["scenario"] = np.asarray(json.dumps(self.scenario))
-        np.savez(path, **arrays)
-        return path
+        return files.write_npz(path, arrays)
