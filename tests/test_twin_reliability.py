@@ -517,8 +517,9 @@ def test_whatif_refuses_non_finite_outcomes_and_writes_nothing(tmp_path, capsys)
 
 
 # ------------------------------------------------------------------------------------------- property-based
-hypothesis = pytest.importorskip("hypothesis")
-st = hypothesis.strategies
+import hypothesis  # noqa: E402 - a [test] dependency; the property tests below use it
+import hypothesis.strategies as st  # noqa: E402
+
 _SAVED: dict[str, bytes] = {}
 
 
