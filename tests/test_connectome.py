@@ -14,6 +14,7 @@ import scipy.io  # noqa: E402
 
 from vbtjax.connectome import Connectome  # noqa: E402
 from vbtjax.datasets import TVB_CONNECTOME_SIZES, tvb_connectome  # noqa: E402
+from vbtjax.files import FileReadError  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "MontbrioPazoRoxin.npz"
 HCP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hcp"
@@ -244,11 +245,34 @@ def test_delays():
         (dict(weights=W, lengths=np.where(np.eye(3) > 0, -np.inf, L)), "lengths.*inf"),
         (dict(weights=W, lengths=-L), "lengths.*negative"),
         (dict(weights=W, lengths=L, centres=np.full((3, 3), np.nan)), "centres.*NaN"),
+        # issue 23: refused instead of silently cast, flattened or kept
+        (dict(weights=W + 1j, lengths=L), "weights is complex"),
+        (dict(weights=jnp.asarray(W) * 1j, lengths=L), "weights is complex"),
+        (dict(weights=W, lengths=L.astype(np.complex64)), "lengths is complex"),
+        (dict(weights=W, lengths=L, centres=np.zeros((3, 3), complex)), "centres is complex"),
+        (dict(weights=np.full((3, 3), "1.0"), lengths=L), "weights is not numeric"),
+        (dict(weights=np.full((3, 3), None), lengths=L), "weights contains NaN"),
+        (dict(weights=np.full((3, 3), 10**400, dtype=object), lengths=L), "weights holds values that are not"),
+        (dict(weights=[[0.0, 1.0, 2.0], [1.0, 0.0], [2.0]], lengths=L), "weights is not a rectangular array"),
+        (dict(weights=None, lengths=L), "weights is None"),
+        (dict(weights=W, lengths=L, labels=["a", "b", "a"]), r"labels 'a' occur more than once"),
+        (dict(weights=W, lengths=L, labels=["a", None, "c"]), r"labels\[1\] is None"),
+        (dict(weights=W, lengths=L, labels=[["a", "b", "c"]]), r"flat sequence.*shape \(1, 3\)"),
+        (dict(weights=W, lengths=L, labels=3), "flat sequence.*got a int"),
     ],
 )
 def test_bad_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Connectome(**kwargs)
+
+
+def test_duplicate_labels_named_and_resection_by_label_is_unambiguous():
+    labels = ["a", "b", "a", "c", "b"]
+    with pytest.raises(ValueError, match=r"labels 'a', 'b' occur more than once"):
+        Connectome(weights=np.ones((5, 5)), lengths=np.ones((5, 5)), labels=labels)
+    conn = Connectome(weights=np.ones((3, 3)), lengths=np.ones((3, 3)), labels=[b"x", np.str_("y"), "z"])
+    assert conn.labels == ("x", "y", "z")
+    np.testing.assert_array_equal(np.asarray(conn.resected("y").weights)[1], 0.0)
 
 
 def test_negative_weights_allowed():
@@ -268,7 +292,7 @@ def test_unreadable_file(tmp_path, name):
     path = tmp_path / name
     path.write_bytes(b"\x00\x01 this is not a valid file \xff" * 10)
     np.savetxt(tmp_path / "l.csv", L, delimiter=",")
-    with pytest.raises(ValueError, match="could not (read|open).*bad"):
+    with pytest.raises(FileReadError, match=rf"{name} is not a readable"):
         Connectome.from_file(path, **({"lengths": tmp_path / "l.csv"} if name.endswith("npy") else {}))
 
 

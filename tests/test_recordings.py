@@ -14,6 +14,7 @@ edfio = pytest.importorskip("edfio")
 pytest.importorskip("pybv")
 
 from vbtjax import recordings as R
+from vbtjax.files import FileReadError
 from vbtjax.sensors import Sensors, seeg_gain_point_source
 
 SFREQ = 256.0
@@ -234,6 +235,18 @@ def test_read_bids_ieeg(tmp_path, signals, fmt, frame, space):
     cm = R.read_seeg(fpath)
     assert cm.meta["positions_converted_from"] == "cm"
     np.testing.assert_allclose(cm.positions[:-1], POS_MM[:-1] / 100, rtol=1e-12)
+    # damaged sidecars: refused naming the file, not a raw JSONDecodeError or UnicodeDecodeError
+    cs_path.write_bytes(b"\xff\xfe{")
+    with pytest.raises(FileReadError, match=re.escape(f"{cs_path} is not UTF-8")):
+        R.read_seeg(fpath)
+    cs_path.write_text("[1, 2]")
+    with pytest.raises(FileReadError, match=re.escape(f"{cs_path} holds a list")):
+        R.read_seeg(fpath)
+    cs_path.write_text(json.dumps(cs))
+    channels = next(folder.glob("*_channels.tsv"))
+    channels.write_bytes(b"name\ttype\n\xff\xfe\tSEEG\n")
+    with pytest.raises(FileReadError, match=re.escape(f"{channels} is not a readable UTF-8 TSV")):
+        R.read_seeg(fpath)
     with pytest.raises(FileNotFoundError, match="no iEEG recording"):
         R.read_bids_ieeg(root, "01", task="sleep")
     with pytest.raises(FileNotFoundError, match="no subject folder sub-02"):
@@ -253,6 +266,9 @@ def test_read_errors(tmp_path, signals, monkeypatch):
         R.sensors_from_recording(rec)
     path = tmp_path / "rec.edf"
     _raw(signals).export(path, verbose=False)
+    (tmp_path / "cut.edf").write_bytes(path.read_bytes()[:400])
+    with pytest.raises(FileReadError, match=re.escape(f"{tmp_path / 'cut.edf'} cannot be read as EDF")):
+        R.read_seeg(tmp_path / "cut.edf")
     monkeypatch.setitem(sys.modules, "mne", None)  # MNE not installed
     with pytest.raises(ImportError, match='pip install "vbtjax\\[io\\]"'):
         R.read_seeg(path)

@@ -1,12 +1,15 @@
 """Connectomes built from a tractogram and a parcellation (vbtjax.structural), against a synthetic construction:
 a labelled volume with box regions and streamlines drawn between known regions with known lengths."""
 
+import json
+import zipfile
+
 import nibabel as nib
 import numpy as np
 import pytest
 
 import vbtjax as vbt
-from vbtjax.structural import build_connectome
+from vbtjax.structural import Parcellation, build_connectome, load_streamlines
 
 AFFINE = np.array([[2.0, 0, 0, -20.0], [0, 2.0, 0, -30.0], [0, 0, 2.0, -10.0], [0, 0, 0, 1]])  # 2 mm voxels
 BOXES = {1: (2, 2, 2), 2: (14, 2, 2), 3: (2, 14, 2), 5: (14, 14, 14)}  # label: first voxel of a 4^3 box
@@ -98,6 +101,47 @@ def test_tractogram_files_give_the_construction(tmp_path, suffix):
     nib.save(_image(), str(tmp_path / "parc.nii.gz"))
     conn = vbt.Connectome.from_tractogram(str(path), str(tmp_path / "parc.nii.gz"))
     _check(conn, expected, atol=1e-4)  # float32 coordinates in the files
+
+
+def _write_trx(path, sl, *, sentinel, folder):
+    """A TRX tractogram (as trx-python writes it: uncompressed members, little-endian arrays)."""
+    points = np.concatenate(sl).astype("<f4")
+    counts = np.array([len(p) for p in sl])
+    offsets = np.concatenate([[0], np.cumsum(counts)[: None if sentinel else -1]]).astype("<u8")
+    header = {"NB_VERTICES": len(points), "NB_STREAMLINES": len(sl), "DIMENSIONS": [20, 20, 20]}
+    header["VOXEL_TO_RASMM"] = AFFINE.tolist()
+    members = {
+        "header.json": json.dumps(header).encode(),
+        "positions.3.float32": points.tobytes(),
+        "offsets.uint64": offsets.tobytes(),
+        "dps/weight.float32": np.ones(len(sl), "<f4").tobytes(),  # per-streamline data: not read
+    }
+    if folder:
+        for name, data in members.items():
+            (path / name).parent.mkdir(parents=True, exist_ok=True)
+            (path / name).write_bytes(data)
+    else:
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+            for name, data in members.items():
+                z.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("folder", [False, True])
+@pytest.mark.parametrize("sentinel", [False, True])
+def test_trx_gives_the_construction(tmp_path, folder, sentinel):
+    sl, expected, _ = _streamlines()
+    path = _write_trx(tmp_path / "t.trx", sl, sentinel=sentinel, folder=folder)
+    read = load_streamlines(path)
+    np.testing.assert_array_equal(read.counts, [len(p) for p in sl])
+    np.testing.assert_array_equal(read.points, np.concatenate(sl).astype(np.float32))
+    conn, _ = build_connectome(path, _image())
+    _check(conn, expected, atol=1e-4)
+
+
+def test_parcellation_lut_names_must_be_unique():
+    with pytest.raises(ValueError, match=r"share the names \['same'\]"):
+        Parcellation.load(_image(), {1: "same", 2: "same", 3: "gamma", 5: "delta"})
 
 
 def test_options_radius_volume_directed_and_self_connections():

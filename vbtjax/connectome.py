@@ -7,20 +7,34 @@ Weights are used as given; normalisation is the explicit transform :meth:`Connec
 
 from __future__ import annotations
 
-import bz2
 import io
 import os
 import zipfile
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from . import files
 from ._params import as_float_array, is_concrete
+from ._readers import (
+    FolderFiles,
+    ZipArchive,
+    bunzip,
+    decode_utf8,
+    is_matrix_file,
+    parse_matrix,
+    read_matrix_file,
+    read_variables,
+    real_array,
+)
+from .files import FileReadError
 
 __all__ = ["Connectome"]
 
@@ -29,11 +43,48 @@ _WEIGHT_NAMES = ("weights", "sc", "w", "cmat", "connectivity", "conn")
 _LENGTH_NAMES = ("tract_lengths", "lengths", "len", "tract_length", "length", "dmat", "l")
 _CENTRE_NAMES = ("centres", "centers")
 _LABEL_NAMES = ("labels", "region_labels")
-_MATRIX_SUFFIXES = (".csv", ".txt", ".tsv", ".dat", ".npy")
 
 
-def _optional_float_array(value: Any) -> Any:
-    return None if value is None else as_float_array(value)
+def _real(name: str, optional: bool = False) -> Callable[[Any], Any]:
+    """The converter of the float field `name`: refuses complex values (whose imaginary part a cast to float would
+    drop), non-numeric ones and ragged nested lists, and says so when finite values overflow the float type."""
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            if optional:
+                return None
+            raise ValueError(f"Connectome: {name} is None; give an (N, N) array.")
+        dtype = getattr(value, "dtype", None)
+        if not isinstance(dtype, np.dtype):
+            try:
+                value = np.asarray(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Connectome: {name} is not a rectangular array (rows of different lengths?)."
+                ) from None
+            dtype = value.dtype
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            raise ValueError(
+                f"Connectome: {name} is complex ({dtype}); give real values (a cast to float would drop the "
+                "imaginary part)."
+            )
+        if dtype.kind == "O":
+            try:
+                value = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"Connectome: {name} holds values that are not numbers.") from None
+        elif not (jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)):
+            raise ValueError(f"Connectome: {name} is not numeric (its values are of type {dtype}); give numbers.")
+        out = as_float_array(value)
+        if out is not value and is_concrete(out) and not isinstance(value, jax.Array):
+            if not np.all(np.isfinite(np.asarray(out))) and np.all(np.isfinite(np.asarray(value))):
+                raise ValueError(
+                    f"Connectome: {name} has finite values too large for {out.dtype} (max "
+                    f"{float(jnp.finfo(out.dtype).max):.3g}); rescale them or enable jax_enable_x64."
+                )
+        return out
+
+    return convert
 
 
 def _as_labels(value: Any) -> tuple[str, ...] | None:
@@ -41,7 +92,16 @@ def _as_labels(value: Any) -> tuple[str, ...] | None:
         return None
     if isinstance(value, str | bytes):
         raise ValueError("Connectome: labels must be a sequence of N strings (one per region), not a single string.")
-    return tuple(str(v) for v in np.asarray(value, dtype=object).ravel())
+    arr = np.asarray(value, dtype=object)
+    if arr.ndim != 1:
+        got = f"a {type(value).__name__}" if arr.ndim == 0 else f"an array of shape {arr.shape}"
+        raise ValueError(f"Connectome: labels must be a flat sequence of N region names (strings); got {got}.")
+    out = []
+    for k, v in enumerate(arr.tolist()):
+        if v is None:
+            raise ValueError(f"Connectome: labels[{k}] is None; every region needs a name (or give labels=None).")
+        out.append(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
+    return tuple(out)
 
 
 class Connectome(eqx.Module):
@@ -53,15 +113,15 @@ class Connectome(eqx.Module):
       Any finite values (negative ones too). Differentiable.
     - `lengths`: `(N, N)` tract lengths, mm, finite and non-negative. Differentiable.
     - `centres`: optional `(N, 3)` region centres, mm.
-    - `labels`: optional tuple of `N` region names (static).
+    - `labels`: optional tuple of `N` distinct region names (static).
 
-    Value checks (finite, non-negative lengths) are skipped when the arrays are traced (under `jit`/`vmap`);
-    shape checks always run.
+    Real numbers only: complex values are refused (not cast). Value checks (finite, non-negative lengths) are
+    skipped when the arrays are traced (under `jit`/`vmap`); shape checks and the label checks always run.
     """
 
-    weights: Float[Array, "N N"] = eqx.field(converter=as_float_array)
-    lengths: Float[Array, "N N"] = eqx.field(converter=as_float_array)
-    centres: Float[Array, "N 3"] | None = eqx.field(default=None, converter=_optional_float_array)
+    weights: Float[Array, "N N"] = eqx.field(converter=_real("weights"))
+    lengths: Float[Array, "N N"] = eqx.field(converter=_real("lengths"))
+    centres: Float[Array, "N 3"] | None = eqx.field(default=None, converter=_real("centres", optional=True))
     labels: tuple[str, ...] | None = eqx.field(default=None, static=True, converter=_as_labels)
 
     def __check_init__(self):
@@ -85,6 +145,13 @@ class Connectome(eqx.Module):
             raise ValueError(
                 f"Connectome: labels has {len(self.labels)} entries but there are {n} regions; give {n} labels or None."
             )
+        if self.labels is not None:
+            dup = sorted(label for label, k in Counter(self.labels).items() if k > 1)
+            if dup:
+                raise ValueError(
+                    f"Connectome: the region labels {_preview(dup)} occur more than once; labels must be unique "
+                    "(a region named by its label must be one region), or give labels=None."
+                )
         for name in ("weights", "lengths", "centres"):
             value = getattr(self, name)
             if value is not None and is_concrete(value) and not bool(np.all(np.isfinite(np.asarray(value)))):
@@ -263,16 +330,15 @@ class Connectome(eqx.Module):
 
     def save_npz(self, path: str | os.PathLike) -> Path:
         """Write ``weights``, ``lengths`` and, when present, ``centres`` and ``labels`` to ``path`` (exactly that
-        name) as an uncompressed ``.npz`` that :meth:`from_file` reads back unchanged. Returns the path."""
+        name) as an uncompressed ``.npz`` that :meth:`from_file` reads back unchanged, atomically (a reader or a kill
+        mid-write finds the old file or the new one). Returns the path."""
         path = Path(path)
         arrays = {"weights": np.asarray(self.weights), "lengths": np.asarray(self.lengths)}
         if self.centres is not None:
             arrays["centres"] = np.asarray(self.centres)
         if self.labels is not None:
             arrays["labels"] = np.array(self.labels, dtype=str)
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
-        return path
+        return files.write_npz(path, arrays)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the connectome to ``path``, the format chosen by its suffix, so that :meth:`from_file` reads it back
@@ -304,12 +370,12 @@ class Connectome(eqx.Module):
         labels: ``x y z``). Numbers are written as the shortest decimal that reads back to the same float, so
         :meth:`from_file` returns identical arrays. TVB keeps labels only in ``centres.txt``: labels without centres
         are not written (a warning says so); whitespace inside a label is replaced by ``_`` (TVB's rows are split
-        on whitespace), also with a warning. Returns the path.
+        on whitespace), also with a warning. Each file is written atomically (a zip as a whole). Returns the path.
         """
         import warnings
 
         path = Path(path)
-        files = {
+        texts = {
             "weights.txt": _matrix_text(np.asarray(self.weights)),
             "tract_lengths.txt": _matrix_text(np.asarray(self.lengths)),
         }
@@ -328,7 +394,7 @@ class Connectome(eqx.Module):
             rows = [" ".join(repr(float(v)) for v in row) for row in xyz]
             if labels is not None:
                 rows = [f"{lab} {r}" for lab, r in zip(labels, rows, strict=True)]
-            files["centres.txt"] = "\n".join(rows) + "\n"
+            texts["centres.txt"] = "\n".join(rows) + "\n"
         elif labels is not None:
             warnings.warn(
                 "Connectome.save_tvb: the labels are not written: TVB's format keeps them in centres.txt, and this "
@@ -336,15 +402,15 @@ class Connectome(eqx.Module):
                 stacklevel=2,
             )
         if path.suffix.lower() == ".zip":
-            with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for name, text in files.items():
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for name, text in texts.items():
                     zf.writestr(name, text)
-        else:
-            if path.exists() and not path.is_dir():
-                raise ValueError(f"Connectome.save_tvb: {path} exists and is not a folder.")
-            path.mkdir(parents=True, exist_ok=True)
-            for name, text in files.items():
-                (path / name).write_text(text)
+            return files.write_bytes(path, buf.getvalue())
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"Connectome.save_tvb: {path} exists and is not a folder.")
+        for name, text in texts.items():
+            files.write_text(path / name, text)
         return path
 
     @classmethod
@@ -445,34 +511,38 @@ class Connectome(eqx.Module):
           /``.npz`` (a known name, or its only variable). Overrides lengths found in ``path``.
         - `weights_key`, `lengths_key`: variable names to use in ``.mat``/``.npz`` files instead of the known ones.
 
-        Raises ``FileNotFoundError`` for a missing path and ``ValueError`` for unreadable files or missing variables.
+        Raises ``FileNotFoundError`` for a missing path, and :class:`vbtjax.files.FileReadError` (a ``ValueError``)
+        naming the file for anything else: an unreadable, corrupt or truncated file, a member or array over the size
+        limits (checked before decompressing), missing variables, and values the constructor refuses. Only the
+        members and variables used are decompressed.
         """
         path = Path(path)
         _require_exists(path)
+        where = f"Connectome.from_file: {path}"
         centres = labels = None
         if path.is_dir() or path.suffix.lower() == ".zip":
-            files = _TvbFiles(path)
-            w = files.matrix("weights")
-            ln = files.matrix("tract_lengths") if lengths is None else None
-            centres, labels = files.centres()
+            with _TvbFiles(path) as tvb:
+                w = tvb.matrix("weights")
+                ln = tvb.matrix("tract_lengths") if lengths is None else None
+                centres, labels = tvb.centres()
         elif path.suffix.lower() in (".npz", ".mat"):
-            variables = _load_variables(path)
+            variables = read_variables(path, where)
             single = lengths is not None
             w = _pick(variables, path, "weights", weights_key, _WEIGHT_NAMES, single_ok=single)
             ln = None
             if lengths is None:
                 ln = _pick(variables, path, "lengths", lengths_key, _LENGTH_NAMES, single_ok=False, hint=True)
             c = _find(variables, _CENTRE_NAMES)
-            centres = None if c is None else np.asarray(c, dtype=float)
+            centres = None if c is None else real_array(variables[c], f"{where}: centres {c!r}")
             lab = _find(variables, _LABEL_NAMES)
-            labels = None if lab is None else _labels_from(lab, strip=path.suffix.lower() == ".mat")
-        elif _is_matrix_file(path):
-            w = _read_matrix(path)
+            labels = None if lab is None else _labels_from(variables[lab], strip=path.suffix.lower() == ".mat")
+        elif is_matrix_file(path):
             if lengths is None:
                 raise ValueError(
                     f"Connectome.from_file: {path} holds one matrix (the weights); give the tract lengths with "
                     f"lengths=PATH, e.g. Connectome.from_file({str(path)!r}, lengths='lengths{path.suffix}')."
                 )
+            w = read_matrix_file(path, where)
             ln = None
         else:
             raise ValueError(
@@ -481,7 +551,11 @@ class Connectome(eqx.Module):
             )
         if lengths is not None:
             ln = _read_lengths_file(Path(lengths), lengths_key)
-        return cls(weights=w, lengths=ln, centres=centres, labels=labels)
+            where += f" (lengths: {lengths})"
+        try:
+            return cls(weights=w, lengths=ln, centres=centres, labels=labels)
+        except ValueError as e:
+            raise FileReadError(f"{where}: {e}") from None
 
 
 def _preview(labels: Sequence[str], k: int = 8) -> str:
@@ -507,85 +581,17 @@ def _require_exists(path: Path) -> None:
         raise FileNotFoundError(f"Connectome.from_file: {path} does not exist.")
 
 
-def _is_matrix_file(path: Path) -> bool:
-    name = path.name.lower().removesuffix(".bz2")
-    return name.endswith(_MATRIX_SUFFIXES)
-
-
-def _parse_matrix(text: str, source: str) -> np.ndarray:
-    delimiter = "," if "," in text else None
-    try:
-        m = np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=2, dtype=float)
-    except ValueError as e:
-        raise ValueError(
-            f"Connectome.from_file: could not read {source} as a numeric matrix (comma or whitespace separated): {e}"
-        ) from None
-    return m
-
-
-def _read_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
-    if path.name.lower().endswith(".bz2"):
-        data = _bunzip(data, str(path))
-    return data
-
-
-def _bunzip(data: bytes, source: str) -> bytes:
-    try:
-        return bz2.decompress(data)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"Connectome.from_file: {source} is not valid bzip2 data: {e}") from None
-
-
-def _decode(data: bytes, source: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"Connectome.from_file: {source} is not a text file.") from None
-
-
-def _read_matrix(path: Path) -> np.ndarray:
-    """One matrix from a .npy or delimited text file (optionally .bz2)."""
-    if path.suffix.lower() == ".npy":
-        try:
-            return np.asarray(np.load(path, allow_pickle=False), dtype=float)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"Connectome.from_file: could not read {path} as a .npy array: {e}") from None
-    return _parse_matrix(_decode(_read_bytes(path), str(path)), str(path))
-
-
 def _read_lengths_file(path: Path, key: str | None) -> np.ndarray:
     _require_exists(path)
     if path.suffix.lower() in (".mat", ".npz"):
-        return _pick(_load_variables(path), path, "lengths", key, _LENGTH_NAMES, single_ok=True)
-    if _is_matrix_file(path):
-        return _read_matrix(path)
+        variables = read_variables(path, f"Connectome.from_file: {path}")
+        return _pick(variables, path, "lengths", key, _LENGTH_NAMES, single_ok=True)
+    if is_matrix_file(path):
+        return read_matrix_file(path, f"Connectome.from_file: {path}")
     raise ValueError(
         f"Connectome.from_file: cannot tell the format of lengths file {path}; expected .csv, .txt, .tsv, .dat, "
         ".npy, .mat or .npz."
     )
-
-
-def _load_variables(path: Path) -> dict[str, Any]:
-    """The named arrays in a .npz or .mat file (MATLAB's ``__header__`` etc. dropped)."""
-    if path.suffix.lower() == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as e:
-            raise ValueError(f"Connectome.from_file: could not read {path} as a .npz archive: {e}") from None
-    import scipy.io
-
-    try:
-        data = scipy.io.loadmat(path)
-    except NotImplementedError:
-        raise ValueError(
-            f"Connectome.from_file: {path} is a MATLAB v7.3 (HDF5) file, which scipy cannot read; save it with "
-            "save(..., '-v7') or convert it to .npz."
-        ) from None
-    except Exception as e:  # scipy raises several types for corrupt files
-        raise ValueError(f"Connectome.from_file: could not read {path} as a MATLAB .mat file: {e}") from None
-    return {k: v for k, v in data.items() if not k.startswith("__")}
 
 
 def _labels_from(value: Any, strip: bool) -> list[str]:
@@ -594,20 +600,19 @@ def _labels_from(value: Any, strip: bool) -> list[str]:
     for v in np.asarray(value, dtype=object).ravel():
         while isinstance(v, np.ndarray) and v.size == 1:  # MATLAB cells hold 1-element arrays
             v = v.ravel()[0]
-        out.append(str(v).strip() if strip else str(v))
+        v = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+        out.append(v.strip() if strip else v)
     return out
 
 
-def _find(variables: dict[str, Any], names: Sequence[str]) -> Any:
+def _find(variables: Mapping[str, Any], names: Sequence[str]) -> str | None:
+    """The name of the first variable matching one of `names` (case-insensitive), or None."""
     lower = {k.lower(): k for k in variables}
-    for name in names:
-        if name in lower:
-            return variables[lower[name]]
-    return None
+    return next((lower[name] for name in names if name in lower), None)
 
 
 def _pick(
-    variables: dict[str, Any],
+    variables: Mapping[str, Any],
     path: Path,
     role: str,
     key: str | None,
@@ -620,41 +625,36 @@ def _pick(
     found = ", ".join(sorted(variables)) or "none"
     if key is not None:
         if key not in variables:
-            raise ValueError(f"Connectome.from_file: {path} has no variable {key!r} for the {role}; found: {found}.")
-        value = variables[key]
+            raise FileReadError(f"Connectome.from_file: {path} has no variable {key!r} for the {role}; found: {found}.")
     else:
-        value = _find(variables, names)
-        if value is None and single_ok and len(variables) == 1:
-            value = next(iter(variables.values()))
-        if value is None:
+        key = _find(variables, names)
+        if key is None and single_ok and len(variables) == 1:
+            key = next(iter(variables))
+        if key is None:
             extra = " or give the lengths file with lengths=PATH" if hint else ""
-            raise ValueError(
+            raise FileReadError(
                 f"Connectome.from_file: {path} has no {role}; looked for variables {', '.join(names)} "
                 f"(any case), found: {found}. Name it with {role}_key='NAME'{extra}."
             )
-    try:
-        return np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"Connectome.from_file: the {role} in {path} are not numeric.") from None
+    return real_array(variables[key], f"Connectome.from_file: {path}: the {role} ({key!r})")
 
 
 class _TvbFiles:
     """The files of a TVB connectivity zip or folder, found by base name (``weights.txt`` or ``weights.txt.bz2``)
-    at the top level or, failing that, in a subfolder."""
+    at the top level or, failing that, in a subfolder. Only the files used are read (and decompressed), each within
+    the text size limit."""
 
     def __init__(self, path: Path):
         self.path = path
-        if path.is_dir():
-            files = [p for p in sorted(path.glob("*")) + sorted(path.glob("*/*")) if p.is_file()]
-            self.readers: dict[str, Callable[[], bytes]] = {p.relative_to(path).as_posix(): p.read_bytes for p in files}
-        else:
-            try:
-                with zipfile.ZipFile(path) as zf:
-                    contents = {name: zf.read(name) for name in zf.namelist() if not name.endswith("/")}
-            except (zipfile.BadZipFile, OSError) as e:
-                raise ValueError(f"Connectome.from_file: could not open {path} as a zip archive: {e}") from None
-            self.readers = {name: (lambda data=data: data) for name, data in contents.items()}
-        self.names = sorted(self.readers)
+        what = f"Connectome.from_file: {path}"
+        self.files = FolderFiles(path, what, depth=2) if path.is_dir() else ZipArchive(path, what)
+        self.names = self.files.names
+
+    def __enter__(self) -> _TvbFiles:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.files.close()
 
     def _text(self, stem: str) -> str | None:
         for base in (f"{stem}.txt", f"{stem}.txt.bz2"):
@@ -664,25 +664,25 @@ class _TvbFiles:
             depth = min(n.count("/") for n in matches)
             matches = [n for n in matches if n.count("/") == depth]
             if len(matches) > 1:
-                raise ValueError(
+                raise FileReadError(
                     f"Connectome.from_file: {self.path} holds several {base} files ({', '.join(matches)}); "
                     "point from_file at the folder of the one you want."
                 )
-            source = f"{matches[0]} in {self.path}"
-            data = self.readers[matches[0]]()
+            source = f"Connectome.from_file: {matches[0]} in {self.path}"
+            data = self.files.read(matches[0])
             if base.endswith(".bz2"):
-                data = _bunzip(data, source)
-            return _decode(data, source)
+                data = bunzip(data, source)
+            return decode_utf8(data, source)
         return None
 
     def matrix(self, stem: str) -> np.ndarray:
         text = self._text(stem)
         if text is None:
-            raise ValueError(
+            raise FileReadError(
                 f"Connectome.from_file: {self.path} has no {stem}.txt (or {stem}.txt.bz2); a TVB connectivity needs "
                 f"weights.txt and tract_lengths.txt. Found: {', '.join(self.names) or 'nothing'}."
             )
-        return _parse_matrix(text, f"{stem}.txt in {self.path}")
+        return parse_matrix(text, f"Connectome.from_file: {stem}.txt in {self.path}")
 
     def centres(self) -> tuple[np.ndarray | None, list[str] | None]:
         """Centres ``(N, 3)`` mm and labels from rows ``label x y z [ignored ...]`` (or ``x y z``); else Nones."""
@@ -696,7 +696,7 @@ class _TvbFiles:
         try:
             xyz = np.array([[float(v) for v in (r[1:4] if labelled else r[:3])] for r in rows])
         except (ValueError, IndexError):
-            raise ValueError(
+            raise FileReadError(
                 f"Connectome.from_file: could not read centres.txt in {self.path}; expected rows 'label x y z'."
             ) from None
         return xyz, ([r[0] for r in rows] if labelled else None)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import importlib.resources
 
-import numpy as np
-
 from .connectome import Connectome
 from .empirical import RestingStateData
+from .files import read_npz
 
 __all__ = ["tvb_connectome", "TVB_CONNECTOME_SIZES", "hcp_subject", "HCP_SUBJECTS"]
 
@@ -66,6 +65,8 @@ def hcp_subject(subject: str = "101309") -> RestingStateData:
             "subjects with vbtjax.empirical.RestingStateData.from_files(sc, lengths, bold=..., tr=...)."
         )
     resource = importlib.resources.files("vbtjax") / "data" / f"hcp_{subject}.npz"
-    with importlib.resources.as_file(resource) as path, np.load(path, allow_pickle=False) as z:
-        conn = Connectome(weights=z["weights"], lengths=z["lengths"])
-        return RestingStateData(conn, z["fc"], float(z["tr"]), int(z["n_samples"]), name=f"HCP {subject}")
+    keys = ("weights", "lengths", "fc", "tr", "n_samples")
+    with importlib.resources.as_file(resource) as path:
+        z = read_npz(path, keys=keys, required=keys, what=f"hcp_subject: {path} (reinstall vbtjax if it is damaged)")
+    conn = Connectome(weights=z["weights"], lengths=z["lengths"])
+    return RestingStateData(conn, z["fc"], float(z["tr"]), int(z["n_samples"]), name=f"HCP {subject}")

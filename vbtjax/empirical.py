@@ -17,7 +17,9 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._params import as_float_array
-from .connectome import Connectome, _is_matrix_file, _load_variables, _read_matrix, _require_exists
+from ._readers import is_matrix_file, read_matrix_file, read_variables, real_array
+from .connectome import Connectome
+from .files import FileReadError
 
 __all__ = ["RestingStateData", "read_matrix"]
 
@@ -28,29 +30,29 @@ _FC_NAMES = ("fc", "fc_matrix", "corr", "correlation")
 def read_matrix(path: str | os.PathLike, names: tuple[str, ...] = (), what: str = "matrix") -> np.ndarray:
     """One 2-D float array from ``path``: ``.npy``, a delimited text file (``.csv``, ``.txt``, ``.tsv``, ``.dat``,
     optionally ``.bz2``), or a ``.mat``/``.npz`` holding it under one of ``names`` (case-insensitive) or as its only
-    variable. ``what`` names the array in error messages."""
+    variable. ``what`` names the array in error messages. Damaged, hostile or non-numeric (complex too) files raise
+    :class:`vbtjax.files.FileReadError` naming the file; only the variable used is decompressed."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{what}: {path} does not exist.")
     if path.suffix.lower() in (".mat", ".npz"):
-        variables = _load_variables(path)
+        variables = read_variables(path, f"{what}: {path}")
         lower = {k.lower(): k for k in variables}
         key = next((lower[n] for n in names if n in lower), None)
         if key is None and len(variables) == 1:
             key = next(iter(variables))
         if key is None:
-            raise ValueError(
+            raise FileReadError(
                 f"{what}: {path} holds {sorted(variables)}; expected one variable or one named "
                 f"{', '.join(names) or 'anything'}."
             )
-        m = np.asarray(variables[key], dtype=float)
-    elif _is_matrix_file(path):
-        _require_exists(path)
-        m = _read_matrix(path)
+        m = real_array(variables[key], f"{what}: {path}: variable {key!r}")
+    elif is_matrix_file(path):
+        m = read_matrix_file(path, f"{what}: {path}")
     else:
         raise ValueError(f"{what}: cannot tell the format of {path}; expected .mat, .npz, .npy, .csv, .txt or .tsv.")
     if m.ndim != 2:
-        raise ValueError(f"{what}: {path} holds an array of shape {m.shape}; expected a 2-D matrix.")
+        raise FileReadError(f"{what}: {path} holds an array of shape {m.shape}; expected a 2-D matrix.")
     return m
 
 

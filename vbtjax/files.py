@@ -6,20 +6,25 @@ process killed at any moment sees the old file or the new one, never a part. Fol
 other atomically; :func:`replace_dir` swaps a finished folder in through two renames, and :func:`recover` (called
 by the readers) completes or undoes a swap that a kill interrupted, so the old or the new folder is always found.
 
-Reading. :func:`read_json` and :func:`read_npz` turn every way a damaged or hostile file can fail (bad UTF-8,
-truncated or corrupt deflate/bz2/lzma data, empty archives, JSON nested 200 000 deep, arrays declaring 1e5 x 1e5
-shapes, decompression bombs) into one :class:`FileReadError` that names the file and what is wrong, before any large
-allocation. Only the members asked for are decompressed.
+Reading. :func:`read_json`, :func:`read_npz`, :func:`read_file`, :func:`bunzip` and :class:`ZipArchive` turn every
+way a damaged or hostile file can fail (bad UTF-8, truncated or corrupt deflate/bz2/lzma data, empty archives, JSON
+nested 200 000 deep, arrays declaring 1e5 x 1e5 shapes, decompression bombs, members that forge their size) into one
+:class:`FileReadError` that names the file and what is wrong, before any large allocation. Only the members asked
+for are decompressed, and never past the size they declare.
 """
 
 from __future__ import annotations
 
+import bz2
 import io
 import json
+import math
 import os
 import shutil
+import struct
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,7 +33,11 @@ import numpy as np
 
 __all__ = [
     "MAX_BYTES",
+    "TEXT_MAX_BYTES",
     "FileReadError",
+    "ZipArchive",
+    "bunzip",
+    "read_file",
     "read_json",
     "read_npz",
     "recover",
@@ -43,7 +52,13 @@ __all__ = [
 MAX_BYTES = 8 * 2**30
 """Default limit (bytes) on one decompressed array or JSON text: 8 GiB. Pass ``max_bytes=`` to change it."""
 
+TEXT_MAX_BYTES = 256 * 2**20
+"""Default limit (bytes) on one text file or archive member once decompressed: 256 MiB (a 1 000-region connectome's
+``weights.txt`` is about 20 MB)."""
+
 _OLD, _NEW, _TMP = ".old-", ".new-", ".tmp-"
+_LOCAL_HEADER = 30  # bytes of a zip local file header before its name and extra field
+_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError, NotImplementedError, zlib.error)
 
 
 class FileReadError(ValueError):
@@ -195,48 +210,184 @@ def read_json(source: str | os.PathLike | bytes, what: str | None = None, max_by
         raise FileReadError(f"{name} is not valid JSON (truncated or edited?): {e}.") from None
 
 
-def _open_zip(source: Any, name: str) -> zipfile.ZipFile:
-    """A zip archive from a path, bytes or an open binary file."""
-    try:
-        src = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
-        return zipfile.ZipFile(src)
-    except FileNotFoundError:
-        raise FileReadError(f"{name} does not exist.") from None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise FileReadError(f"{name} is not a readable .npz/zip archive (truncated or another format: {e}).") from None
+# ------------------------------------------------------------------------------------------ bounded bytes
+def _limit(max_bytes: int | None) -> int:
+    return TEXT_MAX_BYTES if max_bytes is None else int(max_bytes)
 
 
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, max_bytes: int) -> np.ndarray:
-    where = f"{name}: array {info.filename[:-4]!r}"
-    if info.file_size > max_bytes + 4096:
-        raise FileReadError(f"{where} is {info.file_size} bytes decompressed, over the limit of {max_bytes} bytes.")
+def read_file(path: str | os.PathLike, what: str, max_bytes: int | None = None) -> bytes:
+    """The bytes of the file `path`, refused when it holds more than `max_bytes` (default
+    :data:`TEXT_MAX_BYTES`)."""
+    max_bytes = _limit(max_bytes)
     try:
-        with zf.open(info) as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            if dtype.hasobject:
-                raise FileReadError(f"{where} holds Python objects; refusing to unpickle them.")
-            nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-            if nbytes > max_bytes:
-                raise FileReadError(f"{where} declares shape {shape} ({nbytes} bytes), over the limit of {max_bytes}.")
-            if nbytes > info.file_size:
-                raise FileReadError(
-                    f"{where} declares shape {shape}, more than the archive holds: truncated or forged."
-                )
-            buf = f.read(nbytes + 1)
-    except FileReadError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError, NotImplementedError) as e:
-        raise FileReadError(f"{where} cannot be read (corrupt or truncated data: {type(e).__name__}: {e}).") from None
-    except Exception as e:  # noqa: BLE001 - zlib.error, bz2/lzma errors: the decompressors raise their own types
-        raise FileReadError(f"{where} cannot be decompressed ({type(e).__name__}: {e}).") from None
-    if len(buf) != nbytes:
-        raise FileReadError(f"{where} holds {len(buf)} bytes of data where its header declares {nbytes}: damaged.")
-    order = "F" if fortran else "C"
-    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order).copy()
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise FileReadError(f"{what} is {size} bytes, over the limit of {max_bytes} bytes.")
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise FileReadError(f"{what} cannot be read: {e.strerror or e}.") from None
+    if len(data) > max_bytes:
+        raise FileReadError(f"{what} grew past the limit of {max_bytes} bytes while being read.")
+    return data
+
+
+def bunzip(data: bytes, what: str, max_bytes: int | None = None) -> bytes:
+    """Decompress bzip2 `data` (one or more streams), refusing corrupt or truncated data and output over
+    `max_bytes` (default :data:`TEXT_MAX_BYTES`; decompression stops at the limit: a few kB that would expand to
+    gigabytes are refused early)."""
+    max_bytes = _limit(max_bytes)
+    out: list[bytes] = []
+    total, rest = 0, data
+    while True:
+        d = bz2.BZ2Decompressor()
+        try:
+            chunk = d.decompress(rest, max_length=max_bytes + 1 - total)
+        except (OSError, ValueError, EOFError) as e:
+            raise FileReadError(f"{what} is not valid bzip2 data ({e}).") from None
+        total += len(chunk)
+        out.append(chunk)
+        if total > max_bytes:
+            raise FileReadError(f"{what} expands past the limit of {max_bytes} bytes; refusing to decompress it.")
+        if not d.eof:
+            raise FileReadError(f"{what} is truncated bzip2 data (the stream does not end).")
+        rest = d.unused_data
+        if not rest:
+            return b"".join(out)
+
+
+class ZipArchive:
+    """A zip file (path, bytes or open binary file) opened for bounded reading of single members (use as a context
+    manager).
+
+    - `names`: the files in the archive (folders left out), sorted.
+    - :meth:`size`: a member's declared decompressed size; :meth:`read`: its bytes, refused over `max_bytes`
+      before decompression, and checked against the declared size and CRC after.
+    """
+
+    def __init__(self, source: str | os.PathLike | bytes | BinaryIO, what: str):
+        self.what = what
+        if isinstance(source, (bytes, bytearray)):
+            self._fh: Any = io.BytesIO(source)
+        elif isinstance(source, (str, os.PathLike)):
+            try:
+                self._fh = open(source, "rb")
+            except FileNotFoundError:
+                raise FileReadError(f"{what} does not exist.") from None
+            except OSError as e:
+                raise FileReadError(f"{what} cannot be read: {e.strerror or e}.") from None
+        else:
+            self._fh = source
+        try:
+            self._zf = zipfile.ZipFile(self._fh)
+        except _ERRORS as e:
+            self._fh.close()
+            raise FileReadError(
+                f"{what} is not a readable zip archive (truncated or another format: {type(e).__name__}: {e})."
+            ) from None
+        self.infos = {i.filename: i for i in self._zf.infolist() if not i.is_dir()}
+        self.names = sorted(self.infos)
+
+    def __enter__(self) -> ZipArchive:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._zf.close()
+        self._fh.close()
+
+    def size(self, name: str) -> int:
+        return int(self.infos[name].file_size)
+
+    def read(self, name: str, max_bytes: int | None = None, where: str | None = None) -> bytes:
+        """The decompressed bytes of the member `name` (at most `max_bytes`, default :data:`TEXT_MAX_BYTES`); errors
+        name `where` (default: the archive and the member)."""
+        max_bytes = _limit(max_bytes)
+        info = self.infos[name]
+        where = where or f"{self.what}: member {name!r}"
+        if info.file_size > max_bytes:
+            raise FileReadError(
+                f"{where} declares {info.file_size} bytes decompressed, over the limit of {max_bytes} bytes; "
+                "refusing to decompress it."
+            )
+        if info.flag_bits & 0x1:
+            raise FileReadError(f"{where} is encrypted; give an archive without a password.")
+        try:
+            if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2):
+                data = self._decompress(info, self._raw(info, where), max_bytes, where)
+            else:  # LZMA and others: zipfile's reader, after the declared-size check above
+                with self._zf.open(info) as f:
+                    data = f.read(max_bytes + 1)
+        except FileReadError:
+            raise
+        except _ERRORS as e:
+            raise FileReadError(f"{where} cannot be read (corrupt or truncated: {type(e).__name__}: {e}).") from None
+        if len(data) != info.file_size:
+            raise FileReadError(
+                f"{where} holds {len(data)} bytes where the archive declares {info.file_size}: damaged or forged."
+            )
+        if zlib.crc32(data) & 0xFFFFFFFF != info.CRC:
+            raise FileReadError(f"{where} is damaged (its CRC-32 does not match).")
+        return data
+
+    def _raw(self, info: zipfile.ZipInfo, where: str) -> bytes:
+        """The member's compressed bytes, located through its local header."""
+        self._fh.seek(info.header_offset)
+        head = self._fh.read(_LOCAL_HEADER)
+        if len(head) != _LOCAL_HEADER or head[:4] != b"PK\x03\x04":
+            raise FileReadError(f"{where} has no valid local header: the archive is damaged.")
+        n_name, n_extra = struct.unpack("<HH", head[26:30])
+        self._fh.seek(info.header_offset + _LOCAL_HEADER + n_name + n_extra)
+        raw = self._fh.read(info.compress_size)
+        if len(raw) != info.compress_size:
+            raise FileReadError(f"{where} is truncated ({len(raw)} of {info.compress_size} compressed bytes).")
+        return raw
+
+    @staticmethod
+    def _decompress(info: zipfile.ZipInfo, raw: bytes, max_bytes: int, where: str) -> bytes:
+        """Stored, deflate or bzip2 data, decompressed to at most one byte more than the member declares (itself
+        within `max_bytes`): a member whose declared size is forged cannot expand further."""
+        if info.compress_type == zipfile.ZIP_STORED:
+            return raw
+        cap = min(max_bytes, info.file_size) + 1
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            d: Any = zlib.decompressobj(-15)
+            out = d.decompress(raw, cap)
+        else:
+            d = bz2.BZ2Decompressor()
+            out = d.decompress(raw, max_length=cap)
+        if len(out) == cap:
+            raise FileReadError(
+                f"{where} expands past the {info.file_size} bytes it declares; damaged or forged, not decompressed "
+                "further."
+            )
+        if not d.eof:
+            raise FileReadError(f"{where} is truncated (its compressed stream does not end).")
+        return out
+
+
+def _npy(data: bytes, where: str, max_bytes: int) -> np.ndarray:
+    """The array of the ``.npy`` bytes `data`: pickles refused; declared size checked against `max_bytes` and the
+    data."""
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+    except (ValueError, EOFError, OSError) as e:
+        raise FileReadError(f"{where} is not a NumPy array ({e}).") from None
+    if dtype.hasobject:
+        raise FileReadError(f"{where} holds Python objects; refusing to unpickle them.")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > max_bytes:
+        raise FileReadError(f"{where} declares shape {shape} ({nbytes} bytes), over the limit of {max_bytes}.")
+    if nbytes != len(data) - f.tell():
+        raise FileReadError(
+            f"{where} declares shape {shape} ({nbytes} bytes) but holds {len(data) - f.tell()}: truncated or forged."
+        )
+    return np.frombuffer(data, dtype=dtype, offset=f.tell()).reshape(shape, order="F" if fortran else "C").copy()
 
 
 def read_npz(
@@ -249,16 +400,23 @@ def read_npz(
     """Read arrays from an ``.npz`` file (a path, bytes, or an open binary file) without pickles, decompressing only
     `keys` (default all).
 
-    Each array's declared shape is checked against `max_bytes` and against the archive before anything is allocated.
-    Missing `required` keys, an empty archive, corrupt or truncated data all raise :class:`FileReadError` naming
-    `what` (default: the path). Returns ``{key: array}``."""
+    Each array's declared size is checked against `max_bytes` before it is decompressed, and decompression stops at
+    the size the archive declares, so a forged member cannot expand further. Missing `required` keys, an empty
+    archive, corrupt or truncated data all raise :class:`FileReadError` naming `what` (default: the path). Returns
+    ``{key: array}``."""
     name = _name(source, what)
-    with _open_zip(source, name) as zf:
-        members = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
+    with ZipArchive(source, name) as zf:
+        members = {n[:-4]: n for n in zf.names if n.endswith(".npy")}
         if not members:
             raise FileReadError(f"{name} holds no arrays (an empty or non-NumPy archive).")
         missing = [k for k in required if k not in members]
         if missing:
             raise FileReadError(f"{name} lacks the arrays {missing}; it holds {sorted(members)}.")
         wanted = list(members) if keys is None else [k for k in keys if k in members]
-        return {k: _read_member(zf, members[k], name, max_bytes) for k in wanted}
+        out = {}
+        for k in wanted:
+            where = f"{name}: array {k!r}"
+            if zf.size(members[k]) > max_bytes + 4096:  # an .npy header is at most a few kB
+                raise FileReadError(f"{where} is {zf.size(members[k])} bytes, over the limit of {max_bytes} bytes.")
+            out[k] = _npy(zf.read(members[k], max_bytes + 4096, where=where), where, max_bytes)
+        return out

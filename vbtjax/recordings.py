@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .files import FileReadError, read_json, read_npz, write_npz
 from .sensors import Sensors, seeg_gain_point_source
 
 __all__ = [
@@ -78,6 +79,32 @@ def _names(value: Any, what: str) -> list[str]:
     return [str(v) for v in value]
 
 
+def _sfreq(value: Any) -> float:
+    """The sampling rate as a positive finite float; a number (or a one-element real array), nothing else."""
+    arr = np.asarray(value) if not isinstance(value, str | bytes) else None
+    if arr is None or arr.size != 1 or arr.dtype.kind not in "iuf":
+        raise ValueError(
+            f"SEEGRecording: sfreq must be one positive number of Hz, got {value!r} ({type(value).__name__})."
+        )
+    sfreq = float(arr.reshape(()))
+    if not (np.isfinite(sfreq) and sfreq > 0):
+        raise ValueError(f"SEEGRecording: sfreq must be a positive number of Hz, got {sfreq}.")
+    return sfreq
+
+
+def _signal(value: Any) -> np.ndarray:
+    """`data` as float32, refusing complex values (a cast would drop the imaginary part) and non-numbers."""
+    try:
+        arr = np.asarray(value)
+    except ValueError:
+        raise ValueError("SEEGRecording: data must be a rectangular (contacts, samples) array.") from None
+    if arr.dtype.kind == "c":
+        raise ValueError(f"SEEGRecording: data is complex ({arr.dtype}); give real signals (e.g. np.real or np.abs).")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"SEEGRecording: data is not numeric (its values are of type {arr.dtype}).")
+    return arr.astype(np.float32, copy=False)
+
+
 @dataclass
 class SEEGRecording:
     """SEEG signals.
@@ -103,17 +130,15 @@ class SEEGRecording:
     positions: np.ndarray | None = None
 
     def __post_init__(self):
-        self.data = np.asarray(self.data, dtype=np.float32)
-        self.ch_names = [str(c) for c in self.ch_names]
+        self.data = _signal(self.data)
+        self.ch_names = _names(self.ch_names, "SEEGRecording: ch_names")
         if self.data.ndim != 2:
             raise ValueError(f"SEEGRecording: data has shape {self.data.shape}; expected (contacts, samples).")
         if len(self.ch_names) != self.data.shape[0]:
             raise ValueError(
                 f"SEEGRecording: {len(self.ch_names)} ch_names for {self.data.shape[0]} contacts (rows of data)."
             )
-        if not (np.isfinite(self.sfreq) and self.sfreq > 0):
-            raise ValueError(f"SEEGRecording: sfreq must be a positive number of Hz, got {self.sfreq}.")
-        self.sfreq = float(self.sfreq)
+        self.sfreq = _sfreq(self.sfreq)
         dup = sorted({c for c in self.ch_names if self.ch_names.count(c) > 1})
         if dup:
             raise ValueError(f"SEEGRecording: channel names {dup} occur more than once; give unique ch_names.")
@@ -122,7 +147,10 @@ class SEEGRecording:
         if unknown:
             raise ValueError(f"SEEGRecording: bads {unknown} are not in ch_names; mark only channels of the data.")
         if self.positions is not None:
-            self.positions = np.asarray(self.positions, dtype=float)
+            pos = np.asarray(self.positions)
+            if pos.dtype.kind not in "iuf":
+                raise ValueError(f"SEEGRecording: positions must be real numbers (mm), got values of type {pos.dtype}.")
+            self.positions = pos.astype(float)
             if self.positions.shape != (len(self.ch_names), 3):
                 raise ValueError(
                     f"SEEGRecording: positions has shape {self.positions.shape}; expected ({len(self.ch_names)}, 3) "
@@ -196,34 +224,60 @@ class SEEGRecording:
 
     @classmethod
     def load(cls, path: str | Path) -> SEEGRecording:
-        """Read the ``.npz`` written by :meth:`save`."""
+        """Read the ``.npz`` written by :meth:`save`. A damaged or hostile file (corrupt or truncated data, arrays
+        declaring more than fits, pickles, ``sfreq`` that is not one number, complex data, a ``meta_json`` that is
+        not a JSON object) raises :class:`vbtjax.files.FileReadError` naming the file and the reason."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"SEEGRecording.load: {path} does not exist.")
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("data", "sfreq", "ch_names") if k not in z.files]
-            if missing:
-                raise ValueError(f"{path}: missing keys {missing}; an SEEG file holds data, sfreq and ch_names.")
-            meta = json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
-            bads = [str(b) for b in z["bads"]] if "bads" in z.files else []
-            positions = np.asarray(z["positions"], dtype=float) if "positions" in z.files else None
-            return cls(z["data"], float(z["sfreq"]), [str(c) for c in z["ch_names"]], meta, bads, positions)
+        what = f"SEEGRecording.load: {path}"
+        z = read_npz(path, keys=_NPZ_KEYS, what=what)
+        missing = [k for k in ("data", "sfreq", "ch_names") if k not in z]
+        if missing:
+            raise FileReadError(f"{what}: missing keys {missing}; an SEEG file holds data, sfreq and ch_names.")
+        meta: Any = {}
+        if "meta_json" in z:
+            text = z["meta_json"]
+            if text.dtype.kind != "U" or text.size != 1:
+                raise FileReadError(f"{what}: meta_json must be one string of JSON, got {text.dtype} {text.shape}.")
+            meta = read_json(str(text.reshape(())).encode("utf-8"), what=f"{what}: meta_json")
+            if not isinstance(meta, dict):
+                raise FileReadError(f"{what}: meta_json holds a {type(meta).__name__}, not a JSON object.")
+        names = {k: _strings(z[k], f"{what}: {k}") for k in ("ch_names", "bads") if k in z}
+        try:
+            return cls(z["data"], z["sfreq"], names["ch_names"], meta, names.get("bads", []), z.get("positions"))
+        except ValueError as e:
+            raise FileReadError(f"{what}: {e}") from None
 
     def save(self, path: str | Path) -> Path:
-        """Write the recording as a compressed ``.npz`` (see the class docstring); returns `path`."""
+        """Write the recording as a compressed ``.npz`` (see the class docstring), atomically: a reader or a kill
+        mid-write finds the old file or the new one. A `path` without the ``.npz`` suffix gets it (as NumPy does).
+        Returns the path written."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
         extra = {} if self.positions is None else {"positions": self.positions}
-        np.savez_compressed(
-            path,
-            data=self.data,
-            sfreq=np.asarray(self.sfreq),
-            ch_names=np.asarray(self.ch_names),
-            meta_json=np.asarray(json.dumps(self.meta)),
-            bads=np.asarray(self.bads, dtype=str),
+        arrays = {
+            "data": self.data,
+            "sfreq": np.asarray(self.sfreq),
+            "ch_names": np.asarray(self.ch_names, dtype=str),
+            "meta_json": np.asarray(json.dumps(self.meta)),
+            "bads": np.asarray(self.bads, dtype=str),
             **extra,
-        )
-        return path
+        }
+        return write_npz(path, arrays, compressed=True)
+
+
+_NPZ_KEYS = ("data", "sfreq", "ch_names", "meta_json", "bads", "positions")
+
+
+def _strings(arr: np.ndarray, what: str) -> list[str]:
+    """Channel names from a 1-D string array of an ``.npz`` (an empty array of any type: no names)."""
+    if arr.size == 0:
+        return []
+    if arr.ndim != 1 or arr.dtype.kind not in "US":
+        raise FileReadError(f"{what} must be a 1-D array of strings, got {arr.dtype} of shape {arr.shape}.")
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in arr.tolist()]
 
 
 # ---------------------------------------------------------------------------------------------------- reading
@@ -252,13 +306,18 @@ def _mne():
 def _read_raw(path: Path, fmt: str):
     mne = _mne()
     kw = {"preload": True, "verbose": "warning"}
-    if fmt == "EDF":
-        return mne.io.read_raw_edf(path, infer_types=True, **kw)
-    if fmt == "BDF":
-        return mne.io.read_raw_bdf(path, infer_types=True, **kw)
-    if fmt == "BrainVision":
-        return mne.io.read_raw_brainvision(path, **kw)
-    return mne.io.read_raw_fif(path, **kw)
+    try:
+        if fmt == "EDF":
+            return mne.io.read_raw_edf(path, infer_types=True, **kw)
+        if fmt == "BDF":
+            return mne.io.read_raw_bdf(path, infer_types=True, **kw)
+        if fmt == "BrainVision":
+            return mne.io.read_raw_brainvision(path, **kw)
+        return mne.io.read_raw_fif(path, **kw)
+    except (ImportError, FileNotFoundError):
+        raise
+    except Exception as e:  # noqa: BLE001 - MNE raises many types for damaged files
+        raise FileReadError(f"read_seeg: {path} cannot be read as {fmt} ({type(e).__name__}: {e}).") from None
 
 
 def read_seeg(path: str | Path, *, bads: list[str] | None = None, channels: list[str] | None = None) -> SEEGRecording:
@@ -407,8 +466,11 @@ def _sidecar(data: Path, entities: dict[str, str], suffix: str, ext: str) -> Pat
 
 
 def _read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+    except (UnicodeDecodeError, csv.Error, OSError) as e:
+        raise FileReadError(f"read_seeg: {path} is not a readable UTF-8 TSV table ({type(e).__name__}: {e}).") from None
     header = set(rows[0]) if rows else set()
     missing = [c for c in columns if rows and c not in header]
     if missing:
@@ -447,7 +509,9 @@ def _read_electrodes(path: Path, names: list[str]) -> tuple[np.ndarray | None, d
     coordsystem = _sidecar(path, _bids_entities(path.name)["entities"], "coordsystem", ".json")
     unit = None
     if coordsystem is not None:
-        cs = json.loads(coordsystem.read_text(encoding="utf-8"))
+        cs = read_json(coordsystem, what=f"read_seeg: {coordsystem}")
+        if not isinstance(cs, dict):
+            raise FileReadError(f"read_seeg: {coordsystem} holds a {type(cs).__name__}, not a JSON object.")
         unit = cs.get("iEEGCoordinateUnits")
         system = cs.get("iEEGCoordinateSystem")
         if system:

@@ -16,10 +16,9 @@ Positions are in mm in the frame of the file they come from (``eeg_unitvector_62
 
 from __future__ import annotations
 
-import bz2
 import importlib.resources
 import os
-import zipfile
+from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,6 +29,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._params import as_float_array, is_concrete
+from ._readers import ZipArchive, bunzip, read_file, read_npy, read_variables
+from .files import FileReadError
 
 __all__ = [
     "Sensors",
@@ -67,8 +68,21 @@ def _as_labels(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in np.asarray(value, dtype=object).ravel())
 
 
+def _real_float_array(value: Any) -> Any:
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        try:
+            value = np.asarray(value)
+        except ValueError:
+            raise ValueError("Sensors: positions and orientations must be rectangular (n, 3) arrays.") from None
+        dtype = value.dtype
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise ValueError(f"Sensors: positions and orientations must be real (mm), got {dtype}.")
+    return as_float_array(value)
+
+
 def _optional_float_array(value: Any) -> Any:
-    return None if value is None else as_float_array(value)
+    return None if value is None else _real_float_array(value)
 
 
 class Sensors(eqx.Module):
@@ -76,7 +90,7 @@ class Sensors(eqx.Module):
 
     **Arguments:**
 
-    - `labels`: tuple of ``n`` sensor names (static).
+    - `labels`: tuple of ``n`` distinct sensor names (static).
     - `positions`: ``(n, 3)`` positions, mm (in the frame of the head/brain model they belong to).
     - `orientations`: optional ``(n, 3)`` orientations (MEG coils), as given (not normalised).
 
@@ -84,7 +98,7 @@ class Sensors(eqx.Module):
     """
 
     labels: tuple[str, ...] = eqx.field(static=True, converter=_as_labels)
-    positions: Float[Array, "n 3"] = eqx.field(converter=as_float_array)
+    positions: Float[Array, "n 3"] = eqx.field(converter=_real_float_array)
     orientations: Float[Array, "n 3"] | None = eqx.field(default=None, converter=_optional_float_array)
 
     def __check_init__(self):
@@ -94,6 +108,9 @@ class Sensors(eqx.Module):
         n = p.shape[0]
         if len(self.labels) != n:
             raise ValueError(f"Sensors: {len(self.labels)} labels for {n} positions; give one label per sensor.")
+        dup = sorted(label for label, k in Counter(self.labels).items() if k > 1)
+        if dup:
+            raise ValueError(f"Sensors: the labels {dup[:8]} occur more than once; sensor labels must be unique.")
         if self.orientations is not None and self.orientations.shape != (n, 3):
             raise ValueError(f"Sensors: orientations has shape {self.orientations.shape}; expected ({n}, 3) or None.")
         for name in ("positions", "orientations"):
@@ -143,9 +160,11 @@ class Sensors(eqx.Module):
         (MEG: position and orientation), separated by spaces or tabs.
 
         ``path`` may be a plain text file, a ``.bz2``-compressed one, or a ``.zip`` holding one such file (name it
-        with ``member`` when the zip holds several). Blank lines and lines starting with ``#`` are skipped. Text is
-        read as UTF-8 (falling back to Latin-1). Every line must have the same number of values (3 or 6 numbers
-        after the name); a malformed line raises ``ValueError`` naming its line number.
+        with ``member`` when the zip holds several; only that member is read). Blank lines and lines starting with
+        ``#`` are skipped. Text is read as UTF-8 (falling back to Latin-1). Every line must have the same number of
+        values (3 or 6 numbers after the name); a malformed line raises ``ValueError`` naming its line number. A
+        damaged file (corrupt zip or bzip2 data, more than 256 MiB of text) raises
+        :class:`vbtjax.files.FileReadError` naming it.
         """
         path = Path(path)
         if not path.exists():
@@ -158,12 +177,10 @@ class Sensors(eqx.Module):
         else:
             if member is not None:
                 raise ValueError("Sensors.from_file: member= is only used with .zip files.")
-            name, data, source = path.name, path.read_bytes(), str(path)
+            name, source = path.name, str(path)
+            data = read_file(path, f"Sensors.from_file: {path}")
         if name.lower().endswith(".bz2"):
-            try:
-                data = bz2.decompress(data)
-            except (OSError, ValueError) as e:
-                raise ValueError(f"Sensors.from_file: {source} is not valid bzip2 data: {e}") from None
+            data = bunzip(data, f"Sensors.from_file: {source}")
         return cls._parse(_decode(data, source), source)
 
     @classmethod
@@ -203,12 +220,15 @@ class Sensors(eqx.Module):
         if not values:
             raise ValueError(f"Sensors.from_file: {source} holds no sensors.")
         arr = np.asarray(values, dtype=float)
-        return cls(labels=labels, positions=arr[:, :3], orientations=arr[:, 3:] if width == 6 else None)
+        try:
+            return cls(labels=labels, positions=arr[:, :3], orientations=arr[:, 3:] if width == 6 else None)
+        except ValueError as e:
+            raise FileReadError(f"Sensors.from_file: {source}: {e}") from None
 
 
 def _decode(data: bytes, source: str) -> str:
     if b"\x00" in data:
-        raise ValueError(f"Sensors.from_file: {source} is not a text file (compressed? name it .bz2).")
+        raise FileReadError(f"Sensors.from_file: {source} is not a text file (compressed? name it .bz2).")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -216,23 +236,21 @@ def _decode(data: bytes, source: str) -> str:
 
 
 def _zip_member(path: Path, member: str | None) -> tuple[str, bytes]:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if not n.endswith("/")]
-            if member is None:
-                candidates = [n for n in names if n.lower().endswith((".txt", ".txt.bz2"))]
-                if len(candidates) != 1:
-                    listing = ", ".join(names) or "nothing"
-                    raise ValueError(
-                        f"Sensors.from_file: {path} must hold exactly one .txt or .txt.bz2 sensor file, or name one "
-                        f"with member=...; it holds {listing}."
-                    )
-                member = candidates[0]
-            elif member not in names:
-                raise ValueError(f"Sensors.from_file: {path} has no member {member!r}; it holds {', '.join(names)}.")
-            return member, zf.read(member)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ValueError(f"Sensors.from_file: could not open {path} as a zip archive: {e}") from None
+    """The name and bytes of the sensor file in the zip `path` (only that member is decompressed)."""
+    with ZipArchive(path, f"Sensors.from_file: {path}") as zf:
+        names = zf.names
+        if member is None:
+            candidates = [n for n in names if n.lower().endswith((".txt", ".txt.bz2"))]
+            if len(candidates) != 1:
+                listing = ", ".join(names) or "nothing"
+                raise FileReadError(
+                    f"Sensors.from_file: {path} must hold exactly one .txt or .txt.bz2 sensor file, or name one "
+                    f"with member=...; it holds {listing}."
+                )
+            member = candidates[0]
+        elif member not in names:
+            raise FileReadError(f"Sensors.from_file: {path} has no member {member!r}; it holds {', '.join(names)}.")
+        return member, zf.read(member)
 
 
 # ---------------------------------------------------------------------- tvb-data
@@ -319,12 +337,17 @@ def tvb_projection(kind: str = "eeg", n: int | None = None) -> TvbProjection:
     """
     n, name = _pick_file(TVB_PROJECTION_FILES, kind, n, "tvb_projection")
     with importlib.resources.as_file(_tvb_resource("projectionMatrix", name, "tvb_projection")) as path:
+        what = f"tvb_projection: {path}"
         if name.endswith(".mat"):
-            import scipy.io
-
-            proj = np.asarray(scipy.io.loadmat(path)["ProjectionMatrix"], dtype=float)
+            variables = read_variables(path, what)
+            if "ProjectionMatrix" not in variables:
+                raise FileReadError(f"{what} has no variable 'ProjectionMatrix'; found: {sorted(variables)}.")
+            proj = variables["ProjectionMatrix"]
         else:
-            proj = np.asarray(np.load(path, allow_pickle=False), dtype=float)
+            proj = read_npy(path, what)
+        if proj.dtype.kind not in "iuf":
+            raise FileReadError(f"{what} holds values of type {proj.dtype}; expected a real gain matrix.")
+        proj = np.asarray(proj, dtype=float)
     with importlib.resources.as_file(_tvb_resource("regionMapping", _REGION_MAPPING_FILE, "tvb_projection")) as p:
         rmap = np.loadtxt(p).astype(np.int64)
     sensors = tvb_sensors(kind, n)

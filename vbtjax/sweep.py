@@ -34,6 +34,7 @@ from jax.sharding import Mesh, NamedSharding
 from jaxtyping import Array, ArrayLike, PyTree
 
 from . import _distributed
+from .files import FileReadError, read_json, read_npz, write_npz
 from .inference.params import AbstractConstraint, Interval, Parameter, Selection, _leaf_path
 from .monitors import AbstractMonitor, Raw
 from .network import Network
@@ -97,8 +98,9 @@ class SweepResult(eqx.Module):
         return dict(zip(self.names, vals, strict=True))
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the result to an ``.npz`` file (arrays, plus JSON metadata with names, units and times in ms);
-        read it back with :meth:`load`. Returns the path."""
+        """Write the result to an ``.npz`` file (arrays, plus JSON metadata with names, units and times in ms),
+        atomically (a reader or a kill mid-write finds the old file or the new one); read it back with :meth:`load`.
+        Returns the path."""
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz")
@@ -135,32 +137,55 @@ class SweepResult(eqx.Module):
             "n_processes": self.n_processes,
         }
         arrays["meta"] = np.asarray(json.dumps(meta))
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
-        return path
+        return write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SweepResult:
-        """Read a result written by :meth:`save` (no pickle, no code execution)."""
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-        meta = json.loads(str(data["meta"]))
-        if meta.get("format") != "vbtjax.SweepResult":
-            raise ValueError(f"SweepResult.load: {path} is not a file written by SweepResult.save.")
-        vals = tuple(data[f"values_{i}"] for i in range(meta["n_values"]))
-        trees = {}
-        for field, paths in meta["trees"].items():
-            trees[field] = (
+        """Read a result written by :meth:`save` (no pickle, no code execution). A damaged, truncated or foreign
+        file, or one whose metadata does not describe its arrays, raises :class:`vbtjax.files.FileReadError` naming
+        the file; arrays are checked against the size limits before they are allocated."""
+        what = f"SweepResult.load: {path}"
+        head = read_npz(path, keys=["meta"], what=what, required=["meta"])["meta"]
+        if head.dtype.kind != "U" or head.size != 1:
+            raise FileReadError(f"{what}: its 'meta' is not one JSON string; not a file written by SweepResult.save.")
+        meta = read_json(str(head.reshape(())).encode("utf-8"), what=f"{what}: meta")
+        if not isinstance(meta, dict) or meta.get("format") != "vbtjax.SweepResult":
+            raise FileReadError(f"{what} is not a file written by SweepResult.save.")
+        try:
+            return cls._from_meta(meta, path, what)
+        except FileReadError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as e:
+            raise FileReadError(
+                f"{what}: its metadata does not describe its arrays ({type(e).__name__}: {e}); damaged or edited."
+            ) from None
+
+    @classmethod
+    def _from_meta(cls, meta: dict, path: Any, what: str) -> SweepResult:
+        n_values = int(meta["n_values"])
+        if n_values != len(meta["names"]) or n_values < 1:
+            raise FileReadError(f"{what}: its metadata has n_values={n_values} for the names {meta['names']!r}.")
+        keys = ["finite"] + [f"values_{i}" for i in range(n_values)]
+        trees = meta["trees"]
+        if not isinstance(trees, dict) or set(trees) != {"ts", "ys", "features"}:
+            raise FileReadError(f"{what}: its metadata lists trees {trees!r}; expected ts, ys and features.")
+        for field, paths in trees.items():
+            keys += [] if paths is None else [f"{field}_{j}" for j in range(len(paths))]
+        data = read_npz(path, keys=keys, what=what, required=keys)
+        vals = tuple(data[f"values_{i}"] for i in range(n_values))
+        decoded = {}
+        for field, paths in trees.items():
+            decoded[field] = (
                 None if paths is None else _decode_tree(paths, [data[f"{field}_{j}"] for j in range(len(paths))])
             )
         return cls(
             values=vals if meta["values_tuple"] else vals[0],
-            ts=trees["ts"],
-            ys=trees["ys"],
-            features=trees["features"],
+            ts=decoded["ts"],
+            ys=decoded["ys"],
+            features=decoded["features"],
             finite=data["finite"],
-            names=tuple(meta["names"]),
-            units=tuple(meta["units"]),
+            names=tuple(str(n) for n in meta["names"]),
+            units=tuple(str(u) for u in meta["units"]),
             dt=float(meta["dt"]),
             t1=float(meta["t1"]),
             n_steps=int(meta["n_steps"]),
