@@ -11,6 +11,7 @@ from _numpy_reference import simulate_numpy
 
 import vbtjax as vbt
 from vbtjax import delays as vdelays
+from vbtjax.simulate import SimulationWarning
 
 jax.config.update("jax_enable_x64", True)
 
@@ -169,7 +170,12 @@ def test_monitors_against_raw():
         "tavg": vbt.monitors.TemporalAverage(period=1.3),
         "V": vbt.monitors.Raw(variables_of_interest=("V",)),
     }
-    sol = vbt.simulate(net, t1=50.0, dt=0.1, history=0.2 * np.ones((2, 6)), monitors=mons, chunk_steps=33)
+    # 50 ms is not a whole number of 0.7 or 1.3 ms periods: floor(t1 / period) samples, as in TVB, with a warning
+    with pytest.warns(SimulationWarning) as record:
+        sol = vbt.simulate(net, t1=50.0, dt=0.1, history=0.2 * np.ones((2, 6)), monitors=mons, chunk_steps=33)
+    said = " ".join(str(w.message) for w in record)
+    assert "monitors['sub'] (period 0.7 ms): it returns 71 samples, up to t = 49.7 ms" in said
+    assert "monitors['tavg'] (period 1.3 ms): it returns 38 samples" in said
     raw = np.asarray(sol.ys["raw"])
     assert raw.shape == (500, 2, 6)
     np.testing.assert_allclose(sol.ts["raw"], 0.1 * np.arange(1, 501))
@@ -511,6 +517,7 @@ def test_forward_mode_matches_reverse_mode():
     np.testing.assert_allclose(t, fd, rtol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:simulate. t1=94.4 ms is not a whole number of periods")
 @pytest.mark.parametrize("t1", [96.0, 94.4], ids=["groups-divide", "groups-padded"])
 def test_two_checkpoint_levels_give_the_same_values_and_gradients(t1):
     """Nested checkpointing (groups of chunks under a checkpoint) changes only what reverse mode stores: the same
@@ -525,10 +532,10 @@ def test_two_checkpoint_levels_give_the_same_values_and_gradients(t1):
         return vbt.simulate(n, t1, 0.1, monitors=mons, key=key, chunk_steps=16, checkpoint_levels=levels)
 
     one, two = run(0.05, 1), run(0.05, 2)
-    from vbtjax.simulate import _Layout
+    from vbtjax.delays import LoopLayout
 
     n_steps = round(t1 / 0.1)
-    layout = _Layout.make(net.delay_plan(0.1), n_steps, 16, 1, 2)
+    layout = LoopLayout.make(net.delay_plan(0.1), n_steps, 16, 1, 2)
     assert one.block == 16 and layout.group > 1  # 60 chunks in groups of 6; 59 chunks padded to 8 groups of 8
     assert (layout.n_chunks * layout.chunk_len > n_steps) == (t1 == 94.4)
     for k in mons:

@@ -1,4 +1,5 @@
-"""The XLA option vbtjax sets at import (vbtjax/_xla_flags.py): merged into XLA_FLAGS, effective, same numbers."""
+"""The XLA option vbtjax sets at import (vbtjax/_xla_flags.py): merged into XLA_FLAGS, effective, the same numbers up
+to rounding (not promised bitwise: docs/reliability.md)."""
 
 import json
 import os
@@ -62,5 +63,7 @@ def test_small_loops_are_compiled_as_calls_with_the_same_numbers(tmp_path):
     y_off, info_off = _child(tmp_path, "off", VBTJAX_XLA_FLAGS="0")
     # the step loop became one native call (XLA's default 1 KiB limit already takes some tiny loop)
     assert info_on["small_calls"] > info_off["small_calls"], (info_on, info_off)
-    np.testing.assert_array_equal(y_on, y_off)
+    # float32, 2 000 steps: equal up to rounding (this deterministic run was bitwise equal when measured, but another
+    # compiled program may round differently, as noisy runs do: not a promise, docs/reliability.md)
+    np.testing.assert_allclose(y_on, y_off, rtol=1e-4, atol=1e-5)
     assert np.isfinite(y_on).all() and np.ptp(y_on) > 0

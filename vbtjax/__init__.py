@@ -26,8 +26,13 @@ from . import twin as twin
 from . import vep as vep
 from .connectome import Connectome as Connectome
 from .network import Network as Network
+from .simulate import NonFiniteError as NonFiniteError
+from .simulate import NonFiniteWarning as NonFiniteWarning
+from .simulate import SimulationWarning as SimulationWarning
 from .simulate import Solution as Solution
 from .simulate import initial_history as initial_history
+from .simulate import memory_estimate as memory_estimate
+from .simulate import memory_limit as memory_limit
 from .simulate import simulate as simulate
 from .solvers import RK4 as RK4
 from .solvers import Euler as Euler

@@ -5,11 +5,17 @@ simulation step of a region network is a handful of kernels on a few hundred num
 time, and a reverse-mode step (tens of kernels) pays it many times over. XLA can instead compile a small while loop,
 body included, into one native function (its ``SmallWhileLoopHoistingPass``); the size limit is the backend option
 ``xla_cpu_small_while_loop_byte_threshold`` (default 1 KiB, which no network's inner loop fits). vbtjax raises it to
-8 MiB. Results are bitwise unchanged; on 2 cores the 76-region forward run became 1.2-1.75x faster and its gradient
-1.5-2x (``benchmarks/RESULTS.md``).
+8 MiB. On 2 cores the 76-region forward run became 1.2-1.75x faster and its gradient 1.5-2x
+(``benchmarks/RESULTS.md``).
+
+The numbers are the same up to rounding, not always bitwise: the loop compiled as one function may round some
+operations differently (e.g. a noisy run differs in the last bit from its first step on). A deterministic run was
+measured bitwise unchanged, but that is not promised. A chaotic or noise-driven run can amplify such a difference to
+O(1) over a long simulation; for bitwise reproducibility, run with the same XLA flags (``docs/reliability.md``).
 
 XLA reads ``XLA_FLAGS`` once, when JAX's backend starts, so this takes effect only when ``vbtjax`` is imported before
-the first JAX computation. An ``XLA_FLAGS`` that already names the option wins; ``VBTJAX_XLA_FLAGS=0`` turns this off.
+the first JAX computation (:data:`APPLIED` tells): a process that computes with JAX before ``import vbtjax`` runs
+without it, as with ``VBTJAX_XLA_FLAGS=0``. An ``XLA_FLAGS`` that already names the option wins.
 """
 
 from __future__ import annotations

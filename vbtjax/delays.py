@@ -14,7 +14,8 @@ delay buffer at once, and only the zero-delay edges (self-connections) are evalu
 an approximation, and it is what makes the simulator fast.
 
 :class:`DelayPlan` holds the static (shape-determining) part of this: which edges exist, their delays in steps, the
-horizon and the block length. It is computed with NumPy from concrete values.
+horizon and the block length. It is computed with NumPy from concrete values. :class:`LoopLayout` lays a run's steps
+out in blocks and chunks (each chunk a linear delay buffer of the last ``H`` states plus its own steps).
 """
 
 from __future__ import annotations
@@ -23,10 +24,19 @@ import dataclasses
 import hashlib
 import math
 
+import equinox as eqx
 import numpy as np
 
 MAX_BLOCK = 64
 """Longest block (steps) evaluated with one bulk gather from the delay buffer."""
+
+NESTED_ABOVE = 256
+"""With ``checkpoint_levels=None``, runs of more chunks than this checkpoint groups of chunks too (two levels)."""
+
+MAX_DELAY_STEPS = 2**30
+"""Longest delay in steps a delay buffer may hold: the buffer is indexed with int32 (up to ``2**31 - 1``), which must
+also hold the horizon plus a chunk of steps. A delay this long (over a day of simulated time at ``dt = 0.1`` ms) is
+a unit mistake (speeds are in mm/ms, i.e. m/s), and it would need gigabytes per region long before it overflowed."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -74,8 +84,39 @@ class EdgePattern:
 
 
 def discretise(delays_ms: np.ndarray, dt: float) -> np.ndarray:
-    """TVB's delay discretisation: ``rint(delays / dt)`` (round half to even), int32 steps."""
-    return np.rint(np.asarray(delays_ms, dtype=np.float64) / dt).astype(np.int32)
+    """TVB's delay discretisation: ``rint(delays / dt)`` (round half to even), int32 steps.
+
+    Computed in float64 and checked before the cast: raises ``ValueError`` (giving the longest delay in ms) when a
+    delay is not finite or longer than :data:`MAX_DELAY_STEPS` steps, instead of wrapping around int32."""
+    return lag_steps(delays_ms, dt, "round")
+
+
+def lag_steps(delays_ms: np.ndarray, dt: float, mode: str = "round") -> np.ndarray:
+    """Delays in ms -> whole steps of ``dt`` (int32): ``rint`` in ``"round"`` mode (TVB), ``floor`` when
+    interpolating. Raises ``ValueError`` naming the longest delay when one is NaN, negative or longer than
+    :data:`MAX_DELAY_STEPS` steps (the int32 range of the delay buffer's indices)."""
+    ms = np.asarray(delays_ms, dtype=np.float64)
+    steps = np.rint(ms / dt) if mode == "round" else np.floor(ms / dt)
+    if steps.size and not (np.all(np.isfinite(steps)) and steps.min() >= 0 and steps.max() <= MAX_DELAY_STEPS):
+        finite = ms[np.isfinite(ms)]
+        if np.isnan(ms).any() or (finite.size and finite.min() < 0):
+            raise ValueError(
+                "delays (lengths / speed) contain NaN or negative values: lengths must be finite and >= 0 mm and the "
+                "speed a positive number of mm/ms."
+            )
+        longest = float(np.max(ms))
+        raise ValueError(
+            f"the longest conduction delay is {longest:.4g} ms, {longest / dt:.4g} steps of dt={dt:g} ms: more than a "
+            f"delay buffer can hold ({MAX_DELAY_STEPS:.3g} steps). Check the speed's units (mm/ms = m/s; typical "
+            "values 1-20) and the lengths (mm)."
+        )
+    return steps.astype(np.int32)
+
+
+def longest_delay_ms(pattern: EdgePattern) -> float:
+    """The longest delay (ms) among the pattern's edges at the slowest speed it serves (0 without edges)."""
+    d = pattern.longest_ms[pattern.mask]
+    return float(d.max()) if d.size else 0.0
 
 
 def _ell(mask: np.ndarray, values: np.ndarray, fill: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,14 +166,14 @@ class DelayPlan:
 
     @classmethod
     def build(cls, pattern: EdgePattern, dt: float, max_block: int = MAX_BLOCK, mode: str = "round") -> DelayPlan:
-        if mode == "round":
-            lags = lambda ms: discretise(ms, dt)
-        elif mode == "interpolate":
-            lags = lambda ms: np.floor(np.asarray(ms, dtype=np.float64) / dt).astype(np.int32)
-        else:
+        if mode not in ("round", "interpolate"):
             raise ValueError(f"delay mode must be 'round' (TVB) or 'interpolate', got {mode!r}.")
-        D, D_short, D_long = lags(pattern.delays_ms), lags(pattern.shortest_ms), lags(pattern.longest_ms)
         mask = pattern.mask
+        # only the edges' delays matter (lengths under zero weights are never read), and they are checked
+        D, D_short, D_long = (
+            np.where(mask, lag_steps(np.where(mask, ms, 0.0), dt, mode), 0)
+            for ms in (pattern.delays_ms, pattern.shortest_ms, pattern.longest_ms)
+        )
         delayed = mask & (D_short > 0)
         instant = mask & (D_long == 0)
         if np.any(mask & (D_short == 0) & (D_long > 0)):
@@ -185,3 +226,55 @@ class DelayPlan:
 
     def __eq__(self, other):
         return self is other
+
+
+class LoopLayout(eqx.Module):
+    """The static loop layout of a simulation (:func:`vbtjax.simulate`): blocks of K steps, C blocks per chunk,
+    n_chunks chunks (in checkpointed groups of ``group`` chunks when ``group > 1``), inner-loop unrolling."""
+
+    block: int
+    blocks_per_chunk: int
+    n_chunks: int
+    n_steps: int
+    unroll: int
+    group: int = 1
+
+    @classmethod
+    def make(cls, plan: DelayPlan, n_steps: int, chunk_steps: int, unroll: int, levels: int | None = 1) -> LoopLayout:
+        K = plan.block
+        n_blocks = -(-n_steps // K)
+        c0 = max(1, chunk_steps // K)
+        # prefer a chunk length that divides the run exactly (no padded steps to mask), else pad the last chunk
+        exact = [c for c in range(max(1, c0 // 2), 2 * c0 + 1) if n_blocks % c == 0]
+        C = min(exact, key=lambda c: abs(c - c0)) if exact else -(-n_blocks // -(-n_blocks // c0))
+        n_chunks = -(-n_blocks // C)
+        group = 1
+        if (levels == 2 or (levels is None and n_chunks > NESTED_ABOVE)) and n_chunks >= 4:
+            # groups of ~sqrt(n_chunks) chunks: a divisor when there is one near it, else pad with masked chunks
+            s = math.sqrt(n_chunks)
+            exact = [
+                g
+                for g in range(max(2, math.ceil(s / 3)), min(n_chunks - 1, math.floor(3 * s)) + 1)
+                if n_chunks % g == 0
+            ]
+            group = min(exact, key=lambda g: abs(g - s)) if exact else math.ceil(s)
+            n_chunks = -(-n_chunks // group) * group
+        return cls(K, C, n_chunks, n_steps, max(1, min(unroll, K)), group)
+
+    @property
+    def padded(self) -> bool:
+        """True when the loops run past ``n_steps`` (those steps are masked)."""
+        return self.n_chunks * self.chunk_len != self.n_steps
+
+    @property
+    def chunk_len(self) -> int:
+        return self.block * self.blocks_per_chunk
+
+    def sample_index(self, q: int, n_slots: int) -> np.ndarray:
+        """Flat indices into the stacked ``(n_chunks * n_slots)`` monitor outputs of the samples, in time order."""
+        L = self.chunk_len
+        out = []
+        for c in range(self.n_chunks):
+            count = min(c * L + L, self.n_steps) // q - (c * L) // q
+            out.extend(c * n_slots + np.arange(max(count, 0)))
+        return np.asarray(out, dtype=np.int64)

@@ -148,7 +148,7 @@ class Network(eqx.Module):
                 "Network: the connectome and speed were traced when the network was built (inside jit/vmap), so "
                 "its delays are unknown; build the Network outside the transformed function."
             )
-        return _plan(pattern, float(dt), _delays.MAX_BLOCK, self.delay_mode)
+        return plan_for(self, pattern, dt)
 
     def with_layout(
         self, *, edges: EdgePattern | None = None, speed_range: tuple[float, float] | None = None
@@ -194,6 +194,15 @@ class Network(eqx.Module):
             ) from None
         return self.with_layout(edges=pattern)
 
+    @property
+    def dtype(self) -> np.dtype:
+        """The floating dtype a simulation runs in: the promotion of the network's floating leaves (parameters,
+        weights, lengths, speed, noise, stimuli), so float64 under ``jax_enable_x64`` unless every leaf is float32.
+        Histories are cast to it."""
+        leaves = jax.tree.leaves(self)
+        dtypes = [x.dtype for x in leaves if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)]
+        return np.dtype(jnp.result_type(*dtypes) if dtypes else jnp.result_type(float))
+
     def horizon(self, dt: float) -> int:
         """Number of history rows a simulation with step ``dt`` (ms) needs: ``max(rint(delay / dt)) + 1``."""
         return self.delay_plan(dt).horizon
@@ -212,6 +221,17 @@ def _pattern_or_none(connectome: Connectome, speed, speed_range=None) -> EdgePat
     )
 
 
+def plan_for(net: Network, pattern: EdgePattern, dt: float) -> DelayPlan:
+    """The delay plan of `pattern` at `dt` ms; a refusal (delays too long for a buffer) names the network's speed."""
+    try:
+        return _plan(pattern, float(dt), _delays.MAX_BLOCK, net.delay_mode)
+    except ValueError as e:
+        speed = f"{float(net.speed):.4g} mm/ms" if is_concrete(net.speed) else "traced"
+        if net.speed_range is not None:
+            speed += f", speed_range {net.speed_range}"
+        raise ValueError(f"Network (speed {speed}): {e}") from None
+
+
 @functools.lru_cache(maxsize=64)
 def _plan(pattern: EdgePattern, dt: float, max_block: int, mode: str = "round") -> DelayPlan:
     if not (dt > 0 and math.isfinite(dt)):
@@ -223,7 +243,9 @@ def traced_lags(net: Network, plan: DelayPlan, src: np.ndarray, tgt: np.ndarray)
     """Lags of the given edges from the network's (possibly traced) lengths and speed: ``(D, w)`` with ``D`` integer
     steps (TVB's rint, or floor when interpolating) and ``w`` the fractional part (0 in "round" mode)."""
     lam = net.connectome.lengths[tgt, src] / (net.speed * plan.dt)
+    # clipped before the cast, so that a huge traced delay fails the layout check instead of wrapping around int32
+    to_int = lambda d: jnp.clip(d, -1, _delays.MAX_DELAY_STEPS + 1).astype(jnp.int32)
     if plan.mode == "round":
-        return jnp.rint(lam).astype(jnp.int32), jnp.zeros_like(lam)
+        return to_int(jnp.rint(lam)), jnp.zeros_like(lam)
     d = jnp.floor(lam)
-    return d.astype(jnp.int32), lam - d
+    return to_int(d), lam - d

@@ -33,7 +33,9 @@ class AbstractMonitor(eqx.Module):
     variables_of_interest: tuple | None = eqx.field(default=None, static=True, converter=_as_tuple)
 
     def __check_init__(self):
-        if self.period is not None and not (self.period > 0 and math.isfinite(self.period)):
+        if self.period is not None and (
+            isinstance(self.period, bool | np.bool_) or not (self.period > 0 and math.isfinite(self.period))
+        ):
             raise ValueError(f"{type(self).__name__}: period must be a positive number of ms, got {self.period!r}.")
 
     # ---------------------------------------------------------------- static helpers
@@ -68,6 +70,10 @@ class AbstractMonitor(eqx.Module):
                     )
                 out.append(int(v))
         return tuple(out)
+
+    def sample_shape(self, n_voi: int, n_regions: int) -> tuple[int, ...]:
+        """Shape of one sample, given the number of recorded variables and of regions (for memory estimates)."""
+        return (n_voi, n_regions)
 
     def sample_times(self, n_samples: int, dt: float) -> np.ndarray:
         """Times (ms after t0) of the samples; sample ``k`` ends at step ``(k + 1) * istep``."""

@@ -107,6 +107,9 @@ class AbstractProjection(AbstractMonitor):
         samples = jnp.einsum("kn,svn->svk", gain, means, precision=jax.lax.Precision.HIGHEST)
         return mstate, samples
 
+    def sample_shape(self, n_voi, n_regions):
+        return (n_voi, self.n_sensors)
+
     def sample_times(self, n_samples, dt):
         return self._average().sample_times(n_samples, dt)
 
