@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import vbtjax as vbt
-from vbtjax import cli
+from vbtjax import _cli_simulate, _cli_simulate_output, cli
 
 NPZ_KEYS = {"time", "data", "state_variables", "labels", "weights", "lengths", "dt", "speed", "meta_json"}
 
@@ -84,10 +84,10 @@ def test_console_script_installed():
 
 
 def test_model_and_coupling_choices(capsys, tmp_path):
-    models = cli._model_names()
+    models = _cli_simulate._model_names()
     assert "MontbrioPazoRoxin" in models and "AbstractNeuralMass" not in models
     assert all(issubclass(getattr(vbt.models, m), vbt.models.AbstractNeuralMass) for m in models)
-    couplings = cli._coupling_names()
+    couplings = _cli_simulate._coupling_names()
     assert {"Linear", "Scaling", "Difference", "Kuramoto", "HyperbolicTangent", "Sigmoidal"} <= set(couplings)
     assert "AbstractCoupling" not in couplings
     parser = cli.build_parser()
@@ -215,19 +215,20 @@ def test_divergence_is_reported(tmp_path, capsys):
 
 def test_bold_defaults_without_running():
     args = cli.build_parser().parse_args(["simulate", "--monitor", "bold"])
-    setup = cli._build(args)
+    setup = _cli_simulate._build(args)
     assert setup["duration"] == cli.DEFAULT_DURATIONS["bold"] == 60000.0  # a long run by default
     assert setup["period"] == 720.0 and setup["dt"] == pytest.approx(0.01)
     mon = setup["monitor"]
     assert isinstance(mon, vbt.monitors.BalloonWindkessel) and mon.dt_hemo == 1.0 and mon.variables_of_interest == (0,)
-    assert cli._transient(setup["duration"], "bold") == 20000.0  # the hemodynamic transient left out of FC
+    # the hemodynamic transient left out of FC
+    assert _cli_simulate_output.transient(setup["duration"], "bold") == 20000.0
     args = cli.build_parser().parse_args(["simulate", "--monitor", "bold-hrf"])
-    setup = cli._build(args)
+    setup = _cli_simulate._build(args)
     assert setup["period"] == 2000.0 and setup["duration"] == 120000.0
     assert isinstance(setup["monitor"], vbt.monitors.Bold)
     # a --dt that does not divide 1 ms: the hemodynamics advance every dt
     args = cli.build_parser().parse_args(["simulate", "--monitor", "bold", "--dt", "0.3", "--period", "720"])
-    assert cli._build(args)["monitor"].dt_hemo == pytest.approx(0.3)
+    assert _cli_simulate._build(args)["monitor"].dt_hemo == pytest.approx(0.3)
 
 
 @pytest.mark.parametrize("monitor", ["bold", "bold-hrf"])

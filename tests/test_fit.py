@@ -286,9 +286,9 @@ def test_fit_bad_inputs(tmp_path):
         inf.fit(loss, net, sel, optimizer="adam")
     inf.fit(loss, net, sel, steps=2, checkpoint_dir=tmp_path, progress=False)
     other = inf.Selection([inf.Parameter(lambda n: n.model.a)])
-    with pytest.raises(ValueError, match="written for parameters"):
+    with pytest.raises(fit_module.ResumeError, match="parameters .*coupling.a.* -> .*model.a"):
         inf.fit(loss, net, other, steps=4, checkpoint_dir=tmp_path, resume=True, progress=False)
-    with pytest.raises(ValueError, match="optimiser state"):
+    with pytest.raises(ValueError, match="optimizer"):
         inf.fit(loss, net, sel, optax.sgd(0.1), steps=4, checkpoint_dir=tmp_path, resume=True, progress=False)
     with pytest.warns(UserWarning, match="loss is nan"):
         res = inf.fit(lambda n, k: jnp.log(-n.coupling.a), net, sel, steps=3, progress=False)
@@ -360,3 +360,74 @@ def test_fit_sigkill_resume_matches_uninterrupted(tmp_path):
     assert int(a["steps"]) == int(b["steps"]) == 12
     for k in ("losses", "a", "m", "h"):
         np.testing.assert_array_equal(a[k], b[k])
+
+
+def _quadratic_fit(tmp_path, steps, **kw):
+    """A cheap noisy fit of the coupling (a quadratic loss plus key-dependent noise), checkpointed in tmp_path."""
+    net = _net()
+    sel = inf.Selection([inf.Parameter(lambda n: n.coupling.a, inf.Positive())])
+
+    def loss(n, k):
+        return (n.coupling.a - 0.3) ** 2 + 1e-3 * jax.random.normal(k)
+
+    args = dict(optimizer=kw.pop("optimizer", optax.adam(0.05)), key=kw.pop("key", jax.random.key(3)))
+    return inf.fit(
+        loss,
+        net,
+        sel,
+        args["optimizer"],
+        steps,
+        key=args["key"],
+        checkpoint_dir=tmp_path,
+        checkpoint_every=2,
+        progress=False,
+        **kw,
+    )
+
+
+def test_fit_resume_refuses_other_settings_and_allows_more_steps(tmp_path):
+    full = _quadratic_fit(tmp_path / "full", 8)
+    first = _quadratic_fit(tmp_path / "c", 4)
+    assert first.resumed == ()
+    refusals = [
+        (dict(key=jax.random.key(4)), r"key \[0,3\] -> \[0,4\]"),
+        (dict(optimizer=optax.adam(0.1)), "optimizer .*-0.05.* -> .*-0.1"),
+        (dict(n_realisations=2), "n_realisations 1 -> 2"),
+        (dict(patience=3), "patience"),
+    ]
+    for kw, match in refusals:
+        with pytest.raises(fit_module.ResumeError, match=match) as info:
+            _quadratic_fit(tmp_path / "c", 8, resume=True, **kw)
+        assert "\n" not in str(info.value) and "resume=False" in str(info.value)
+    with pytest.raises(fit_module.ResumeError, match="fewer than the 4"):
+        _quadratic_fit(tmp_path / "c", 3, resume=True)
+    # another loss (other data) is caught by the loss at the starting point
+    net, sel = _net(), inf.Selection([inf.Parameter(lambda n: n.coupling.a, inf.Positive())])
+    with pytest.raises(fit_module.ResumeError, match="loss at the starting point"):
+        inf.fit(
+            lambda n, k: (n.coupling.a - 0.4) ** 2 + 1e-3 * jax.random.normal(k),
+            net,
+            sel,
+            optax.adam(0.05),
+            8,
+            key=jax.random.key(3),
+            checkpoint_dir=tmp_path / "c",
+            resume=True,
+            progress=False,
+        )
+    # more steps: allowed, recorded, and the same as an uninterrupted run
+    more = _quadratic_fit(tmp_path / "c", 8, resume=True)
+    assert more.resumed == (fit_module.Resumed(4, (("steps", 4, 8),)),)
+    assert more.resumed[0].to_dict() == {"at_step": 4, "steps": [4, 8]}
+    np.testing.assert_array_equal(np.asarray(more.losses), np.asarray(full.losses))
+    again = _quadratic_fit(tmp_path / "c", 8, resume=True)  # nothing left to do; both resumes recorded
+    assert [r.at_step for r in again.resumed] == [4, 8] and again.resumed[1].changed == ()
+
+
+def test_fit_damaged_checkpoint_is_a_clear_error(tmp_path):
+    _quadratic_fit(tmp_path, 2)
+    path = tmp_path / fit_module.CHECKPOINT_NAME
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match="checkpoint.*not a readable"):
+        _quadratic_fit(tmp_path, 4, resume=True)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind

@@ -226,7 +226,7 @@ class _Interrupt:
 
     def __init__(self, stop_at, after_write):
         self.calls, self.stop_at, self.after_write = 0, set(stop_at), after_write
-        self.real = nuts_module._save
+        self.real = nuts_module.write_npz
 
     def __call__(self, path, arrays):
         self.calls += 1
@@ -243,7 +243,7 @@ def test_resume_gives_exact_draws_and_same_key_same_draws(tmp_path, monkeypatch)
     ref = nuts(gauss_logdensity, key=key, **kw)
     # blocks: warmup 0-20, 20-40, 40-60, sampling 60-80, 80-100
     fake = _Interrupt(stop_at={2}, after_write=False)  # killed in warmup while computing block 20-40
-    monkeypatch.setattr(nuts_module, "_save", fake)
+    monkeypatch.setattr(nuts_module, "write_npz", fake)
     with pytest.raises(KeyboardInterrupt):
         nuts(gauss_logdensity, key=key, checkpoint=tmp_path, **kw)
     with np.load(tmp_path / nuts_module.CHECKPOINT_NAME) as z:
@@ -253,7 +253,7 @@ def test_resume_gives_exact_draws_and_same_key_same_draws(tmp_path, monkeypatch)
         nuts(gauss_logdensity, key=key, checkpoint=tmp_path, **kw)
     with np.load(tmp_path / nuts_module.CHECKPOINT_NAME) as z:
         assert int(z["step"]) == 80
-    monkeypatch.setattr(nuts_module, "_save", fake.real)
+    monkeypatch.setattr(nuts_module, "write_npz", fake.real)
     out = nuts(gauss_logdensity, key=key, checkpoint=tmp_path, **kw)
     for field in ("positions", "step_size", "inverse_mass_matrix"):
         np.testing.assert_array_equal(np.asarray(getattr(out, field)), np.asarray(getattr(ref, field)), err_msg=field)
@@ -264,11 +264,20 @@ def test_resume_gives_exact_draws_and_same_key_same_draws(tmp_path, monkeypatch)
     # a finished checkpoint returns the same draws again (nothing left to run)
     again = nuts(gauss_logdensity, key=key, checkpoint=tmp_path, **kw)
     np.testing.assert_array_equal(np.asarray(again.positions), np.asarray(ref.positions))
-    # other settings -> ValueError naming what differs
-    with pytest.raises(ValueError, match="num_samples"):
-        nuts(gauss_logdensity, key=key, checkpoint=tmp_path, **{**kw, "num_samples": 41})
-    with pytest.raises(ValueError, match="key"):
+    assert [r.at_step for r in again.resumed] == [20, 80, 100] and all(r.changed == () for r in again.resumed)
+    # other settings -> ResumeError naming what differs, old -> new, in one line
+    ResumeError = importlib.import_module("vbtjax.inference.fit").ResumeError
+    with pytest.raises(ResumeError, match=r"key \[0,11\] -> \[0,12\]"):
         nuts(gauss_logdensity, key=jax.random.key(12), checkpoint=tmp_path, **kw)
+    with pytest.raises(ResumeError, match="max_tree_depth 10 -> 5, num_warmup 60 -> 50"):
+        nuts(gauss_logdensity, key=key, checkpoint=tmp_path, **{**kw, "max_tree_depth": 5, "num_warmup": 50})
+    # more draws continue the chains (allowed and recorded); fewer keep the first ones
+    more = nuts(gauss_logdensity, key=key, checkpoint=tmp_path, **{**kw, "num_samples": 50, "checkpoint_every": 7})
+    longer = nuts(gauss_logdensity, key=key, **{**kw, "num_samples": 50})
+    np.testing.assert_array_equal(np.asarray(more.positions), np.asarray(longer.positions))
+    assert more.resumed[-1].changed == (("num_samples", 40, 50),)
+    fewer = nuts(gauss_logdensity, key=key, checkpoint=tmp_path, **{**kw, "num_samples": 30})
+    np.testing.assert_array_equal(np.asarray(fewer.positions), np.asarray(ref.positions)[:, :30])
     # the same key gave the same draws in separate calls (ref, out, again); each chain has its own key and
     # jittered start
     assert not np.array_equal(np.asarray(ref.positions[0]), np.asarray(ref.positions[1]))

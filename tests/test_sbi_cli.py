@@ -111,6 +111,15 @@ def test_resting_state_cli_on_a_small_connectome(tmp_path, capsys):
     assert run(sim, capsys)[0] == 0
     budget = vbt.sbi.Budget.load(out / "budget")
     assert budget.x.shape == (48, 10) and budget.finite.all()
+    # the same folder: another seed is refused (one line naming it); more simulations by whole chunks extend it
+    rc, _, err = run([*sim[:-1], "--seed", 1], capsys)
+    assert rc == 2 and err.count("\n") == 1 and "--seed 0 -> 1" in err and "--out" in err, err
+    rc, _, err = run([72 if before == "--n" else a for before, a in zip([None, *sim], sim, strict=False)], capsys)
+    assert rc == 0, err
+    more = vbt.sbi.Budget.load(out / "budget")
+    np.testing.assert_array_equal(more.x[:48], budget.x)
+    assert len(more) == 72 and more.info["resumed"] == [{"n": [48, 72]}]
+    assert json.loads((out / "problem.json").read_text())["resumed"] == [{"--n": [48, 72]}]
     assert (
         run(
             ["sbi", "train", "--out", out, "--max-epochs", 3, "--flow", "maf", "--ensemble", 1, "--test", 8, "--quiet"],

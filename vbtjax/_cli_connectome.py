@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 import warnings
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .cli import UsageError, _jsonable, _version
+from . import files
+from ._cli_common import UsageError, jsonable, save_figure, version, write_json
 
 DEFAULT_OUT = "vbtjax-connectome"
 
@@ -192,14 +192,14 @@ def run_connectome(args: argparse.Namespace) -> int:
         report = dataclasses.replace(report, timings=timings)
         out.mkdir(parents=True, exist_ok=True)
         written = [conn.save(out / "connectome.npz"), conn.save(out / "connectome.zip")]
-        (out / "regions.tsv").write_text(parc.table())
+        files.write_text(out / "regions.tsv", parc.table())
         written.append(out / "regions.tsv")
         weights = np.asarray(conn.weights, np.float64)
         lengths = np.asarray(conn.lengths, np.float64)
     for w in records:
         if not str(w.message).startswith("build_connectome:"):  # those notes are in the report
             caught.append(str(w.message))
-    doc = _jsonable(
+    doc = jsonable(
         {
             "command": "vbtjax connectome",
             "argv": ["vbtjax", *getattr(args, "argv", [])],
@@ -213,11 +213,11 @@ def run_connectome(args: argparse.Namespace) -> int:
             },
             "warnings": caught,
             "outputs": [p.name for p in written] + ["report.json"] + ([] if args.no_plot else ["connectome.png"]),
-            "versions": {"vbtjax": _version(), "nibabel": _nibabel_version(), "numpy": np.__version__},
+            "versions": {"vbtjax": version(), "nibabel": _nibabel_version(), "numpy": np.__version__},
             "wall_time_s": time.perf_counter() - t_start,
         }
     )
-    (out / "report.json").write_text(json.dumps(doc, indent=1) + "\n")
+    write_json(out / "report.json", doc)
     written.append(out / "report.json")
     if not args.no_plot:
         _plot(out / "connectome.png", weights, lengths, parc, report)
@@ -301,7 +301,7 @@ def _plot(path: Path, weights: np.ndarray, lengths: np.ndarray, parc: Any, repor
         f"connectome from {Path(report.tractogram_source).name} and {Path(report.parcellation_source).name}",
         fontsize="medium",
     )
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
 
 
 def _wrap(text: str, width: int = 78) -> str:

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .cli import UsageError, _fc_panel, _jsonable, _version
+from . import files
+from ._cli_common import UsageError, fc_panel, jsonable, resume_settings, save_figure, version, write_json
 
 DEFAULT_SUBJECT = "101309"
 
@@ -27,6 +28,7 @@ examples:
   vbtjax fit --sc DTI_CM.mat --lengths DTI_LEN.mat --bold TC_rsfMRI_REST1_LR.mat --tr 0.72 --name 102311 \\
              --out fit-102311
   vbtjax fit --out fit1 --resume               # continue an interrupted fit from fit1/checkpoint
+  vbtjax fit --out fit1 --resume --steps 80    # ... and extend it to 80 steps (the other settings unchanged)
 """
 
 
@@ -75,7 +77,14 @@ def add_fit(sub) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", default="vbtjax-fit", help="output folder (default: vbtjax-fit)")
     g.add_argument("--checkpoint-every", type=int, default=5, help="steps between checkpoints (default 5)")
-    g.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint when it exists")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from DIR/checkpoint when it exists. Only the same fit is continued: the subject's data, "
+        "--model, --fit, --lr, --dt, --realisations, --seed and --x64 must be those of the checkpoint (else an error "
+        "names what differs); --steps may change (more steps extend the fit; not fewer than it has done), recorded "
+        "in fit.json as resumed: [{at_step, --steps: [old, new]}]; --eval and the output options may change",
+    )
     g.add_argument("--no-plot", action="store_true", help="do not write fit.png")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=run_fit)
@@ -149,6 +158,28 @@ def _check(args) -> tuple[str, ...] | None:
     return names
 
 
+def _resume(args, data, dt: float, names, folder: Path) -> list[dict[str, Any]]:
+    """Check ``--resume`` against the checkpoint's settings (or record a fresh run's): see ``--help``."""
+    from .inference.fit import fingerprint
+    from .inference.resting_state import fc_network, fc_parameters
+
+    net = fc_network(data.connectome, args.model)
+    conn = data.connectome
+    arrays = tuple(np.asarray(x, np.float64) for x in (conn.weights, conn.lengths, data.fc, data.tr, data.n_samples))
+    settings = {
+        "subject data": fingerprint(arrays, max_values=0),  # float64: the same data with and without --x64
+        "--model": args.model,
+        "--fit": list(fc_parameters(net, dt, names, args.model).names(net)),
+        "--lr": args.lr,
+        "--dt": dt,
+        "--realisations": args.realisations,
+        "--seed": args.seed,
+        "--x64": bool(args.x64),
+        "--steps": args.steps,
+    }
+    return resume_settings(folder, "checkpoint.npz", settings, args.resume, allowed=("--steps",))
+
+
 def _twin(args, data, res) -> Path:
     """Save the fitted network as a :class:`~vbtjax.Twin` in ``--out/twin`` (for ``vbtjax whatif``), with the
     simulation settings of the fit (TemporalAverage at the TR after the transient, from rest)."""
@@ -208,7 +239,7 @@ def run_fit(args: argparse.Namespace) -> int:
                 f"{data.sc_fc_correlation():.3f}",
                 flush=True,
             )
-        out.mkdir(parents=True, exist_ok=True)
+        resumed = _resume(args, data, dt, names, out / "checkpoint")
         res = fit_fc(
             data,
             model=args.model,
@@ -226,6 +257,7 @@ def run_fit(args: argparse.Namespace) -> int:
         )
     wall = time.perf_counter() - t_start
     summary = _summary(args, data, res, wall)
+    summary["resumed"] = resumed
     arrays = {
         "fc_simulated": np.asarray(res.fc, np.float64),
         "fc_empirical": np.asarray(data.fc, np.float64),
@@ -243,10 +275,8 @@ def run_fit(args: argparse.Namespace) -> int:
     for k, v in res.params.items():
         arrays[f"param_{k}"] = np.asarray(v, np.float64)
         arrays[f"history_{k}"] = np.asarray(res.result.history[k], np.float64)
-    npz = out / "fit.npz"
-    with open(npz, "wb") as f:
-        np.savez(f, **arrays)
-    (out / "fit.json").write_text(json.dumps(summary, indent=1) + "\n")
+    npz = files.write_npz(out / "fit.npz", arrays)
+    write_json(out / "fit.json", summary)
     twin = _twin(args, data, res)
     written = [npz, out / "fit.json", twin]
     if not args.no_plot:
@@ -276,7 +306,7 @@ def _summary(args, data, res, wall) -> dict[str, Any]:
     from .inference.resting_state import MODELS
 
     r = np.asarray(res.r)
-    return _jsonable(
+    return jsonable(
         {
             "command": "vbtjax fit",
             "argv": ["vbtjax", *getattr(args, "argv", [])],
@@ -301,7 +331,7 @@ def _summary(args, data, res, wall) -> dict[str, Any]:
             "seed": args.seed,
             "units": {"time": "ms", "lengths": "mm", "coupling.a": "1/ms", "model.a": "1/ms", "model.omega": "rad/ms"},
             "wall_time_s": wall,
-            "versions": {"vbtjax": _version(), "jax": jax.__version__},
+            "versions": {"vbtjax": version(), "jax": jax.__version__},
         }
     )
 
@@ -317,8 +347,8 @@ def _plot(path: Path, data, res) -> None:
     fig = Figure(figsize=(17, 4.6), layout="constrained")
     FigureCanvasAgg(fig)
     ax_e, ax_s, ax_x, ax_l = fig.subplots(1, 4, width_ratios=[1, 1, 0.9, 1.1])
-    _fc_panel(fig, ax_e, emp, f"empirical FC ({data.n_samples} volumes)")
-    _fc_panel(fig, ax_s, sim, f"simulated FC (fitted, mean of {r.size})")
+    fc_panel(fig, ax_e, emp, f"empirical FC ({data.n_samples} volumes)")
+    fc_panel(fig, ax_s, sim, f"simulated FC (fitted, mean of {r.size})")
     ax_x.plot(emp[iu], sim[iu], ".", ms=1.5, alpha=0.3, color="C0")
     ax_x.set_xlabel("empirical FC")
     ax_x.set_ylabel("simulated FC")
@@ -335,4 +365,4 @@ def _plot(path: Path, data, res) -> None:
     ax_l.grid(True, alpha=0.3)
     params = ", ".join(f"{k} = {_short(v)}" for k, v in res.params.items())
     fig.suptitle(f"{data.name}: {res.model} fitted to FC ({params}; dt {res.dt:g} ms)", fontsize="medium")
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)

@@ -15,14 +15,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .cli import UsageError, _jsonable, _version
+from . import files
+from ._cli_common import UsageError, jsonable, save_figure, version, write_json
 
 EPILOG = """\
 examples:
@@ -39,7 +39,7 @@ an interrupted simulate resumes from the finished chunks when run again with the
 
 def add_sbi(sub) -> None:
     """Add the ``sbi`` subcommand (``simulate``, ``train``, ``infer``) to the subparsers ``sub``."""
-    from .cli import _ArgumentParser
+    from ._cli_common import ArgumentParser
 
     p = sub.add_parser(
         "sbi",
@@ -54,7 +54,7 @@ def add_sbi(sub) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    steps = p.add_subparsers(dest="step", metavar="STEP", parser_class=_ArgumentParser)
+    steps = p.add_subparsers(dest="step", metavar="STEP", parser_class=ArgumentParser)
     p.set_defaults(func=_no_step)
 
     s = steps.add_parser("simulate", help="build or resume a simulation budget in DIR/budget")
@@ -147,9 +147,10 @@ def _positive(option: str, value, lo: float = 1) -> None:
 
 # ------------------------------------------------------------------------------------------------------- simulate
 def _vep_setup(args, out: Path):
-    """The VEP problem of `args` and the truth of a synthetic patient (or None)."""
+    """The VEP problem of `args`, the truth of a synthetic patient (or None) and the function that writes its files
+    to ``out/patient`` (or None)."""
     from . import vep
-    from ._cli_vep import _load_connectome, _load_sensors, _parse_ez, _write_sensors
+    from ._cli_vep import load_connectome, load_sensors, parse_ez, write_patient
     from .sbi.problems import vep_problem
     from .sensors import seeg_gain_point_source
 
@@ -167,24 +168,19 @@ def _vep_setup(args, out: Path):
     if (args.seeg is None) == (args.synthetic_ez is None):
         raise UsageError("--seeg", "give either --seeg (the patient's recording) or --synthetic-ez (a synthetic one)")
     conn_spec = args.connectome or "76"
-    conn, _ = _load_connectome(conn_spec)
+    conn, _ = load_connectome(conn_spec)
     if conn.centres is None:
         raise UsageError("--connectome", "needs region centres (mm) to compute the SEEG gain")
-    sensors, _ = _load_sensors(args.sensors)
-    truth = None
+    sensors, _ = load_sensors(args.sensors)
+    truth, write = None, None
     if args.synthetic_ez is not None:
-        ez = _parse_ez(args.synthetic_ez, conn.n_regions)
+        ez = parse_ez(args.synthetic_ez, conn.n_regions)
         patient = vep.synthetic_patient(
             conn, sensors, ez, seed=args.seed, duration=args.duration, dt=args.vep_dt, period=args.period
         )
         rec = patient.recording
-        pdir = out / "patient"
-        pdir.mkdir(parents=True, exist_ok=True)
-        rec.save(pdir / "seeg.npz")
-        used = [sensors.index(c) for c in rec.ch_names]
-        _write_sensors(pdir / "sensors.txt", rec.ch_names, np.asarray(sensors.positions)[used])
         truth = {"ez": ez, "x0": np.asarray(patient.x0).tolist(), "K": patient.K, "seed": args.seed}
-        (pdir / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
+        write = lambda: write_patient(out / "patient", rec, sensors, None, truth)  # noqa: E731 - once accepted
     else:
         try:
             rec = vep.SEEGRecording.load(args.seeg)
@@ -208,7 +204,7 @@ def _vep_setup(args, out: Path):
         noise_sd=args.noise_sd,
         spec={"connectome": conn_path, "sensors": sens_path},
     )
-    return problem, truth
+    return problem, truth, write
 
 
 def _read_map(path: Path) -> np.ndarray:
@@ -285,7 +281,7 @@ def _rs_setup(args):
         msg = str(e)
         opt = "--coupling-max" if "coupling_max" in msg else "--a-map" if "a_map" in msg else "--volumes"
         raise UsageError(opt, str(e).split(": ", 1)[-1]) from None
-    return problem, None
+    return problem, None, None
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -298,24 +294,16 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise UsageError("--seed", f"must be a non-negative integer, got {args.seed}")
     import jax
 
+    from .inference.fit import ResumeError
+
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError("--out", f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    problem, truth = _vep_setup(args, out) if args.problem == "vep" else _rs_setup(args)
-    meta = {"problem": problem.name, "spec": problem.spec, "n": args.n, "chunk_size": args.chunk_size}
-    meta["seed"] = args.seed
-    path = out / "problem.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old != _jsonable(meta):
-            raise UsageError(
-                "--out",
-                f"{out} holds the budget of another problem or settings ({old.get('problem')}, n={old.get('n')}); "
-                "use another folder, or the same arguments to resume",
-            )
-    else:
-        path.write_text(json.dumps(_jsonable(meta), indent=1) + "\n")
+    problem, truth, write_patient = _vep_setup(args, out) if args.problem == "vep" else _rs_setup(args)
+    _problem_record(out, problem, args)  # refuses another problem in this folder before anything is written
+    if write_patient is not None:
+        write_patient()
     if not args.quiet:
         what = f"{problem.prior.dim} parameters ({', '.join(problem.prior.names)}), {problem.n_features} features"
         print(f"vbtjax sbi simulate: {problem.name}, {what}; {args.n} simulations into {out / 'budget'}")
@@ -331,10 +319,8 @@ def run_simulate(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             progress=not args.quiet,
         )
-    except ValueError as e:
-        if "holds another budget" in str(e):
-            raise UsageError("--out", str(e)) from None
-        raise
+    except ResumeError as e:
+        raise UsageError("--out", str(e)) from None
     wall = time.perf_counter() - t0
     done = budget.info.get("simulated_now", 0)
     if not args.quiet:
@@ -346,12 +332,39 @@ def run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _problem_record(out: Path, problem, args) -> None:
+    """``DIR/problem.json``: written by the first run; a later run (a resume) must give the same problem, seed and
+    chunking, and may raise ``--n`` (more simulations) when the budget so far is a whole number of chunks."""
+    from .inference.fit import ResumeError, check_resume
+
+    meta = jsonable({"problem": problem.name, "spec": problem.spec, "n": args.n, "chunk_size": args.chunk_size})
+    meta["seed"] = args.seed
+    path = out / "problem.json"
+    if path.exists():
+        old = files.read_json(path, what=f"the budget's record {path}")
+        names = {"n": "--n", "chunk_size": "--chunk-size", "seed": "--seed", "problem": "--problem"}
+        where = f"{out} holds the budget of another problem or settings"
+        hint = "use another folder, or the same arguments to resume (--n may grow by whole chunks)"
+        rename = lambda d: {names.get(k, k): v for k, v in d.items()}  # noqa: E731
+        try:
+            saved = {k: v for k, v in old.items() if k != "resumed"}
+            changes = check_resume(rename(saved), rename(meta), where=where, allowed=("--n",), hint=hint)
+        except ResumeError as e:
+            raise UsageError("--out", str(e).rstrip(".")) from None
+        if changes and not (args.n > old["n"] and old["n"] % old["chunk_size"] == 0):
+            raise UsageError("--out", f"{where}: --n {old['n']} -> {args.n}; {hint}")
+        if not changes:
+            return
+        meta["resumed"] = [*old.get("resumed", []), {"--n": [old["n"], args.n]}]
+    write_json(path, meta)
+
+
 # ---------------------------------------------------------------------------------------------------------- train
 def _load_problem_meta(out: Path) -> dict[str, Any]:
     path = out / "problem.json"
     if not path.is_file() or not (out / "budget" / "budget.json").is_file():
         raise UsageError("--out", f"{out} holds no simulation budget; run vbtjax sbi simulate --out {out} first")
-    return json.loads(path.read_text())
+    return files.read_json(path)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -418,13 +431,13 @@ def run_train(args: argparse.Namespace) -> int:
     cal = sbi.calibrate(npe, problem.prior, test, key=jax.random.fold_in(key, 1), num_draws=args.calibration_draws)
     t_cal = time.perf_counter() - t0
     cal_json = _calibration_json(cal)
-    (out / "calibration.json").write_text(json.dumps(_jsonable(cal_json), indent=1) + "\n")
+    write_json(out / "calibration.json", cal_json)
     desc = problem.description()
     desc.update(budget=str((out / "budget").resolve()), n_budget=len(budget), n_test=n_test)
     desc["calibration"] = {k: cal_json[k] for k in ("max_coverage_error", "coverage_band_99", "joint_coverage_90")}
-    npe.save(out / "npe", problem.prior, history=hist, description=_jsonable(desc), overwrite=True)
+    npe.save(out / "npe", problem.prior, history=hist, description=jsonable(desc), overwrite=True)
     summary = {
-        "vbtjax_version": _version(),
+        "vbtjax_version": version(),
         "problem": meta["problem"],
         "n_train": hist["n_train"],
         "n_val": hist["n_val"],
@@ -442,7 +455,7 @@ def run_train(args: argparse.Namespace) -> int:
         "pca": pca or None,
         "ensemble": args.ensemble,
     }
-    (out / "train.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
+    write_json(out / "train.json", summary)
     if not args.no_plot:
         cal.plot(out / "calibration.png")
         _plot_training(out / "training.png", hist)
@@ -502,7 +515,7 @@ def _plot_training(path: Path, hist) -> None:
     ax.set(xlabel="epoch", ylabel="-log q(u | x) (standardised u)", title="NPE training")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -580,7 +593,7 @@ def run_infer(args: argparse.Namespace) -> int:
     dims, coords = {}, {}
     if problem.name == "vep":
         dims, coords = {"x0": ["region"]}, {"region": list(problem.labels)}
-    attrs = {"vbtjax_version": _version(), "method": "NPE", "observation": str(obs_path), "problem": problem.name}
+    attrs = {"vbtjax_version": version(), "method": "NPE", "observation": str(obs_path), "problem": problem.name}
     idata = to_inference_data(
         {k: v[None] for k, v in draws.items()},
         observed_data={"features": x},
@@ -590,7 +603,7 @@ def run_infer(args: argparse.Namespace) -> int:
     )
     save_netcdf(idata, res_dir / "posterior.nc")
     summary: dict[str, Any] = {
-        "vbtjax_version": _version(),
+        "vbtjax_version": version(),
         "problem": problem.name,
         "observation": str(obs_path),
         "estimator": str(npe_dir),
@@ -606,12 +619,12 @@ def run_infer(args: argparse.Namespace) -> int:
     truth = None
     truth_path = obs_path.parent / "truth.json"
     if truth_path.is_file():
-        truth = json.loads(truth_path.read_text())
+        truth = files.read_json(truth_path)
         summary["truth"] = truth
     ranking = None
     if problem.name == "vep":
         ranking = _vep_ranking(problem, draws, args.threshold)
-        (res_dir / "ranking.json").write_text(json.dumps(ranking, indent=1) + "\n")
+        write_json(res_dir / "ranking.json", ranking)
         predicted = [r["index"] for r in ranking if r["observed"] and r["probability"] > args.threshold]
         summary["predicted_ez"] = predicted
         summary["threshold"] = args.threshold
@@ -625,7 +638,7 @@ def run_infer(args: argparse.Namespace) -> int:
     if not args.no_plot:
         _plot_posterior(res_dir / "posterior.png", problem, draws, truth, nuts)
     summary["seconds_total"] = round(time.perf_counter() - t0, 2)
-    (res_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
+    write_json(res_dir / "summary.json", summary)
     if not args.quiet:
         print(f"vbtjax sbi infer: {args.draws} posterior draws in {t_sample * 1e3:.1f} ms (first call {t_first:.2f} s)")
         if ranking is not None:
@@ -717,7 +730,7 @@ def _compare_nuts(args, problem, rec, draws, res_dir: Path, summary: dict[str, A
         ),
         "x0_observed_median_sd_ratio": float(np.median(x0c["sd_ratio"][observed])),
     }
-    (res_dir / "comparison.json").write_text(json.dumps(_jsonable(out), indent=1) + "\n")
+    write_json(res_dir / "comparison.json", out)
     summary["nuts"] = {k: out[k] for k in ("seconds_nuts", "divergences", "nuts_predicted_ez", "regions_disagreeing")}
     kc = cmp["K"]
     return (
@@ -765,5 +778,5 @@ def _plot_posterior(path: Path, problem, draws, truth, nuts_line) -> None:
         ax[-1].plot(a, b, ".", ms=1, alpha=0.4)
         ax[-1].set(xlabel=names[0], ylabel=names[1])
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)

@@ -12,13 +12,13 @@ input formats (``seeg.npz``, ``sensors.txt``, ``connectome.npz``, ``truth.json``
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .cli import UsageError, _jsonable, _version
+from . import files
+from ._cli_common import UsageError, replacing, resume_settings, save_figure, version, write_json
 
 EPILOG = """\
 examples:
@@ -120,13 +120,21 @@ def add_vep(sub) -> None:
     g.add_argument("--x64", action="store_true", help="compute in float64 (default float32)")
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", default="vbtjax-vep", help="output folder (default vbtjax-vep)")
-    g.add_argument("--resume", action="store_true", help="continue the sampler from DIR/checkpoint")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the NUTS sampler from DIR/checkpoint. Only the same run is continued: the patient's data "
+        "(connectome, sensors, recording, montage, bad channels) and the model and sampler options must be those of "
+        "the checkpoint (else an error names what differs); --samples may change (more draws continue the chains, "
+        "fewer keep the first ones), recorded in vep.json as resumed: [{at_step, --samples: [old, new]}]; "
+        "--threshold, --resection-draws and the output options may change",
+    )
     g.add_argument("--no-plot", action="store_true", help="do not write vep.png")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=run_vep)
 
 
-def _parse_ez(text: str, n: int) -> list[int]:
+def parse_ez(text: str, n: int) -> list[int]:
     try:
         ez = sorted({int(v) for v in text.replace(" ", "").split(",") if v != ""})
     except ValueError:
@@ -141,10 +149,10 @@ def _parse_ez(text: str, n: int) -> list[int]:
     return ez
 
 
-def _load_connectome(spec: str):
+def load_connectome(spec: str):
     import vbtjax as vbt
 
-    from .cli import CONNECTOME_SIZES
+    from ._cli_simulate import CONNECTOME_SIZES
 
     spec = str(spec).strip()
     if spec.isdigit() and not Path(spec).exists():
@@ -160,7 +168,7 @@ def _load_connectome(spec: str):
         raise UsageError("--connectome", str(e)) from None
 
 
-def _load_sensors(path: str | None, rec=None):
+def load_sensors(path: str | None, rec=None):
     import vbtjax as vbt
 
     if path is None:
@@ -180,9 +188,19 @@ def _load_sensors(path: str | None, rec=None):
         raise UsageError("--sensors", str(e)) from None
 
 
-def _write_sensors(path: Path, labels, positions) -> None:
-    lines = [f"{lb} {x:.6f} {y:.6f} {z:.6f}" for lb, (x, y, z) in zip(labels, np.asarray(positions), strict=True)]
-    path.write_text("\n".join(lines) + "\n")
+def write_patient(folder: Path, rec, sensors, conn, truth: dict | None) -> None:
+    """A patient's files in the input formats, each written atomically: ``seeg.npz``, ``sensors.txt`` (the contacts
+    of the recording), ``connectome.npz`` (with `conn`; None: not written) and ``truth.json`` (None: not written)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with replacing(folder / "seeg.npz") as tmp:
+        rec.save(tmp)
+    positions = np.asarray(sensors.positions)[[sensors.index(c) for c in rec.ch_names]]
+    lines = [f"{lb} {x:.6f} {y:.6f} {z:.6f}" for lb, (x, y, z) in zip(rec.ch_names, positions, strict=True)]
+    files.write_text(folder / "sensors.txt", "\n".join(lines) + "\n")
+    if conn is not None:
+        conn.save_npz(folder / "connectome.npz")
+    if truth is not None:
+        write_json(folder / "truth.json", truth)
 
 
 def _check(args) -> None:
@@ -240,25 +258,21 @@ def run_vep(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    conn, conn_source = _load_connectome(args.connectome)
+    conn, conn_source = load_connectome(args.connectome)
     if conn.centres is None:
         raise UsageError("--connectome", "needs region centres (mm) to compute the SEEG gain")
-    n = conn.n_regions
-    n_win = int(round(args.duration / args.period))
-    truth = None
-    rec = None
-    if args.seeg is not None:
-        rec = _load_recording(args.seeg, args.bads)
-    sensors, sensors_source = _load_sensors(args.sensors, rec)
+    rec = None if args.seeg is None else _load_recording(args.seeg, args.bads)
+    sensors, sensors_source = load_sensors(args.sensors, rec)
+    truth, write_patient_files = None, None
     if args.synthetic_ez is not None:
-        rec, truth = _synthetic(conn, sensors, args, out)
+        rec, truth, write_patient_files = _synthetic(conn, sensors, args, out)
         if args.patient_only:
+            write_patient_files()
             if not args.quiet:
                 print(f"wrote {out / 'patient'}/")
             return 0
     left_out = list(rec.bads)
     rec = _montage(rec, args.montage)
-    dtype = jnp.float64 if args.x64 else jnp.float32
     try:
         post = vep.recording_posterior(
             conn,
@@ -269,21 +283,20 @@ def run_vep(args: argparse.Namespace) -> int:
             period=args.period,
             dt=args.dt,
             time_scale=_time_scale(args.time_scale),
-            dtype=dtype,
+            dtype=jnp.float64 if args.x64 else jnp.float32,
         )
     except ValueError as e:
         raise UsageError("--seeg", f"{e} (sensors: {sensors_source})") from None
-    env = np.asarray(post.envelope)
     if not args.quiet:
         print(
-            f"{len(rec.ch_names)} channels, {rec.data.shape[1] / rec.sfreq:g} s at {rec.sfreq:g} Hz in {n_win} "
-            f"windows; observation model: {post.feature}" + (f"; left out: {', '.join(left_out)}" if left_out else "")
+            f"{len(rec.ch_names)} channels, {rec.data.shape[1] / rec.sfreq:g} s at {rec.sfreq:g} Hz in "
+            f"{int(round(args.duration / args.period))} windows; observation model: {post.feature}"
+            + (f"; left out: {', '.join(left_out)}" if left_out else "")
         )
     ckpt = out / "checkpoint"
-    if not args.resume and ckpt.exists():  # a new run: an earlier run's sampler state is not continued
-        import shutil
-
-        shutil.rmtree(ckpt)
+    resumed = _resume(args, conn, post, ckpt) if args.sampler == "nuts" else []
+    if write_patient_files is not None:
+        write_patient_files()
     result = vep.infer_ez(
         post,
         key=jax.random.key(args.seed),
@@ -298,8 +311,52 @@ def run_vep(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         warn=False,
     )
-    t_sample = time.perf_counter()
+    sources = {"connectome": conn_source, "sensors": sensors_source, "seeg": args.seeg}
+    summary = {
+        **sources,
+        "channels": list(rec.ch_names),
+        "bads": left_out,
+        "n_contacts": len(rec.ch_names),
+        "seconds_sampling": round(time.perf_counter() - t_start, 1),
+        "resumed": resumed,
+    }
+    summary = _write_results(args, out, conn, post, result, truth, sources, summary)
+    summary["seconds_total"] = round(time.perf_counter() - t_start, 1)
+    write_json(out / "vep.json", summary)
+    if not result.trustworthy:
+        import warnings
+
+        warnings.warn(result.verdict, stacklevel=1)
+    if not args.quiet:
+        _report(result, summary, out)
+    return 0
+
+
+def _resume(args, conn, post, folder: Path) -> list[dict]:
+    """Check ``--resume`` against the checkpoint's settings (or record a fresh run's): see ``--help``."""
+    from .inference.fit import fingerprint
+
+    data = (post.envelope, post.gain, conn.weights, conn.lengths, conn.centres)
+    settings = {
+        "patient data": fingerprint(tuple(np.asarray(x, np.float64) for x in data), max_values=0),
+        "--feature": post.feature,
+        **{f"--{k.replace('_', '-')}": getattr(args, k) for k in _RESUME_OPTIONS},
+    }
+    return resume_settings(folder, "nuts_checkpoint.npz", settings, args.resume, allowed=("--samples",))
+
+
+_RESUME_OPTIONS = ("montage", "bads", "synthetic_ez", "duration", "period", "dt", "time_scale", "seed", "chains")
+_RESUME_OPTIONS += ("warmup", "samples", "max_tree_depth", "x64")
+
+
+def _write_results(args, out: Path, conn, post, result, truth, sources: dict, summary: dict) -> dict:
+    """The resection, ``posterior.nc``, ``ranking.json``, the twin and the figures; returns the summary completed
+    for ``vep.json`` (every file written atomically)."""
+    from . import vep
+    from .inference.diagnostics import save_netcdf
+
     nres = result.samples
+    n = conn.n_regions
     predicted = result.predicted_ez(args.threshold).tolist()
     x0 = np.asarray(nres.samples["x0"]).reshape(-1, n)
     K = np.asarray(nres.samples["K"]).reshape(-1)
@@ -318,32 +375,19 @@ def run_vep(args: argparse.Namespace) -> int:
     idata = nres.to_inference_data(
         dims={"x0": ["region"]},
         coords={"region": list(result.labels)},
-        attrs={"vbtjax_version": _version(), "connectome": conn_source, "sensors": sensors_source},
+        attrs={"vbtjax_version": version(), "connectome": sources["connectome"], "sensors": sources["sensors"]},
     )
-    from .inference.diagnostics import save_netcdf
-
     save_netcdf(idata, out / "posterior.nc")
-    (out / "ranking.json").write_text(json.dumps(result.ranking, indent=1) + "\n")
+    write_json(out / "ranking.json", result.ranking)
     inputs = [p for p in (args.connectome, args.sensors, args.seeg) if p is not None and Path(p).is_file()]
     twin = vep.vep_twin(
-        conn,
-        result,
-        duration=args.duration,
-        dt=args.dt,
-        period=args.period,
-        inputs=inputs,
-        metadata={"connectome": conn_source, "sensors": sensors_source, "seeg": args.seeg},
+        conn, result, duration=args.duration, dt=args.dt, period=args.period, inputs=inputs, metadata=sources
     )
     twin.save(out / "twin", overwrite=True)
     summary = {
-        "vbtjax_version": _version(),
-        "connectome": conn_source,
-        "sensors": sensors_source,
-        "seeg": args.seeg,
-        "channels": list(rec.ch_names),
-        "bads": left_out,
-        "n_contacts": len(rec.ch_names),
-        "windows": n_win,
+        "vbtjax_version": version(),
+        **summary,
+        "windows": int(round(args.duration / args.period)),
         "feature": post.feature,
         "duration_ms": args.duration,
         "period_ms": args.period,
@@ -354,56 +398,36 @@ def run_vep(args: argparse.Namespace) -> int:
         "samples": int(x0.shape[0] // args.chains),
         "threshold": args.threshold,
         **_result_summary(result, resection, predicted, x0, K, ts),
-        "seconds_sampling": round(t_sample - t_start, 1),
         "seconds_total": None,
     }
     if hasattr(nres, "step_size"):
         summary["step_size"] = np.asarray(nres.step_size).tolist()
     if truth is not None:
-        ez = set(truth["ez"])
-        tp = len(ez & set(predicted))
-        summary["truth"] = truth
-        summary["precision"] = tp / max(len(predicted), 1)
-        summary["recall"] = tp / len(ez)
+        tp = len(set(truth["ez"]) & set(predicted))
+        summary.update(truth=truth, precision=tp / max(len(predicted), 1), recall=tp / len(truth["ez"]))
     if not args.no_plot:
-        _plot(out / "vep.png", env, post, result, resection, truth, args)
-        result.ppc.plot(
-            out / "ppc.png",
-            xlabel="window",
-            ylabel="log power" if post.feature == "power" else "level (common scale)",
-        )
-    summary["seconds_total"] = round(time.perf_counter() - t_start, 1)
-    (out / "vep.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
-    if not result.trustworthy:
-        import warnings
-
-        warnings.warn(result.verdict, stacklevel=1)
-    if not args.quiet:
-        _report(result, summary, out)
-    return 0
+        _plot(out / "vep.png", np.asarray(post.envelope), post, result, resection, truth, args)
+        with replacing(out / "ppc.png") as tmp:
+            ylabel = "log power" if post.feature == "power" else "level (common scale)"
+            result.ppc.plot(tmp, xlabel="window", ylabel=ylabel)
+    return summary
 
 
 def _synthetic(conn, sensors, args, out: Path):
-    """A synthetic patient's recording and truth, its files written to ``out/patient`` in the input formats."""
+    """A synthetic patient's recording, truth, and the function that writes its files to ``out/patient`` in the
+    input formats (called once a ``--resume`` is accepted: a refused command writes nothing)."""
     from . import vep
 
-    ez = _parse_ez(args.synthetic_ez, conn.n_regions)
+    ez = parse_ez(args.synthetic_ez, conn.n_regions)
     patient = vep.synthetic_patient(
         conn, sensors, ez, seed=args.seed, duration=args.duration, dt=args.dt, period=args.period
     )
-    pdir = out / "patient"
-    pdir.mkdir(exist_ok=True)
-    patient.recording.save(pdir / "seeg.npz")
-    used = [sensors.index(c) for c in patient.recording.ch_names]
-    _write_sensors(pdir / "sensors.txt", patient.recording.ch_names, np.asarray(sensors.positions)[used])
-    conn.save_npz(pdir / "connectome.npz")
     truth = {"ez": ez, "x0": np.asarray(patient.x0).tolist(), "K": patient.K, "seed": args.seed}
     truth["seizing"] = list(patient.seizing)
-    (pdir / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
     if not args.quiet:
         n_ch = len(patient.recording.ch_names)
         print(f"synthetic patient: EZ {ez}, {n_ch} contacts, seizing regions {patient.seizing}")
-    return patient.recording, truth
+    return patient.recording, truth, lambda: write_patient(out / "patient", patient.recording, sensors, conn, truth)
 
 
 def _result_summary(result, resection, predicted, x0, K, ts) -> dict:
@@ -539,5 +563,5 @@ def _plot(path: Path, env, post, result, resection, truth, args) -> None:
         ylim=(0, 1.02),
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)

@@ -1,20 +1,22 @@
 """``vbtjax whatif``: a what-if scenario run over a saved twin's posterior (see :meth:`vbtjax.Twin.predict`).
 
 Writes to ``--out``: ``prediction.npz`` (the outcome of every draw with and without the scenario, the draws),
-``summary.json`` (what is printed, as numbers) and ``whatif.png`` (the outcome distributions).
+``summary.json`` (what is printed, as numbers) and ``whatif.png`` (the outcome distributions), each atomically.
+When a simulation diverges (NaN or inf in the monitor used) or an outcome is not finite, it writes nothing and exits
+with status 1. ``--verify-key-file`` refuses a twin that is not signed with that key (:meth:`vbtjax.Twin.save`'s
+``key=``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .cli import UsageError, _jsonable, _version
+from ._cli_common import UsageError, print_error, save_figure, version, write_json
 
 DEFAULT_OUT = "vbtjax-whatif"
 
@@ -60,6 +62,12 @@ def add_whatif(sub) -> None:
     )
     p.add_argument("twin", metavar="TWIN", help="twin folder or .zip written by Twin.save")
     p.add_argument("--scenario", metavar="SPEC", required=True, help="the intervention, e.g. resect:3,17 (see below)")
+    p.add_argument(
+        "--verify-key-file",
+        metavar="PATH",
+        help="refuse the twin unless it is signed (Twin.save(..., key=)) with the key held in PATH: the file's bytes "
+        "as they are, a trailing newline included",
+    )
     g = p.add_argument_group("outcome")
     g.add_argument(
         "--outcome",
@@ -230,8 +238,43 @@ def _plot(kind: str, summary: dict[str, Any], labels: list[str], path: Path, tit
         ax.set_ylabel("change of the time average (median, 90% interval)")
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
+
+
+def _verify_key(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        key = Path(path).read_bytes()
+    except OSError as e:
+        raise UsageError("--verify-key-file", f"{path} cannot be read: {e.strerror or e}") from None
+    if not key:
+        raise UsageError("--verify-key-file", f"{path} is empty; it must hold the key the twin was signed with")
+    return key
+
+
+def _with_finite(outcome, monitor: str):
+    """``sol -> (outcome(sol), every sample of the monitor is finite)``: a diverging simulation is caught even where
+    its outcome looks valid (a NaN never exceeds a seizure threshold)."""
+    import jax.numpy as jnp
+
+    def run(sol):
+        ys = sol.ys[monitor] if isinstance(sol.ys, dict) and monitor in sol.ys else sol.ys
+        return outcome(sol), jnp.all(jnp.isfinite(jnp.asarray(ys)))
+
+    return run
+
+
+def _not_finite(out, base) -> int:
+    """Number of draws whose simulation (with or without the scenario) diverged or whose outcome is not finite."""
+    bad = np.zeros(np.asarray(out[1]).shape[0], bool)
+    for value, ok in (out, base):
+        v = np.asarray(value)
+        bad |= ~np.asarray(ok, bool)
+        if v.dtype.kind in "fc":
+            bad |= ~np.isfinite(v.reshape(v.shape[0], -1)).all(axis=1)
+    return int(bad.sum())
 
 
 def run_whatif(args: argparse.Namespace) -> int:
@@ -241,11 +284,12 @@ def run_whatif(args: argparse.Namespace) -> int:
     from . import vep as _vep
     from .models import Epileptor2D
     from .outcomes import outcome_by_name
-    from .twin import Twin, TwinFileError
+    from .twin import Prediction, Twin, TwinFileError
 
     t0 = time.perf_counter()
+    key = _verify_key(args.verify_key_file)
     try:
-        twin = Twin.load(args.twin)
+        twin = Twin.load(args.twin, verify=key)
     except TwinFileError as e:
         raise UsageError("TWIN", str(e)) from None
     net = twin.network
@@ -276,20 +320,28 @@ def run_whatif(args: argparse.Namespace) -> int:
     if kind == "seizure":
         kw["threshold"] = _vep.SEIZURE_X1 if args.threshold is None else args.threshold
     outcome = outcome_by_name(kind, **kw)
-    key = jax.random.key(args.seed)
     try:
         pred = twin.predict(
             scenario,
-            outcome,
+            _with_finite(outcome, monitor),
             t1=args.duration,
             dt=args.dt,
-            key=key,
+            key=jax.random.key(args.seed),
             n_samples=args.samples,
             batch_size=args.batch_size,
             progress=not args.quiet,
         )
     except ValueError as e:
         raise UsageError(None, str(e)) from None
+    bad = _not_finite(pred.outcome, pred.baseline)
+    if bad:
+        print_error(
+            "whatif",
+            f"{bad} of {pred.n_samples} draws gave NaN or inf (the simulation of monitor {monitor!r} diverged, with or "
+            f"without the scenario): use a smaller --dt, or check the twin's parameters. Nothing was written.",
+        )
+        return 1
+    pred = Prediction(outcome=pred.outcome[0], baseline=pred.baseline[0], params=pred.params, scenario=pred.scenario)
     labels = _labels(net)
     removed = _removed(scenario, net)
     summary, lines = _summarise(kind, pred, labels, removed)
@@ -309,9 +361,9 @@ def run_whatif(args: argparse.Namespace) -> int:
         monitor=monitor,
         variable=args.variable,
         seconds=time.perf_counter() - t0,
-        vbtjax=_version(),
+        vbtjax=version(),
     )
-    (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
+    write_json(out / "summary.json", summary)
     if not args.no_plot:
         _plot(kind, summary, labels, out / "whatif.png", f"{args.scenario} ({pred.n_samples} draws)")
     if not args.quiet:

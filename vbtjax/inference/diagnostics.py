@@ -531,9 +531,12 @@ def save_netcdf(idata: Any, path: str | os.PathLike) -> Path:
     **Returns:** `path`, as a ``Path``.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")  # the temporary names of vbtjax.files
     try:
         idata.to_netcdf(str(tmp))
+        with open(tmp, "rb") as f:  # on disk before the rename, so that a crash cannot leave an empty file
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from .fit import _key_data, _save
+from ..files import read_npz, write_npz
+from .fit import Resumed, ResumeError, check_resume, key_data
 from .posterior import Posterior
 
 __all__ = ["nuts", "NutsResult", "warmup_schedule"]
@@ -98,6 +99,7 @@ class NutsResult(eqx.Module):
     - `step_size`: ``(chains,)`` adapted step sizes; `inverse_mass_matrix`: ``(chains, d)`` (diagonal).
     - `warmup_stats`: name -> ``(chains, num_warmup)``: ``step_size``, ``acceptance_rate``, ``diverging``.
     - `seconds`: wall time of warmup and sampling in this process (a resumed run counts only its own part).
+    - `resumed`: one :class:`~vbtjax.inference.fit.Resumed` record per resume from a checkpoint (empty when none).
     """
 
     names: tuple[str, ...] = eqx.field(static=True)
@@ -108,6 +110,7 @@ class NutsResult(eqx.Module):
     inverse_mass_matrix: Array
     warmup_stats: dict[str, Array]
     seconds: float = eqx.field(static=True)
+    resumed: tuple[Resumed, ...] = eqx.field(static=True, default=())
 
     @property
     def num_chains(self) -> int:
@@ -278,7 +281,12 @@ def nuts(
       when the posterior's scales span many orders of magnitude. `init`, the draws and ``positions`` are in ``u``.
     - `checkpoint`: a folder; the state is written to ``checkpoint/nuts_checkpoint.npz`` every `checkpoint_every`
       steps (atomically), and a later call with the same arguments resumes from it and returns exactly the draws
-      of an uninterrupted run. A checkpoint written with other settings raises ``ValueError``.
+      of an uninterrupted run. A checkpoint written with other settings (key, chains, warmup, tree depth, step size
+      and mass matrix settings, the target: its starting points and log density there) raises
+      :class:`~vbtjax.inference.fit.ResumeError` naming each that differs (``num_chains 4 -> 2``). `num_samples`
+      may change: more draws continue the chains, fewer keep the first ones (both exactly the draws of an
+      uninterrupted run with that many); the change is recorded in :attr:`NutsResult.resumed`. `checkpoint_every`
+      may change too.
     - `progress`: a progress bar with the phase, step sizes, divergences and acceptance.
 
     **Returns:** a :class:`NutsResult`.
@@ -300,11 +308,76 @@ def nuts(
     slow_np, end_np = warmup_schedule(num_warmup)
     if not adapt_mass_matrix:
         slow_np, end_np = np.zeros_like(slow_np), np.zeros_like(end_np)
-    kernel = blackjax.nuts.build_kernel()
-    depth = int(max_tree_depth)
+    run_block = _block_runner(logdensity, int(max_tree_depth), dtype, target_accept, adapt_mass_matrix)
+    keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(num_chains))
+    settings = {
+        "num_chains": num_chains,
+        "num_warmup": num_warmup,
+        "num_samples": num_samples,
+        "dim": d,
+        "target_accept": target_accept,
+        "max_tree_depth": int(max_tree_depth),
+        "initial_step_size": initial_step_size,
+        "inverse_mass_matrix": None if inverse_mass_matrix is None else np.asarray(inverse_mass_matrix).tolist(),
+        "adapt_mass_matrix": bool(adapt_mass_matrix),
+        "preconditioner": None if preconditioner is None else float(np.round(np.sum(np.abs(to_u(u0[0]))), 5)),
+        "names": list(names),
+        "key": key_data(key)[0].tolist(),
+        "dtype": str(dtype),
+    }
+    ckpt, state = _open_checkpoint(checkpoint, settings, logdensity, u0)
+    if state is None:
+        state = _SamplerState.initial(
+            logdensity, u0, d, dtype, initial_step_size, inverse_mass_matrix, adapt_mass_matrix, num_chains
+        )
+    t_start = time.perf_counter()
+    _sample(
+        state, run_block, keys, slow_np, end_np, num_warmup + num_samples, checkpoint_every, ckpt, settings, progress
+    )
+    return state.result(names, to_u, to_constrained, num_warmup, num_samples, time.perf_counter() - t_start)
 
-    def chain_step(chain: _Chain, key_c, s, step_size, imm):
-        return _chain_step(kernel, logdensity, depth, dtype, chain, key_c, s, step_size, imm)
+
+def _open_checkpoint(checkpoint, settings: dict[str, Any], logdensity, u0) -> tuple[Path | None, Any]:
+    """``(path of the checkpoint file or None, the state it holds or None)``; adds to `settings` the target's
+    fingerprint: the starting points and the log density there (another target or other data must not be continued)."""
+    if checkpoint is None:
+        return None, None
+    lp0 = np.asarray(jax.jit(jax.vmap(logdensity))(u0), dtype=float)
+    settings["fingerprint"] = [float(np.round(np.sum(np.asarray(u0, dtype=float)), 6))] + [
+        float(f"{v:.7g}") for v in lp0
+    ]
+    ckpt = Path(checkpoint) / CHECKPOINT_NAME
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    return ckpt, (_SamplerState.load(ckpt, settings) if ckpt.exists() else None)
+
+
+def _sample(state, run_block, keys, slow_np, end_np, total: int, every: int, ckpt, settings, progress: bool) -> None:
+    """Warmup and sampling blocks from ``state.step`` to `total`, each followed by a checkpoint."""
+    num_warmup = len(slow_np)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=min(state.step, total), desc="NUTS", unit="step", dynamic_ncols=True)
+    try:
+        while state.step < total:
+            if state.step < num_warmup:
+                status = state.warmup_block(run_block, keys, slow_np, end_np, every)
+            else:
+                status = state.sampling_block(run_block, keys, num_warmup, total, every)
+            if ckpt is not None:
+                state.save(ckpt, settings)
+            if bar is not None:
+                bar.update(status[0])
+                bar.set_postfix_str(status[1])
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _block_runner(logdensity, depth: int, dtype, target_accept: float, adapt_mass_matrix: bool):
+    """The jitted function that advances every chain over a block of steps (warmup or sampling)."""
+    kernel = blackjax.nuts.build_kernel()
 
     def one_step(carry, xs, warm):
         # warmup and sampling share this body (and so one compilation of the kernel and the log density's
@@ -314,7 +387,7 @@ def nuts(
         s, slow, end = xs
         eps = jnp.where(warm, jnp.exp(a.log_eps), eps_fixed)
         imm = jnp.where(warm, a.imm, imm_fixed)
-        chain, info, acc = chain_step(chain, key_c, s, eps, imm)
+        chain, info, acc = _chain_step(kernel, logdensity, depth, dtype, chain, key_c, s, eps, imm)
         adapted = _adapt_update(a, chain.position, acc, slow, end, target_accept, adapt_mass_matrix)
         a = jax.tree.map(lambda new, old: jnp.where(warm, new, old), adapted, a)
         out = {
@@ -337,59 +410,20 @@ def nuts(
 
         return jax.vmap(per_chain)(chains, adapt, keys, eps_fixed, imm_fixed)
 
-    keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(num_chains))
-    settings = {
-        "num_chains": num_chains,
-        "num_warmup": num_warmup,
-        "num_samples": num_samples,
-        "dim": d,
-        "target_accept": target_accept,
-        "max_tree_depth": depth,
-        "initial_step_size": initial_step_size,
-        "inverse_mass_matrix": None if inverse_mass_matrix is None else np.asarray(inverse_mass_matrix).tolist(),
-        "checkpoint_every": checkpoint_every,
-        "adapt_mass_matrix": bool(adapt_mass_matrix),
-        "preconditioner": None if preconditioner is None else float(np.round(np.sum(np.abs(to_u(u0[0]))), 5)),
-        "names": list(names),
-        "key": _key_data(key)[0].tolist(),
-        "dtype": str(dtype),
-    }
-    if checkpoint is not None:
-        # identifies the target: the starting points and the log density there (a checkpoint of another target or
-        # other data must not be continued)
-        lp0 = np.asarray(jax.jit(jax.vmap(logdensity))(u0), dtype=float)
-        settings["fingerprint"] = [float(np.round(np.sum(np.asarray(u0, dtype=float)), 6))] + [
-            float(f"{v:.7g}") for v in lp0
-        ]
-    ckpt = None
-    if checkpoint is not None:
-        folder = Path(checkpoint)
-        folder.mkdir(parents=True, exist_ok=True)
-        ckpt = folder / CHECKPOINT_NAME
+    return run_block
 
-    # ---------------------------------------------------------------- state (fresh or resumed)
-    step = 0
-    warm_out: dict[str, list[np.ndarray]] = {k: [] for k in ("step_size", "acceptance_rate", "diverging")}
-    samp_out: dict[str, list[np.ndarray]] = {k: [] for k in ("position", *_STATS)}
-    if ckpt is not None and ckpt.exists():
-        with np.load(ckpt, allow_pickle=False) as z:
-            saved = json.loads(str(z["settings"]))
-            if saved != json.loads(json.dumps(settings)):
-                diff = sorted(k for k in settings if saved.get(k) != json.loads(json.dumps(settings))[k])
-                raise ValueError(
-                    f"nuts: the checkpoint {ckpt} was written with other settings ({', '.join(diff)} differ); "
-                    "use another checkpoint folder or delete the file to start again."
-                )
-            step = int(z["step"])
-            chains = _Chain(*(jnp.asarray(z[f"chain_{f}"]) for f in _Chain._fields))
-            adapt = _Adapt(*(jnp.asarray(z[f"adapt_{f}"]) for f in _Adapt._fields))
-            for k in warm_out:
-                if f"warm_{k}" in z.files and z[f"warm_{k}"].shape[1]:
-                    warm_out[k].append(z[f"warm_{k}"])
-            for k in samp_out:
-                if f"samp_{k}" in z.files and z[f"samp_{k}"].shape[1]:
-                    samp_out[k].append(z[f"samp_{k}"])
-    else:
+
+class _SamplerState:
+    """The chains, the adaptation state and the draws so far: advanced block by block, saved to and read from
+    ``nuts_checkpoint.npz``."""
+
+    def __init__(self, step: int, chains: _Chain, adapt: _Adapt, resumed: tuple[Resumed, ...] = ()):
+        self.step, self.chains, self.adapt, self.resumed = step, chains, adapt, resumed
+        self.warm_out: dict[str, list[np.ndarray]] = {k: [] for k in ("step_size", "acceptance_rate", "diverging")}
+        self.samp_out: dict[str, list[np.ndarray]] = {k: [] for k in ("position", *_STATS)}
+
+    @classmethod
+    def initial(cls, logdensity, u0, d, dtype, initial_step_size, inverse_mass_matrix, adapt_mass_matrix, num_chains):
         init_state = jax.jit(jax.vmap(lambda u: blackjax.nuts.init(u, logdensity)))(u0)  # jitted: op by op is slow
         if not bool(jnp.all(jnp.isfinite(init_state.logdensity))) or bool(jnp.any(init_state.logdensity <= -1e29)):
             raise ValueError(
@@ -399,99 +433,113 @@ def nuts(
         chains = _Chain(init_state.position, init_state.logdensity, init_state.logdensity_grad)
         adapt = jax.vmap(lambda _: _adapt_init(d, dtype, initial_step_size))(jnp.arange(num_chains))
         if inverse_mass_matrix is not None:
-            imm0 = jnp.asarray(inverse_mass_matrix, dtype)
-            if imm0.shape == (d, d):  # dense: symmetric positive definite, kept fixed
-                if adapt_mass_matrix:
-                    raise ValueError("nuts: a dense (d, d) inverse_mass_matrix needs adapt_mass_matrix=False.")
-                ok = bool(jnp.all(jnp.isfinite(imm0))) and bool(jnp.all(jnp.linalg.eigvalsh(imm0) > 0))
-                if not ok:
-                    raise ValueError("nuts: the dense inverse_mass_matrix must be symmetric positive definite.")
-                adapt = adapt._replace(imm=jnp.broadcast_to(imm0, (num_chains, d, d)))
-            elif imm0.shape in ((d,), (num_chains, d)) and bool(jnp.all(jnp.isfinite(imm0) & (imm0 > 0))):
-                adapt = adapt._replace(imm=jnp.broadcast_to(imm0, (num_chains, d)))
-            else:
-                raise ValueError(
-                    f"nuts: inverse_mass_matrix must be positive and finite with shape ({d},), ({num_chains}, {d}) "
-                    f"or ({d}, {d}) (dense), got shape {imm0.shape}."
-                )
+            adapt = adapt._replace(imm=_initial_imm(inverse_mass_matrix, d, dtype, adapt_mass_matrix, num_chains))
+        return cls(0, chains, adapt)
 
-    def save_checkpoint():
-        if ckpt is None:
-            return
-        arrays = {"settings": np.asarray(json.dumps(settings)), "step": np.asarray(step)}
-        arrays.update({f"chain_{f}": np.asarray(v) for f, v in zip(_Chain._fields, chains, strict=True)})
-        arrays.update({f"adapt_{f}": np.asarray(v) for f, v in zip(_Adapt._fields, adapt, strict=True)})
-        for k, v in warm_out.items():
-            if v:
-                arrays[f"warm_{k}"] = np.concatenate(v, axis=1)
-        for k, v in samp_out.items():
-            if v:
-                arrays[f"samp_{k}"] = np.concatenate(v, axis=1)
-        _save(ckpt, arrays)
+    @classmethod
+    def load(cls, path: Path, settings: dict[str, Any]) -> _SamplerState:
+        z = read_npz(path, what=f"nuts: the checkpoint {path}", required=("settings", "step"))
+        where = f"nuts: cannot resume from {path}"
+        hint = "give the same settings to continue it, or use another checkpoint folder (or delete it) to start again"
+        saved = json.loads(str(z["settings"]))
+        saved.pop("checkpoint_every", None)  # recorded by earlier versions; the draws do not depend on it
+        changes = check_resume(saved, settings, where=where, allowed=("num_samples",), hint=hint)
+        missing = [f"{g}_{f}" for g, t in (("chain", _Chain), ("adapt", _Adapt)) for f in t._fields]
+        missing = [k for k in missing if k not in z]
+        if missing:
+            raise ResumeError(f"{where}: it lacks the arrays {missing} (damaged); {hint}.")
+        old = [Resumed(int(s), tuple(tuple(c) for c in ch)) for s, ch in json.loads(str(z.get("resumed", "[]")))]
+        step = int(z["step"])
+        resumed = (*old, Resumed(step, tuple((k, a, b) for k, (a, b) in changes.items())))
+        chains = _Chain(*(jnp.asarray(z[f"chain_{f}"]) for f in _Chain._fields))
+        state = cls(step, chains, _Adapt(*(jnp.asarray(z[f"adapt_{f}"]) for f in _Adapt._fields)), resumed)
+        for out, prefix in ((state.warm_out, "warm"), (state.samp_out, "samp")):
+            for k in out:
+                if f"{prefix}_{k}" in z and z[f"{prefix}_{k}"].shape[1]:
+                    out[k].append(z[f"{prefix}_{k}"])
+        return state
 
-    total = num_warmup + num_samples
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    def save(self, path: Path, settings: dict[str, Any]) -> None:
+        arrays = {"settings": np.asarray(json.dumps(settings)), "step": np.asarray(self.step)}
+        arrays["resumed"] = np.asarray(json.dumps([[r.at_step, [list(c) for c in r.changed]] for r in self.resumed]))
+        arrays.update({f"chain_{f}": np.asarray(v) for f, v in zip(_Chain._fields, self.chains, strict=True)})
+        arrays.update({f"adapt_{f}": np.asarray(v) for f, v in zip(_Adapt._fields, self.adapt, strict=True)})
+        for prefix, out in (("warm", self.warm_out), ("samp", self.samp_out)):
+            arrays.update({f"{prefix}_{k}": np.concatenate(v, axis=1) for k, v in out.items() if v})
+        write_npz(path, arrays)
 
-        bar = tqdm(total=total, initial=step, desc="NUTS", unit="step", dynamic_ncols=True)
-    t_start = time.perf_counter()
-    try:
-        while step < total:
-            if step < num_warmup:
-                stop = min(num_warmup, (step // checkpoint_every + 1) * checkpoint_every)
-                steps = jnp.arange(step, stop)
-                slow, end = jnp.asarray(slow_np[step:stop]), jnp.asarray(end_np[step:stop])
-                eps_now = jnp.exp(adapt.log_eps)
-                chains, adapt, out = run_block(chains, adapt, keys, steps, slow, end, True, eps_now, adapt.imm)
-                for k in warm_out:
-                    warm_out[k].append(np.asarray(out[k]))
-                phase = "warmup"
-                eps = np.asarray(out["step_size"][:, -1])
-                acc = np.asarray(out["acceptance_rate"]).mean()
-                div = int(np.asarray(out["diverging"]).sum())
-            else:
-                stop = min(total, num_warmup + ((step - num_warmup) // checkpoint_every + 1) * checkpoint_every)
-                steps = jnp.arange(step, stop)
-                off = jnp.zeros(steps.shape, bool)
-                eps_fixed = jnp.broadcast_to(_final_eps(adapt, num_warmup), (num_chains,))
-                chains, _, out = run_block(chains, adapt, keys, steps, off, off, False, eps_fixed, adapt.imm)
-                for k in samp_out:
-                    samp_out[k].append(np.asarray(out[k]))
-                phase = "sampling"
-                eps = np.asarray(_final_eps(adapt, num_warmup))
-                acc = np.asarray(out["acceptance_rate"]).mean()
-                div = int(sum(int(np.asarray(v).sum()) for v in samp_out["diverging"]))
-            if not bool(jnp.all(jnp.isfinite(chains.position))):
-                raise FloatingPointError("nuts: a chain reached a non-finite position; check the log density.")
-            step = stop
-            save_checkpoint()
-            if bar is not None:
-                bar.update(len(steps))
-                bar.set_postfix_str(
-                    f"{phase} eps={np.array2string(eps, precision=2, max_line_width=60)} acc={acc:.2f} div={div}"
-                )
-    finally:
-        if bar is not None:
-            bar.close()
-    seconds = time.perf_counter() - t_start
+    def warmup_block(self, run_block, keys, slow_np, end_np, every: int) -> tuple[int, str]:
+        step, num_warmup = self.step, len(slow_np)
+        stop = min(num_warmup, (step // every + 1) * every)
+        steps = jnp.arange(step, stop)
+        slow, end = jnp.asarray(slow_np[step:stop]), jnp.asarray(end_np[step:stop])
+        eps_now = jnp.exp(self.adapt.log_eps)
+        self.chains, self.adapt, out = run_block(
+            self.chains, self.adapt, keys, steps, slow, end, True, eps_now, self.adapt.imm
+        )
+        for k in self.warm_out:
+            self.warm_out[k].append(np.asarray(out[k]))
+        return self._advance(stop, "warmup", np.asarray(out["step_size"][:, -1]), out, int(out["diverging"].sum()))
 
-    positions = jax.vmap(jax.vmap(to_u))(jnp.asarray(np.concatenate(samp_out["position"], axis=1)))
-    stats = {k: jnp.asarray(np.concatenate(samp_out[k], axis=1)) for k in _STATS}
-    if num_warmup:
-        wstats = {k: jnp.asarray(np.concatenate(v, axis=1)) for k, v in warm_out.items()}
-    else:
-        wstats = {k: jnp.zeros((num_chains, 0)) for k in warm_out}
-    samples = jax.vmap(jax.vmap(to_constrained))(positions)
-    return NutsResult(
-        names=tuple(names),
-        samples=dict(samples),
-        positions=positions,
-        stats=stats,
-        step_size=jnp.asarray(_final_eps(adapt, num_warmup)),
-        inverse_mass_matrix=adapt.imm,
-        warmup_stats=wstats,
-        seconds=seconds,
+    def sampling_block(self, run_block, keys, num_warmup: int, total: int, every: int) -> tuple[int, str]:
+        step = self.step
+        stop = min(total, num_warmup + ((step - num_warmup) // every + 1) * every)
+        steps = jnp.arange(step, stop)
+        off = jnp.zeros(steps.shape, bool)
+        eps_fixed = jnp.broadcast_to(_final_eps(self.adapt, num_warmup), (keys.shape[0],))
+        self.chains, _, out = run_block(
+            self.chains, self.adapt, keys, steps, off, off, False, eps_fixed, self.adapt.imm
+        )
+        for k in self.samp_out:
+            self.samp_out[k].append(np.asarray(out[k]))
+        div = int(sum(int(np.asarray(v).sum()) for v in self.samp_out["diverging"]))
+        return self._advance(stop, "sampling", np.asarray(_final_eps(self.adapt, num_warmup)), out, div)
+
+    def _advance(self, stop: int, phase: str, eps, out, div: int) -> tuple[int, str]:
+        if not bool(jnp.all(jnp.isfinite(self.chains.position))):
+            raise FloatingPointError("nuts: a chain reached a non-finite position; check the log density.")
+        n, self.step = stop - self.step, stop
+        acc = np.asarray(out["acceptance_rate"]).mean()
+        return n, f"{phase} eps={np.array2string(eps, precision=2, max_line_width=60)} acc={acc:.2f} div={div}"
+
+    def result(self, names, to_u, to_constrained, num_warmup: int, num_samples: int, seconds: float) -> NutsResult:
+        """The draws (the first `num_samples` per chain: a resumed run may hold more) and the sampler's state."""
+        cut = {k: np.concatenate(v, axis=1)[:, :num_samples] for k, v in self.samp_out.items()}
+        positions = jax.vmap(jax.vmap(to_u))(jnp.asarray(cut["position"]))
+        stats = {k: jnp.asarray(cut[k]) for k in _STATS}
+        n_chains = positions.shape[0]
+        if num_warmup:
+            wstats = {k: jnp.asarray(np.concatenate(v, axis=1)) for k, v in self.warm_out.items()}
+        else:
+            wstats = {k: jnp.zeros((n_chains, 0)) for k in self.warm_out}
+        return NutsResult(
+            names=tuple(names),
+            samples=dict(jax.vmap(jax.vmap(to_constrained))(positions)),
+            positions=positions,
+            stats=stats,
+            step_size=jnp.asarray(_final_eps(self.adapt, num_warmup)),
+            inverse_mass_matrix=self.adapt.imm,
+            warmup_stats=wstats,
+            seconds=seconds,
+            resumed=self.resumed,
+        )
+
+
+def _initial_imm(inverse_mass_matrix, d: int, dtype, adapt_mass_matrix: bool, num_chains: int):
+    """The checked starting inverse mass matrix: diagonal ``(num_chains, d)`` or dense ``(num_chains, d, d)``."""
+    imm0 = jnp.asarray(inverse_mass_matrix, dtype)
+    if imm0.shape == (d, d):  # dense: symmetric positive definite, kept fixed
+        if adapt_mass_matrix:
+            raise ValueError("nuts: a dense (d, d) inverse_mass_matrix needs adapt_mass_matrix=False.")
+        ok = bool(jnp.all(jnp.isfinite(imm0))) and bool(jnp.all(jnp.linalg.eigvalsh(imm0) > 0))
+        if not ok:
+            raise ValueError("nuts: the dense inverse_mass_matrix must be symmetric positive definite.")
+        return jnp.broadcast_to(imm0, (num_chains, d, d))
+    if imm0.shape in ((d,), (num_chains, d)) and bool(jnp.all(jnp.isfinite(imm0) & (imm0 > 0))):
+        return jnp.broadcast_to(imm0, (num_chains, d))
+    raise ValueError(
+        f"nuts: inverse_mass_matrix must be positive and finite with shape ({d},), ({num_chains}, {d}) "
+        f"or ({d}, {d}) (dense), got shape {imm0.shape}."
     )
 
 

@@ -42,6 +42,7 @@ networks cost about as much as a few single runs.
 from __future__ import annotations
 
 import inspect
+import io
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -55,6 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from ..files import write_bytes
 from . import diagnostics as _diag
 from .nuts import _adapt_init, _adapt_update, _Chain, _chain_step, _final_eps, warmup_schedule
 from .posterior import Posterior
@@ -260,8 +262,9 @@ class SBCResult:
             ax.set_xlim(0, self.num_draws + 1)
         fig.suptitle(f"SBC rank histograms, {self.n_replicates} replicates, {int(prob * 100)}% band", fontsize=10)
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        buf = io.BytesIO()  # rendered in memory, then written atomically: a kill leaves no half-written figure
+        fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=110)
+        write_bytes(path, buf.getvalue())
         return path
 
     def report(self) -> str:

@@ -16,7 +16,6 @@ budget as an uninterrupted one. A finished budget is reused by :meth:`Budget.loa
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +26,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ..files import read_json, read_npz, write_json, write_npz
 
 __all__ = ["Budget", "simulate_budget", "prior_paths", "FORMAT"]
 
@@ -143,8 +144,8 @@ class Budget:
         meta_path = path / "budget.json"
         if not meta_path.is_file():
             raise FileNotFoundError(f"Budget.load: {path} has no budget.json; build it with simulate_budget.")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT:
+        meta = read_json(meta_path, what=f"Budget.load: {meta_path}")
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"Budget.load: {meta_path} is not a vbtjax simulation budget.")
         parts = {"u": [], "theta": [], "x": [], "finite": []}
         done = 0
@@ -152,9 +153,9 @@ class Budget:
             f = path / f"chunk_{c:05d}.npz"
             if not f.is_file():
                 continue
-            with np.load(f, allow_pickle=False) as z:
-                for k in parts:
-                    parts[k].append(z[k])
+            z = read_npz(f, keys=parts, what=f"Budget.load: {f}", required=parts)
+            for k in parts:
+                parts[k].append(z[k])
             done += 1
         if not done:
             raise ValueError(f"Budget.load: {path} has no finished chunk yet.")
@@ -195,7 +196,9 @@ def simulate_budget(
     - `prior`: a :class:`~vbtjax.inference.Posterior` with ``log_likelihood=None`` (network, selection, priors).
     - `n`: number of simulations.
     - `out`: folder for the chunks (``None``: in memory only). Existing finished chunks of the same budget are
-      reused (resume); a folder holding a different budget is refused.
+      reused (resume); a folder holding a different budget (other parameters, key, chunk size, simulation settings
+      or description) is refused with :class:`~vbtjax.inference.fit.ResumeError` naming what differs. `n` may grow
+      when the budget so far is a whole number of chunks (recorded in ``budget.json`` under ``resumed``).
     - `features`: ``features(solution) -> array`` (flattened to ``(F,)``), with `t1`, `dt` (ms), `solver`,
       `monitors`, `history` as for :func:`~vbtjax.simulate`; or
     - `run`: ``run(network, key) -> array``, a whole simulator (e.g. the VEP's envelopes with observation noise).
@@ -244,21 +247,7 @@ def simulate_budget(
     }
     folder = Path(out) if out is not None else None
     if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        meta_path = folder / "budget.json"
-        if meta_path.exists():
-            old = json.loads(meta_path.read_text())
-            same = {k: old.get(k) for k in ("names", "shapes", "n", "chunk_size", "key")}
-            if same != {k: meta[k] for k in same}:
-                raise ValueError(
-                    f"simulate_budget: {folder} holds another budget ({same}); use another folder or delete it."
-                )
-            meta["provenance"] = old.get("provenance")
-        else:
-            meta["provenance"] = _provenance(())
-            tmp = meta_path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(meta, indent=1))
-            os.replace(tmp, meta_path)
+        meta = _open_folder(folder, meta, _provenance)
     k_draw, k_sim = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
     draw = jax.jit(lambda k, m: prior.sample_prior(k, m), static_argnums=1)
     files = [folder / f"chunk_{c:05d}.npz" if folder is not None else None for c in range(n_chunks)]
@@ -287,8 +276,7 @@ def simulate_budget(
     for c in range(n_chunks):
         m, f = sizes[c], files[c]
         if c not in draws:
-            with np.load(f, allow_pickle=False) as z:
-                chunk = {k: z[k] for k in parts}
+            chunk = read_npz(f, keys=parts, what=f"simulate_budget: {f}", required=parts)
             if chunk["u"].shape[0] != m:
                 raise ValueError(f"simulate_budget: {f} holds {chunk['u'].shape[0]} simulations, expected {m}.")
         else:
@@ -297,9 +285,7 @@ def simulate_budget(
             chunk = {"u": u, "theta": _flat_theta(prior, u), "x": x, "finite": np.all(np.isfinite(x), axis=1)}
             simulated += m
             if f is not None:
-                tmp = f.with_name(f.name + ".tmp.npz")
-                np.savez(tmp, **chunk)
-                os.replace(tmp, f)
+                write_npz(f, chunk)
         for k in parts:
             parts[k].append(chunk[k])
         if bar is not None:
@@ -314,9 +300,7 @@ def simulate_budget(
             "seconds": round(seconds, 3),
             "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
-        tmp = folder / "budget.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, folder / "budget.json")
+        write_json(folder / "budget.json", meta)
     return Budget(
         np.concatenate(parts["u"]),
         np.concatenate(parts["theta"]),
@@ -326,6 +310,37 @@ def simulate_budget(
         info,
         np.concatenate(parts["finite"]),
     )
+
+
+_SAME = ("names", "paths", "shapes", "dim", "chunk_size", "key", "dt", "t1", "description")
+
+
+def _open_folder(folder: Path, meta: dict[str, Any], provenance) -> dict[str, Any]:
+    """Start the budget folder (its ``budget.json``), or check that the folder holds this budget: the same prior,
+    key, chunking, simulation settings and description; `n` may grow when the budget so far is a whole number of
+    chunks (its chunks keep their draws), and the growth is recorded under ``resumed``."""
+    from ..inference.fit import ResumeError, check_resume
+
+    folder.mkdir(parents=True, exist_ok=True)
+    meta_path = folder / "budget.json"
+    if not meta_path.exists():
+        meta["provenance"] = provenance(())
+        write_json(meta_path, meta)
+        return meta
+    old = read_json(meta_path, what=f"simulate_budget: {meta_path}")
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
+        raise ResumeError(f"simulate_budget: {meta_path} is not a vbtjax simulation budget; use another folder.")
+    where = f"simulate_budget: {folder} holds another budget"
+    hint = "use another folder or delete it (n may grow by whole chunks)"
+    saved = {k: old.get(k) for k in (*_SAME, "n")}
+    changes = check_resume(saved, {k: meta[k] for k in saved}, where=where, allowed=("n",), hint=hint)
+    if changes and not (meta["n"] > old["n"] and old["n"] % old["chunk_size"] == 0):
+        raise ResumeError(f"{where}: n {old['n']} -> {meta['n']}; {hint}.")
+    meta["provenance"] = old.get("provenance")
+    meta["resumed"] = old.get("resumed", []) + ([{"n": [old["n"], meta["n"]]}] if changes else [])
+    if changes:
+        write_json(meta_path, meta)
+    return meta
 
 
 def _leaf_values(prior: Any, values: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:

@@ -13,8 +13,10 @@ For each held-out simulation ``(u*, x)`` of a test budget, ``L`` draws are taken
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -22,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..files import write_bytes
 from .budget import Budget
 
 __all__ = ["Calibration", "calibrate", "compare_posteriors"]
@@ -123,7 +126,9 @@ class Calibration:
             axes[1 + j].set_title(self.names[j], fontsize=8)
             axes[1 + j].set_xlabel("rank")
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
+        buf = io.BytesIO()  # rendered in memory, then written atomically: a kill leaves no half-written figure
+        fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=100)
+        write_bytes(path, buf.getvalue())
         plt.close(fig)
 
 

@@ -18,12 +18,10 @@ the prior: network, constraints and NumPyro priors, training history, provenance
 from __future__ import annotations
 
 import functools
-import io
 import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +37,7 @@ from flowjax.bijections import RationalQuadraticSpline
 from flowjax.distributions import Normal
 from flowjax.flows import masked_autoregressive_flow
 
+from .. import files
 from .._params import is_concrete
 from .._serialise import SerialisationError, content_hash, decode, encode
 from .budget import Budget, prior_paths
@@ -209,19 +208,16 @@ class NPE(eqx.Module):
             "provenance": _provenance(()),
         }
         meta["content_hash"] = content_hash(meta, arrays)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        staged = files.staging_dir(
+            path
+        )  # built beside `path`, then swapped in: the old or the new folder survives a kill
         try:
-            (tmp / "npe.json").write_text(json.dumps(meta, indent=1, sort_keys=True, allow_nan=False))
-            (tmp / "arrays.npz").write_bytes(buf.getvalue())
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return path
+            files.write_text(staged / "npe.json", json.dumps(meta, indent=1, sort_keys=True, allow_nan=False))
+            files.write_npz(staged / "arrays.npz", arrays)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        return files.replace_dir(staged, path)
 
 
 @eqx.filter_jit
@@ -336,16 +332,16 @@ def load_npe(path: str | os.PathLike, trust=()) -> tuple[NPE, Any, dict[str, Any
     description and provenance. A modified or truncated folder is refused."""
     from ..twin import TwinFileError
 
-    path = Path(path)
+    path = files.recover(Path(path))  # completes or undoes a save that a kill interrupted
+    for name in ("npe.json", "arrays.npz"):
+        if not (path / name).is_file():
+            raise TwinFileError(f"load_npe: {path} is not a saved estimator ({path / name} is missing).")
     try:
-        meta = json.loads((path / "npe.json").read_text())
-        with np.load(path / "arrays.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except FileNotFoundError as e:
-        raise TwinFileError(f"load_npe: {path} is not a saved estimator ({e.filename} is missing).") from None
-    except Exception as e:  # noqa: BLE001 - json and numpy raise several types for damaged files
-        raise TwinFileError(f"load_npe: {path} cannot be read (truncated or damaged: {e}).") from e
-    if meta.get("format") != FORMAT:
+        meta = files.read_json(path / "npe.json")
+        arrays = files.read_npz(path / "arrays.npz")
+    except files.FileReadError as e:
+        raise TwinFileError(f"load_npe: {path} cannot be read: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise TwinFileError(f"load_npe: {path} is not a vbtjax neural posterior estimator.")
     stored = meta.pop("content_hash", None)
     if stored is None or content_hash(meta, arrays) != stored:

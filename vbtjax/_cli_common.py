@@ -1,0 +1,171 @@
+"""What the ``vbtjax`` subcommands share: the one-line usage error, the parser that raises it, JSON conversion, atomic
+output files (JSON, figures, files written by other libraries) and the settings record that lets ``--resume``
+refuse a run it cannot honour.
+
+Every file a subcommand writes goes through :mod:`vbtjax.files` (or :func:`replacing`, the same temporary name +
+``os.replace``), so a run killed at any moment leaves each output complete or absent, never half written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import os
+import sys
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import files
+
+__all__ = [
+    "PROG",
+    "ArgumentParser",
+    "UsageError",
+    "fc_panel",
+    "jsonable",
+    "print_error",
+    "replacing",
+    "resume_settings",
+    "save_figure",
+    "version",
+    "write_json",
+]
+
+PROG = "vbtjax"
+SETTINGS_NAME = "settings.json"
+
+
+class UsageError(Exception):
+    """A bad command-line value: reported as ``vbtjax CMD: error: OPTION: message`` with exit code 2."""
+
+    def __init__(self, option: str | None, message: str):
+        super().__init__(f"{option}: {message}" if option else message)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but errors raise (one line, no usage block, no SystemExit) so that ``main`` returns 2."""
+
+    def error(self, message: str):  # noqa: D102
+        raise UsageError(None, message)
+
+
+def print_error(command: str | None, message: str) -> None:
+    """``vbtjax CMD: error: message`` on stderr (one line: further lines of `message` are joined)."""
+    prefix = f"{PROG} {command}" if command else PROG
+    print(f"{prefix}: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def version() -> str:
+    """The installed vbtjax version ("unknown" when not installed)."""
+    try:
+        from importlib.metadata import version as _dist_version
+
+        return _dist_version("vbtjax")
+    except Exception:  # pragma: no cover - not installed
+        return "unknown"
+
+
+def jsonable(x: Any) -> Any:
+    """`x` with arrays as (nested) lists, paths as strings and non-finite floats as ``"nan"``/``"inf"`` strings."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    if hasattr(x, "tolist"):
+        a = np.asarray(x)
+        if a.dtype == np.float32:  # shortest float32 repr (0.7, not 0.699999988079071)
+            flat = [float(str(v)) for v in a.ravel()]
+            return jsonable(flat[0] if a.ndim == 0 else np.asarray(flat).reshape(a.shape).tolist())
+        return jsonable(a.tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)  # JSON has no inf/nan
+    return x
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``jsonable(obj)`` to `path` atomically (indented, newline at the end)."""
+    return files.write_json(path, jsonable(obj))
+
+
+def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
+    """Render a Matplotlib figure (format from the suffix) into memory and write it to `path` atomically."""
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", **kwargs)
+    return files.write_bytes(path, buf.getvalue())
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """``with replacing(path) as tmp: writer(tmp)``: for writers that take a path (netCDF, a connectome's ``save``):
+    they write a temporary name with the same suffix in the same folder, renamed over `path` when they return, and
+    removed when they fail."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:12]}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def fc_panel(fig, ax, fc, title: str) -> None:
+    """An FC matrix (diagonal omitted) on a symmetric colour scale, with its colour bar."""
+    off = np.array(fc, dtype=float)
+    np.fill_diagonal(off, np.nan)
+    finite = np.isfinite(off)
+    vmax = float(np.nanpercentile(np.abs(off[finite]), 99.5)) if finite.any() else 1.0
+    vmax = min(1.0, vmax) if vmax > 0 else 1.0
+    im = ax.imshow(off, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    ax.set_title(title)
+    ax.set_xlabel("region index")
+    ax.set_ylabel("region index")
+    cbar = fig.colorbar(im, ax=ax, shrink=0.85)
+    cbar.set_label("Pearson correlation (dimensionless)")
+
+
+def resume_settings(
+    folder: Path,
+    checkpoint: str,
+    settings: Mapping[str, Any],
+    resume: bool,
+    allowed: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """Keep ``folder/settings.json``, the record of the settings that change a checkpointed command's results, in
+    step with the checkpoint ``folder/checkpoint``; returns the list of resumes so far (for the command's summary).
+
+    A fresh run (no `resume`, or nothing to resume) first deletes an old checkpoint, then records `settings`: a run
+    killed before its first checkpoint never leaves the old run's state beside the new settings. A resume compares
+    `settings` with the record and raises ``UsageError("--resume", ...)`` naming every setting that differs (old ->
+    new) outside `allowed`; allowed changes are recorded with the step the checkpoint had reached."""
+    from .inference.fit import ResumeError, check_resume
+
+    ckpt, record = files.recover(folder / checkpoint), folder / SETTINGS_NAME  # recover: drop temporary leftovers
+    settings = jsonable(dict(settings))
+    if not (resume and ckpt.exists()):
+        ckpt.unlink(missing_ok=True)
+        write_json(record, {"settings": settings, "resumed": []})
+        return []
+    where = f"cannot resume from {folder}"
+    hint = "give the same values to continue it, or run without --resume to start afresh"
+    if not record.is_file():
+        raise UsageError("--resume", f"{where}: it has no record of its settings ({record} is missing); {hint}")
+    saved = files.read_json(record, what=f"the checkpoint's settings {record}")
+    try:
+        changes = check_resume(saved.get("settings", {}), settings, where=where, allowed=allowed, hint=hint)
+    except ResumeError as e:
+        raise UsageError("--resume", str(e).rstrip(".")) from None
+    step = int(files.read_npz(ckpt, keys=["step"], what=f"the checkpoint {ckpt}", required=["step"])["step"])
+    resumed = [*saved.get("resumed", []), {"at_step": step, **{k: [old, new] for k, (old, new) in changes.items()}}]
+    write_json(record, {"settings": settings, "resumed": resumed})
+    return resumed
