@@ -216,12 +216,12 @@ def test_divergence_is_reported(tmp_path, capsys):
 def test_bold_defaults_without_running():
     args = cli.build_parser().parse_args(["simulate", "--monitor", "bold"])
     setup = _cli_simulate._build(args)
-    assert setup["duration"] == cli.DEFAULT_DURATIONS["bold"] == 60000.0  # a long run by default
+    assert setup["duration"] == cli.DEFAULT_DURATIONS["bold"] == 59760.0  # 83 whole TRs of 720 ms  # a long run by default
     assert setup["period"] == 720.0 and setup["dt"] == pytest.approx(0.01)
     mon = setup["monitor"]
     assert isinstance(mon, vbt.monitors.BalloonWindkessel) and mon.dt_hemo == 1.0 and mon.variables_of_interest == (0,)
     # the hemodynamic transient left out of FC
-    assert _cli_simulate_output.transient(setup["duration"], "bold") == 20000.0
+    assert _cli_simulate_output.transient(setup["duration"], "bold") == 59760.0 / 3  # min(20 s, a third): 56 TRs kept
     args = cli.build_parser().parse_args(["simulate", "--monitor", "bold-hrf"])
     setup = _cli_simulate._build(args)
     assert setup["period"] == 2000.0 and setup["duration"] == 120000.0

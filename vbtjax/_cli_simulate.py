@@ -34,7 +34,7 @@ DEFAULT_DT = 0.01  # ms (TVB's default is 0.0122 ms; MPR with tau = 1 ms needs i
 DEFAULT_SPEED = 3.0  # mm/ms (TVB's)
 DEFAULT_PERIOD = 1.0  # ms
 DEFAULT_PERIODS = {"bold": 720.0, "bold-hrf": 2000.0}  # ms (the TR); every other monitor: DEFAULT_PERIOD
-DEFAULT_DURATIONS = {"bold": 60000.0, "bold-hrf": 120000.0}  # ms; every other monitor: DEFAULT_DURATION
+DEFAULT_DURATIONS = {"bold": 59760.0, "bold-hrf": 120000.0}  # ms, 83 and 60 whole TRs; others: DEFAULT_DURATION
 DT_HEMO = 1.0  # ms, Balloon-Windkessel step (BalloonWindkessel's default); dt itself when dt does not divide it
 BOLD_INTERIM_PERIOD = 4.0  # ms, TVB's Bold monitor interim averages (vbtjax.monitors.Bold's default)
 SEEG_SENSORS = 588  # tvb-data's seeg_588.txt: contacts in the frame of the 76- (and 192-) region connectome
@@ -85,7 +85,7 @@ monitors (--monitor; --period in ms):
   bold      BOLD from the Balloon-Windkessel hemodynamic model (Friston et al. 2000; vbtjax.monitors.
             BalloonWindkessel) driven by the model's first state variable (r for MontbrioPazoRoxin), advanced by RK4
             every dt_hemo = 1 ms (--dt itself when it does not divide 1 ms), sampled at the end of each TR = --period
-            (default 720 ms, HCP's TR; a multiple of dt_hemo). Default --duration 60000 ms: 83 TRs, of which the
+            (default 720 ms, HCP's TR; a multiple of dt_hemo). Default --duration 59760 ms: 83 TRs, of which the
             first 20 s are discarded before FC (the hemodynamics start at rest and take ~10-20 s to settle; the
             network's own transient too), leaving 56 TRs. At --dt 0.01 ms that is 6 million steps: about 1 min on
             2 CPU cores (the MPR preset needs dt = 0.01 ms, see above; BOLD does not need more). Shorter runs
