@@ -2,26 +2,25 @@
 output files (JSON, figures, files written by other libraries) and the settings record that lets ``--resume``
 refuse a run it cannot honour.
 
-Every file a subcommand writes goes through :mod:`vbtjax.files` (or :func:`replacing`, the same temporary name +
-``os.replace``), so a run killed at any moment leaves each output complete or absent, never half written.
+Every file a subcommand writes goes through :mod:`vbtjax.files` (:func:`~vbtjax.files.replacing` for writers that
+take a path), so a run killed at any moment leaves each output complete or absent, never half written.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import math
 import os
 import sys
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import files
+from .files import replacing
 
 __all__ = [
     "PROG",
@@ -101,22 +100,6 @@ def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format=path.suffix.lstrip(".") or "png", **kwargs)
     return files.write_bytes(path, buf.getvalue())
-
-
-@contextlib.contextmanager
-def replacing(path: str | os.PathLike) -> Iterator[Path]:
-    """``with replacing(path) as tmp: writer(tmp)``: for writers that take a path (netCDF, a connectome's ``save``):
-    they write a temporary name with the same suffix in the same folder, renamed over `path` when they return, and
-    removed when they fail."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:12]}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def fc_panel(fig, ax, fc, title: str) -> None:

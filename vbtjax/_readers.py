@@ -121,7 +121,22 @@ def read_npy(path: str | os.PathLike, what: str, max_bytes: int = MAX_BYTES) -> 
     return flat.reshape(shape, order="F" if fortran else "C")
 
 
-class _NpzVariables(Mapping):
+class _Variables(Mapping):
+    """A read-only mapping over the variable names ``_names`` of a file, each loaded by ``__getitem__`` when used."""
+
+    _names: list[str]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class _NpzVariables(_Variables):
     """The arrays of an ``.npz``, each read (by :func:`vbtjax.files.read_npz`) when first used."""
 
     def __init__(self, path: Path, what: str):
@@ -138,17 +153,8 @@ class _NpzVariables(Mapping):
             self._cache[key] = read_npz(self.path, keys=[key], what=self.what)[key]
         return self._cache[key]
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._names
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-
-class _MatVariables(Mapping):
+class _MatVariables(_Variables):
     """The variables of a MATLAB ``.mat`` file (v4-v7.2), listed with ``scipy.io.whosmat`` (which reads headers
     only) and each loaded when first used; declared sizes over `max_bytes` are refused before loading."""
 
@@ -185,15 +191,6 @@ class _MatVariables(Mapping):
                     f"{self.what}: variable {key!r} cannot be read ({type(e).__name__}: {e})."
                 ) from None
         return self._cache[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._names
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
 
 
 def read_variables(path: str | os.PathLike, what: str) -> Mapping[str, Any]:

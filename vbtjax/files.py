@@ -16,6 +16,7 @@ for are decompressed, and never past the size they declare.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import io
 import json
 import math
@@ -25,7 +26,7 @@ import struct
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -42,6 +43,7 @@ __all__ = [
     "read_npz",
     "recover",
     "replace_dir",
+    "replacing",
     "staging_dir",
     "write_bytes",
     "write_json",
@@ -85,21 +87,30 @@ def _writer_alive(p: Path, tag: str) -> bool:
     return True
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` atomically (temporary file in the same folder, flushed, then renamed). Returns `path`."""
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """``with replacing(path) as tmp: writer(tmp)``, for writers that take a path (netCDF, ``savefig``): `tmp` is a
+    temporary name in the same folder with `path`'s suffix; it is flushed to disk and renamed over `path` when the
+    block ends, and removed when it fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path, _TMP)
+    tmp = tmp.with_name(tmp.name + path.suffix)  # writers such as np.savez and savefig go by the suffix
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb") as f:  # on disk before the rename: a crash cannot leave an empty file behind
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` atomically (temporary file in the same folder, flushed, then renamed). Returns `path`."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

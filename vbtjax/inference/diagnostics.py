@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,6 +34,8 @@ import numpy as np
 from scipy import fft as _fft
 from scipy import special as _special
 from scipy import stats as _stats
+
+from .. import files
 
 __all__ = [
     "divergence_summary",
@@ -531,14 +532,6 @@ def save_netcdf(idata: Any, path: str | os.PathLike) -> Path:
     **Returns:** `path`, as a ``Path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")  # the temporary names of vbtjax.files
-    try:
+    with files.replacing(path) as tmp:
         idata.to_netcdf(str(tmp))
-        with open(tmp, "rb") as f:  # on disk before the rename, so that a crash cannot leave an empty file
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
