@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 import vbtjax as vbt
-from vbtjax import _cli_simulate, _cli_simulate_output, cli
+from vbtjax import cli
+from vbtjax.cli import simulate as _cli_simulate
+from vbtjax.cli import simulate_output as _cli_simulate_output
 
 NPZ_KEYS = {"time", "data", "state_variables", "labels", "weights", "lengths", "dt", "speed", "meta_json"}
 
@@ -216,7 +218,9 @@ def test_divergence_is_reported(tmp_path, capsys):
 def test_bold_defaults_without_running():
     args = cli.build_parser().parse_args(["simulate", "--monitor", "bold"])
     setup = _cli_simulate._build(args)
-    assert setup["duration"] == cli.DEFAULT_DURATIONS["bold"] == 59760.0  # 83 whole TRs of 720 ms  # a long run by default
+    assert (
+        setup["duration"] == cli.DEFAULT_DURATIONS["bold"] == 59760.0
+    )  # 83 whole TRs of 720 ms  # a long run by default
     assert setup["period"] == 720.0 and setup["dt"] == pytest.approx(0.01)
     mon = setup["monitor"]
     assert isinstance(mon, vbt.monitors.BalloonWindkessel) and mon.dt_hemo == 1.0 and mon.variables_of_interest == (0,)

@@ -238,7 +238,7 @@ def test_hostile_inputs_give_one_line_errors(tmp_path, capsys):
 
 
 def test_internal_errors_are_reported_as_bugs(monkeypatch, tmp_path, capsys):
-    from vbtjax import _cli_simulate
+    from vbtjax.cli import simulate as _cli_simulate
 
     def broken(setup, progress):
         raise TypeError("an internal mistake")
@@ -263,7 +263,7 @@ def test_internal_errors_are_reported_as_bugs(monkeypatch, tmp_path, capsys):
 def test_resume_settings_record(tmp_path):
     """The settings record behind every ``--resume`` (fit, vep): a fresh run drops an old checkpoint and records its
     settings; a resume refuses other settings (one line, old -> new) and records the allowed changes."""
-    from vbtjax._cli_common import UsageError, resume_settings
+    from vbtjax.cli.common import UsageError, resume_settings
 
     folder = tmp_path / "checkpoint"
     settings = {"--seed": 0, "--lr": 0.1, "--samples": 5, "data": "sha256:abc"}

@@ -7,41 +7,79 @@ Arrays are laid out ``(time, state_variable, region)``.
 # first: sets an XLA option before anything starts JAX's backend (XLA reads XLA_FLAGS once; vbtjax/_xla_flags.py)
 from . import _xla_flags as _xla_flags  # isort: skip
 from . import coupling as coupling
-from . import datasets as datasets
-from . import delays as delays
-from . import empirical as empirical
-from . import features as features
 from . import files as files
 from . import inference as inference
 from . import models as models
-from . import monitors as monitors
 from . import noise as noise
-from . import outcomes as outcomes
-from . import recordings as recordings
 from . import sbi as sbi
-from . import scenarios as scenarios
-from . import sensors as sensors
 from . import stimulus as stimulus
 from . import twin as twin
-from . import vep as vep
-from .connectome import Connectome as Connectome
+from .data import datasets as datasets
+from .data import empirical as empirical
+from .data import recordings as recordings
+from .data import sensors as sensors
+from .data.connectome import Connectome as Connectome
 from .network import Network as Network
-from .simulate import NonFiniteError as NonFiniteError
-from .simulate import NonFiniteWarning as NonFiniteWarning
-from .simulate import SimulationWarning as SimulationWarning
-from .simulate import Solution as Solution
-from .simulate import initial_history as initial_history
-from .simulate import memory_estimate as memory_estimate
-from .simulate import memory_limit as memory_limit
-from .simulate import simulate as simulate
-from .solvers import RK4 as RK4
-from .solvers import Euler as Euler
-from .solvers import Heun as Heun
-from .sweep import SweepResult as SweepResult
-from .sweep import sweep as sweep
-from .sweep import sweep_grid as sweep_grid
-from .sweep import sweep_random as sweep_random
-from .twin import Prediction as Prediction
-from .twin import Twin as Twin
+from .observation import features as features
+from .observation import monitors as monitors
+from .simulation import delays as delays
+from .simulation.simulate import NonFiniteError as NonFiniteError
+from .simulation.simulate import NonFiniteWarning as NonFiniteWarning
+from .simulation.simulate import SimulationWarning as SimulationWarning
+from .simulation.simulate import Solution as Solution
+from .simulation.simulate import initial_history as initial_history
+from .simulation.simulate import memory_estimate as memory_estimate
+from .simulation.simulate import memory_limit as memory_limit
+from .simulation.simulate import simulate as simulate
+from .simulation.solvers import RK4 as RK4
+from .simulation.solvers import Euler as Euler
+from .simulation.solvers import Heun as Heun
+from .simulation.sweep import SweepResult as SweepResult
+from .simulation.sweep import sweep as sweep
+from .simulation.sweep import sweep_grid as sweep_grid
+from .simulation.sweep import sweep_random as sweep_random
+from .twin import outcomes as outcomes
+from .twin import scenarios as scenarios
+from .twin.twin import Prediction as Prediction
+from .twin.twin import Twin as Twin
 
 __version__ = "0.1.0"
+
+# The modules' earlier paths (before the layer folders data/, simulation/, observation/, twin/) still import:
+# ``import vbtjax.connectome`` is vbtjax.data.connectome, ``from vbtjax.monitors import Bold`` works, and twin files
+# that name classes by these paths load. docs/architecture.md lists them; new code uses the layer paths.
+_EARLIER_PATHS = {
+    "connectome": "data.connectome",
+    "datasets": "data.datasets",
+    "empirical": "data.empirical",
+    "recordings": "data.recordings",
+    "sensors": "data.sensors",
+    "structural": "data.structural",
+    "tractogram": "data.tractogram",
+    "delays": "simulation.delays",
+    "simulate": "simulation.simulate",
+    "solvers": "simulation.solvers",
+    "sweep": "simulation.sweep",
+    "features": "observation.features",
+    "monitors": "observation.monitors",
+    "monitors._base": "observation.monitors._base",
+    "monitors.bold": "observation.monitors.bold",
+    "monitors.projection": "observation.monitors.projection",
+    "outcomes": "twin.outcomes",
+    "scenarios": "twin.scenarios",
+}
+
+
+def _register_earlier_paths() -> None:
+    import importlib
+    import sys
+
+    for old, new in _EARLIER_PATHS.items():
+        sys.modules.setdefault(f"{__name__}.{old}", importlib.import_module(f"{__name__}.{new}"))
+        if "." not in old and old not in globals():
+            globals()[old] = sys.modules[f"{__name__}.{old}"]
+
+
+_register_earlier_paths()
+
+from . import vep as vep  # noqa: E402 - the applications layer, after the paths it may still use

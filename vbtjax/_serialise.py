@@ -23,6 +23,7 @@ import importlib
 import inspect
 import json
 import math
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -117,7 +118,9 @@ def _lookup(name: Any, trusted: Iterable[str], where: str) -> type:
     if not (isinstance(obj, type) and issubclass(obj, eqx.Module)):
         raise SerialisationError(f"{where}: {name!r} is not an Equinox module class.")
     own = f"{obj.__module__}:{obj.__qualname__}"
-    if own != name:
+    # a class is named by its own module, or by its earlier path (vbtjax.connectome for vbtjax.data.connectome)
+    same_module = sys.modules.get(obj.__module__) is sys.modules.get(module) and obj.__qualname__ == qualname
+    if own != name and not same_module:
         raise SerialisationError(
             f"{where}: the file names {name!r}, which is the class {own!r}, from outside vbtjax; load refuses it "
             "(a saved class is named by its own module)."

@@ -14,13 +14,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from . import delays as _delays
 from ._params import as_float_array, is_concrete
-from .connectome import Connectome
 from .coupling import AbstractCoupling, Linear
-from .delays import DelayPlan, EdgePattern
+from .data.connectome import Connectome
 from .models._base import AbstractNeuralMass
 from .noise import AbstractNoise
+from .simulation import delays as _delays
+from .simulation.delays import DelayPlan, EdgePattern
 from .stimulus import Stimulus
 
 __all__ = ["Network"]

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .. import features as _f
+from ..observation import features as _f
 
 __all__ = [
     "fc_correlation_loss",

@@ -30,14 +30,14 @@ import optax
 from jaxtyping import Array, Float
 
 from .. import coupling as _coupling
-from .. import features as _features
 from .. import models as _models
-from .. import monitors as _monitors
 from .. import noise as _noise
-from ..connectome import Connectome
-from ..empirical import RestingStateData
+from ..data.connectome import Connectome
+from ..data.empirical import RestingStateData
 from ..network import Network
-from ..simulate import simulate
+from ..observation import features as _features
+from ..observation import monitors as _monitors
+from ..simulation.simulate import simulate
 from .fit import FitResult, fit
 from .losses import fc_correlation_loss
 from .params import Interval, Parameter, Selection

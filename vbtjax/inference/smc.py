@@ -455,7 +455,7 @@ def _step_program(settings: tuple, devices: tuple | None):
         return eqx.filter_jit(
             lambda dynamic, st, state, keys, final: vstep(eqx.combine(dynamic, st.static), state, keys, final)
         )
-    from .. import _distributed
+    from ..simulation import distributed as _distributed
 
     mesh = _distributed.batch_mesh(list(devices), owner="smc")
 
@@ -634,7 +634,7 @@ def smc(
     if placed is not None:
         from jax.sharding import NamedSharding
 
-        from .. import _distributed
+        from ..simulation import distributed as _distributed
 
         mesh = _distributed.batch_mesh(placed, owner="smc")
         sharding = NamedSharding(mesh, _distributed.batch_spec(mesh))
@@ -688,7 +688,7 @@ def smc(
         if bar is not None:
             bar.close()
 
-    from .. import _distributed
+    from ..simulation import distributed as _distributed
 
     state = _distributed.to_host(state)
     seconds = time.perf_counter() - t_start

@@ -209,8 +209,8 @@ def simulate_budget(
 
     **Returns:** the :class:`Budget` (all chunks).
     """
-    from ..simulate import simulate
-    from ..twin import _BatchRunner, _provenance, _widened
+    from ..simulation.simulate import simulate
+    from ..twin.twin import _BatchRunner, _provenance, _widened
 
     _check_prior(prior)
     if isinstance(n, bool) or int(n) < 1:

@@ -187,7 +187,7 @@ class NPE(eqx.Module):
     ) -> Path:
         """Write the estimator (and, to ship it with a twin, its `prior`: network, constraints and NumPyro priors)
         to the folder `path`: ``npe.json`` + ``arrays.npz``. Returns the path."""
-        from ..twin import _provenance
+        from ..twin.twin import _provenance
 
         path = Path(path)
         if path.exists() and not overwrite:
@@ -283,7 +283,7 @@ def _encode_prior(prior: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
 def _decode_prior(desc: Mapping[str, Any], arrays: dict[str, np.ndarray], trust) -> Any:
     from ..inference.params import Parameter, Selection
     from ..inference.posterior import Posterior
-    from ..twin import get_leaf
+    from ..twin.twin import get_leaf
 
     net = decode(desc["network"], arrays, trust, "prior.network")
     params = []
@@ -330,7 +330,7 @@ def _skeleton(cfg: Mapping[str, Any]) -> NPE:
 def load_npe(path: str | os.PathLike, trust=()) -> tuple[NPE, Any, dict[str, Any]]:
     """Read an estimator written by :meth:`NPE.save`: ``(npe, prior or None, info)`` where `info` holds the history,
     description and provenance. A modified or truncated folder is refused."""
-    from ..twin import TwinFileError
+    from ..twin.twin import TwinFileError
 
     path = files.recover(Path(path))  # completes or undoes a save that a kill interrupted
     for name in ("npe.json", "arrays.npz"):

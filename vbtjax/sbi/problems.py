@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..features import _pearson_last
+from ..observation.features import _pearson_last
 
 __all__ = ["Problem", "PROBLEMS", "vep_problem", "resting_state_problem", "problem_from_spec", "FC_FEATURES"]
 
@@ -223,7 +223,7 @@ def _fc_summaries(fc: jax.Array, log_sc_upper: jax.Array, strong: jax.Array) -> 
 
 
 def _fcd_summaries(bold_tn: jax.Array, window: int, step: int) -> jax.Array:
-    from .. import features as F
+    from ..observation import features as F
 
     m = F.fcd(bold_tn, window, step)
     v = F.fcd_values(m, k=math.ceil(window / step))
@@ -263,15 +263,15 @@ def resting_state_problem(
     (``fc_node_map_corr``) and, with the FCD, with the log sd of its BOLD (``sd_map_corr``)."""
     import numpyro.distributions as dist
 
-    from .. import features as F
     from ..inference import resting_state as rs
     from ..inference.params import Interval, Parameter, Selection
     from ..inference.posterior import Posterior
+    from ..observation import features as F
 
     if features not in ("fc", "fc+fcd"):
         raise ValueError(f"resting_state_problem: features must be 'fc' or 'fc+fcd', got {features!r}.")
     if connectome is None:
-        from ..datasets import hcp_subject
+        from ..data.datasets import hcp_subject
 
         connectome = hcp_subject().connectome
     tr = float(tr)
@@ -352,7 +352,7 @@ def resting_state_problem(
 
     def observe(obs) -> np.ndarray:
         if isinstance(obs, str | Path):
-            from ..empirical import read_matrix
+            from ..data.empirical import read_matrix
 
             obs = read_matrix(obs, ("tc", "bold", "ts", "timeseries", "time_series", "data", "fc"), "observation")
         x = np.asarray(obs, dtype=float)
@@ -438,7 +438,7 @@ def problem_from_spec(name: str, spec: Mapping[str, Any]) -> Problem:
     else:
         conn = _connectome(spec.get("connectome"))
     if name == "vep":
-        from ..sensors import Sensors, seeg_gain_point_source, tvb_sensors
+        from ..data.sensors import Sensors, seeg_gain_point_source, tvb_sensors
 
         sensors = tvb_sensors("seeg") if spec.get("sensors") is None else Sensors.from_file(spec["sensors"])
         labels = list(sensors.labels)

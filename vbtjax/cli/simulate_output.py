@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from . import files
-from ._cli_common import fc_panel, jsonable, save_figure
+from .. import files
+from .common import fc_panel, jsonable, save_figure
 
 BOLD_MONITORS = ("bold", "bold-hrf")
 SENSOR_MONITORS = ("eeg", "meg", "seeg")

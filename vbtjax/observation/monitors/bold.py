@@ -29,7 +29,7 @@ import jax.scipy.special as jsp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._params import check_parameters, param
+from ..._params import check_parameters, param
 from ._base import AbstractMonitor, _as_tuple
 
 __all__ = [

@@ -22,20 +22,13 @@ import sys
 import tempfile
 import traceback
 
-from ._cli_common import PROG, UsageError, print_error, version
-from ._cli_common import ArgumentParser as _ArgumentParser
-from ._cli_common import fc_panel as _fc_panel  # noqa: F401 - the name other modules imported from here
-from ._cli_common import jsonable as _jsonable  # noqa: F401
-from ._cli_common import print_error as _error  # noqa: F401
-from ._cli_common import version as _version  # noqa: F401
-from ._cli_simulate import (  # noqa: F401 - public constants of the simulate command, kept importable from here
-    CONNECTOME_SIZES,
-    DEFAULT_DURATIONS,
-    DEFAULT_PERIODS,
-    MONITOR_CHOICES,
-    PRESETS,
-    add_simulate,
-)
+from .common import PROG, UsageError, print_error, version
+from .common import ArgumentParser as _ArgumentParser
+from .common import fc_panel as _fc_panel  # noqa: F401 - the name other modules imported from here
+from .common import jsonable as _jsonable  # noqa: F401
+from .common import print_error as _error  # noqa: F401
+from .common import version as _version  # noqa: F401
+from .simulate import CONNECTOME_SIZES, DEFAULT_DURATIONS, DEFAULT_PERIODS, MONITOR_CHOICES, PRESETS, add_simulate  # noqa: F401 - public constants of the simulate command, kept importable here
 
 __all__ = ["main", "build_parser", "PRESETS", "UsageError"]
 
@@ -58,19 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     add_simulate(sub)
-    from ._cli_fit import add_fit
+    from .fit import add_fit
 
     add_fit(sub)
-    from ._cli_vep import add_vep
+    from .vep import add_vep
 
     add_vep(sub)
-    from ._cli_connectome import add_connectome
+    from .connectome import add_connectome
 
     add_connectome(sub)
-    from ._cli_whatif import add_whatif
+    from .whatif import add_whatif
 
     add_whatif(sub)
-    from ._cli_sbi import add_sbi
+    from .sbi import add_sbi
 
     add_sbi(sub)
     return parser

@@ -42,18 +42,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _distributed, files
-from ._serialise import (
-    SerialisationError,
-    canonical_json,
-    content_hash,
-    content_hmac,
-    decode,
-    encode,
-    file_sha256,
-)
-from .network import Network
-from .simulate import Solution, simulate
+from .. import files
+from .._serialise import SerialisationError, canonical_json, content_hash, content_hmac, decode, encode, file_sha256
+from ..network import Network
+from ..simulation import distributed as _distributed
+from ..simulation.simulate import Solution, simulate
 
 __all__ = ["Twin", "Prediction", "TwinFileError", "get_leaf", "set_leaves", "leaf_paths"]
 
@@ -114,7 +107,7 @@ def set_leaves(net: Any, values: Mapping[str, Any]) -> Any:
 
 # ------------------------------------------------------------------------------------------------------ provenance
 def _provenance(inputs: Sequence[Any]) -> dict[str, Any]:
-    from . import __version__
+    from .. import __version__
 
     hashes = {}
     for p in inputs:
@@ -570,7 +563,7 @@ def _checked_meta(meta: Any, path: Path) -> dict[str, Any]:
 
 
 def _raw():
-    from .monitors import Raw
+    from ..observation.monitors import Raw
 
     return Raw()
 
@@ -578,7 +571,7 @@ def _raw():
 def _names_to_paths(net: Network, names: Sequence[str], selection: Any) -> dict[str, str]:
     mapping = {n: n for n in names}
     if selection is not None:
-        from .inference.params import _leaf_path
+        from ..inference.params import _leaf_path
 
         for name, p in zip(selection.names(net), selection.params, strict=True):
             if name in mapping:

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from . import files
-from ._cli_common import UsageError, fc_panel, jsonable, resume_settings, save_figure, version, write_json
+from .. import files
+from .common import UsageError, fc_panel, jsonable, resume_settings, save_figure, version, write_json
 
 DEFAULT_SUBJECT = "101309"
 
@@ -91,8 +91,8 @@ def add_fit(sub) -> None:
 
 
 def _load_data(args):
-    from .datasets import HCP_SUBJECTS, hcp_subject
-    from .empirical import RestingStateData
+    from ..data.datasets import HCP_SUBJECTS, hcp_subject
+    from ..data.empirical import RestingStateData
 
     files = {k: getattr(args, k) for k in ("sc", "lengths", "bold", "fc")}
     if args.sc is None:
@@ -134,7 +134,7 @@ def _load_data(args):
 
 
 def _check(args) -> tuple[str, ...] | None:
-    from .inference.resting_state import MODELS
+    from ..inference.resting_state import MODELS
 
     if args.model not in MODELS:
         raise UsageError("--model", f"unknown model {args.model!r}; available: {', '.join(MODELS)}")
@@ -160,8 +160,8 @@ def _check(args) -> tuple[str, ...] | None:
 
 def _resume(args, data, dt: float, names, folder: Path) -> list[dict[str, Any]]:
     """Check ``--resume`` against the checkpoint's settings (or record a fresh run's): see ``--help``."""
-    from .inference.fit import fingerprint
-    from .inference.resting_state import fc_network, fc_parameters
+    from ..inference.fit import fingerprint
+    from ..inference.resting_state import fc_network, fc_parameters
 
     net = fc_network(data.connectome, args.model)
     conn = data.connectome
@@ -185,9 +185,9 @@ def _twin(args, data, res) -> Path:
     simulation settings of the fit (TemporalAverage at the TR after the transient, from rest)."""
     import math
 
-    from .inference.resting_state import TRANSIENT
-    from .monitors import TemporalAverage
-    from .twin import Twin
+    from ..inference.resting_state import TRANSIENT
+    from ..observation.monitors import TemporalAverage
+    from ..twin.twin import Twin
 
     n_discard = math.ceil(TRANSIENT / data.tr)
     net = res.net
@@ -218,7 +218,7 @@ def run_fit(args: argparse.Namespace) -> int:
     """``vbtjax fit``: load the subject, fit, evaluate, save, plot. Returns the exit code."""
     import jax
 
-    from .inference.resting_state import default_dt, fc_network, fc_parameters, fit_fc
+    from ..inference.resting_state import default_dt, fc_network, fc_parameters, fit_fc
 
     t_start = time.perf_counter()
     names = _check(args)
@@ -303,7 +303,7 @@ def _short(v) -> str:
 def _summary(args, data, res, wall) -> dict[str, Any]:
     import jax
 
-    from .inference.resting_state import MODELS
+    from ..inference.resting_state import MODELS
 
     r = np.asarray(res.r)
     return jsonable(

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ._cli_common import UsageError, print_error
-from ._cli_simulate_output import BOLD_MONITORS, SENSOR_MONITORS, fmt_list, write_outputs
-from .files import FileReadError
+from ..files import FileReadError
+from .common import UsageError, print_error
+from .simulate_output import BOLD_MONITORS, SENSOR_MONITORS, fmt_list, write_outputs
 
 __all__ = ["add_simulate", "run_simulate", "PRESETS", "CONNECTOME_SIZES"]
 

@@ -21,8 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from . import files
-from ._params import as_float_array, is_concrete
+from .. import files
+from .._params import as_float_array, is_concrete
+from ..files import FileReadError
 from ._readers import (
     FolderFiles,
     ZipArchive,
@@ -34,7 +35,6 @@ from ._readers import (
     read_variables,
     real_array,
 )
-from .files import FileReadError
 
 __all__ = ["Connectome"]
 

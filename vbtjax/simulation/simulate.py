@@ -28,12 +28,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
-from ._params import is_concrete
+from .._params import is_concrete
+from ..network import Network, _pattern_or_none, plan_for, traced_lags
+from ..noise import step_increments
+from ..observation.monitors import AbstractMonitor, Raw
 from .delays import NESTED_ABOVE as NESTED_ABOVE  # noqa: F401  (documented here: checkpoint_levels)
 from .delays import DelayPlan, EdgePattern, LoopLayout, longest_delay_ms
-from .monitors import AbstractMonitor, Raw
-from .network import Network, _pattern_or_none, plan_for, traced_lags
-from .noise import step_increments
 from .solvers import Heun, NetworkTerm, NoiseTerm, is_tvb_solver
 
 __all__ = [

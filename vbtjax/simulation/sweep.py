@@ -33,11 +33,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jaxtyping import Array, ArrayLike, PyTree
 
-from . import _distributed
-from .files import FileReadError, read_json, read_npz, write_npz
-from .inference.params import AbstractConstraint, Interval, Parameter, Selection, _leaf_path
-from .monitors import AbstractMonitor, Raw
-from .network import Network
+from ..files import FileReadError, read_json, read_npz, write_npz
+from ..inference.params import AbstractConstraint, Interval, Parameter, Selection, _leaf_path
+from ..network import Network
+from ..observation.monitors import AbstractMonitor, Raw
+from . import distributed as _distributed
 from .simulate import CHUNK_STEPS, Solution, _is_monitor, simulate
 
 __all__ = ["sweep", "SweepResult", "sweep_grid", "sweep_random"]
@@ -118,7 +118,7 @@ class SweepResult(eqx.Module):
             trees[field] = [_encode_path(p) for p, _ in flat]
             for j, (_, leaf) in enumerate(flat):
                 arrays[f"{field}_{j}"] = np.asarray(leaf)
-        from . import __version__
+        from .. import __version__
 
         meta = {
             "format": "vbtjax.SweepResult",
@@ -272,7 +272,7 @@ def sweep_random(key: jax.Array, n: int, *specs: Any) -> Array | tuple[Array, ..
     **Returns:** one array when a single pair, Interval or distribution is given, else a tuple in order (a Selection
     or Posterior contributes one array per parameter), ready for ``values=`` (with ``where=`` the same Selection).
     """
-    from .inference.posterior import Posterior
+    from ..inference.posterior import Posterior
 
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise ValueError(f"sweep_random: n must be a positive number of draws, got {n!r}.")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import files
-from ._cli_common import UsageError, replacing, resume_settings, save_figure, version, write_json
+from .. import files
+from .common import UsageError, replacing, resume_settings, save_figure, version, write_json
 
 EPILOG = """\
 examples:
@@ -152,7 +152,7 @@ def parse_ez(text: str, n: int) -> list[int]:
 def load_connectome(spec: str):
     import vbtjax as vbt
 
-    from ._cli_simulate import CONNECTOME_SIZES
+    from .simulate import CONNECTOME_SIZES
 
     spec = str(spec).strip()
     if spec.isdigit() and not Path(spec).exists():
@@ -173,7 +173,7 @@ def load_sensors(path: str | None, rec=None):
 
     if path is None:
         if rec is not None and rec.positions is not None:
-            from .recordings import sensors_from_recording
+            from ..data.recordings import sensors_from_recording
 
             try:
                 return sensors_from_recording(rec), "the recording's electrode positions"
@@ -253,7 +253,7 @@ def run_vep(args: argparse.Namespace) -> int:
     import jax
     import jax.numpy as jnp
 
-    from . import vep
+    from .. import vep
 
     t_start = time.perf_counter()
     out = Path(args.out)
@@ -334,7 +334,7 @@ def run_vep(args: argparse.Namespace) -> int:
 
 def _resume(args, conn, post, folder: Path) -> list[dict]:
     """Check ``--resume`` against the checkpoint's settings (or record a fresh run's): see ``--help``."""
-    from .inference.fit import fingerprint
+    from ..inference.fit import fingerprint
 
     data = (post.envelope, post.gain, conn.weights, conn.lengths, conn.centres)
     settings = {
@@ -352,8 +352,8 @@ _RESUME_OPTIONS += ("warmup", "samples", "max_tree_depth", "x64")
 def _write_results(args, out: Path, conn, post, result, truth, sources: dict, summary: dict) -> dict:
     """The resection, ``posterior.nc``, ``ranking.json``, the twin and the figures; returns the summary completed
     for ``vep.json`` (every file written atomically)."""
-    from . import vep
-    from .inference.diagnostics import save_netcdf
+    from .. import vep
+    from ..inference.diagnostics import save_netcdf
 
     nres = result.samples
     n = conn.n_regions
@@ -416,7 +416,7 @@ def _write_results(args, out: Path, conn, post, result, truth, sources: dict, su
 def _synthetic(conn, sensors, args, out: Path):
     """A synthetic patient's recording, truth, and the function that writes its files to ``out/patient`` in the
     input formats (called once a ``--resume`` is accepted: a refused command writes nothing)."""
-    from . import vep
+    from .. import vep
 
     ez = parse_ez(args.synthetic_ez, conn.n_regions)
     patient = vep.synthetic_patient(
@@ -478,7 +478,7 @@ def _report(result, summary: dict, out: Path) -> None:
 
 
 def _load_recording(path: str, bads_text: str):
-    from .recordings import detect_bad_channels, read_seeg
+    from ..data.recordings import detect_bad_channels, read_seeg
 
     if not Path(path).exists():
         raise UsageError("--seeg", f"{path} does not exist")
@@ -501,7 +501,7 @@ def _load_recording(path: str, bads_text: str):
 
 
 def _montage(rec, montage: str):
-    from .recordings import bipolar, is_bipolar
+    from ..data.recordings import bipolar, is_bipolar
 
     if montage == "bipolar" and not is_bipolar(rec):
         try:
@@ -518,7 +518,7 @@ def _plot(path: Path, env, post, result, resection, truth, args) -> None:
     import jax
     import matplotlib.pyplot as plt
 
-    from . import vep
+    from .. import vep
 
     nres = result.samples
     n = len(result.labels)

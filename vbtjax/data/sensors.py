@@ -28,9 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._params import as_float_array, is_concrete
+from .._params import as_float_array, is_concrete
+from ..files import FileReadError
 from ._readers import ZipArchive, bunzip, read_file, read_npy, read_variables
-from .files import FileReadError
 
 __all__ = [
     "Sensors",

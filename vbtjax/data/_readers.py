@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .files import MAX_BYTES, TEXT_MAX_BYTES, FileReadError, ZipArchive, bunzip, read_file, read_npz
+from ..files import MAX_BYTES, TEXT_MAX_BYTES, FileReadError, ZipArchive, bunzip, read_file, read_npz
 
 __all__ = [
     "TEXT_MAX_BYTES",

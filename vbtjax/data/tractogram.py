@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ..files import MAX_BYTES, FileReadError, read_json
 from ._readers import FolderFiles, ZipArchive
-from .files import MAX_BYTES, FileReadError, read_json
 
 __all__ = ["Streamlines", "load_streamlines", "apply_affine", "TRACTOGRAM_SUFFIXES"]
 

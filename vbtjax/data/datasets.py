@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import importlib.resources
 
+from ..files import read_npz
 from .connectome import Connectome
 from .empirical import RestingStateData
-from .files import read_npz
 
 __all__ = ["tvb_connectome", "TVB_CONNECTOME_SIZES", "hcp_subject", "HCP_SUBJECTS"]
 

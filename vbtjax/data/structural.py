@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from ..files import MAX_BYTES
 from .connectome import Connectome
-from .files import MAX_BYTES
 from .tractogram import TRACTOGRAM_SUFFIXES, Streamlines, apply_affine, load_streamlines  # noqa: F401 (re-exported)
 
 __all__ = [

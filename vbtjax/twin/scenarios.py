@@ -54,11 +54,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from . import stimulus as _stimulus
-from ._params import as_float_array, is_concrete
-from .delays import EdgePattern
-from .network import Network
-from .stimulus import Stimulus
+from .. import stimulus as _stimulus
+from .._params import as_float_array, is_concrete
+from ..network import Network
+from ..simulation.delays import EdgePattern
+from ..stimulus import Stimulus
 
 __all__ = [
     "AbstractScenario",

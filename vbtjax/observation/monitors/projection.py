@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._params import as_float_array, is_concrete
-from ..sensors import Sensors, region_gain_from_surface, seeg_gain_point_source, tvb_projection
+from ..._params import as_float_array, is_concrete
+from ...data.sensors import Sensors, region_gain_from_surface, seeg_gain_point_source, tvb_projection
 from ._base import AbstractMonitor, TemporalAverage, _as_tuple
 
 __all__ = ["AbstractProjection", "EEG", "MEG", "SEEG"]

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._params import is_concrete
+from .._params import is_concrete
 
 __all__ = [
     "analytic_signal",

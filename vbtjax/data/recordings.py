@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .files import FileReadError, read_json, read_npz, write_npz
+from ..files import FileReadError, read_json, read_npz, write_npz
 from .sensors import Sensors, seeg_gain_point_source
 
 __all__ = [

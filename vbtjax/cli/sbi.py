@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from . import files
-from ._cli_common import UsageError, jsonable, save_figure, version, write_json
+from .. import files
+from .common import UsageError, jsonable, save_figure, version, write_json
 
 EPILOG = """\
 examples:
@@ -39,7 +39,7 @@ an interrupted simulate resumes from the finished chunks when run again with the
 
 def add_sbi(sub) -> None:
     """Add the ``sbi`` subcommand (``simulate``, ``train``, ``infer``) to the subparsers ``sub``."""
-    from ._cli_common import ArgumentParser
+    from .common import ArgumentParser
 
     p = sub.add_parser(
         "sbi",
@@ -149,10 +149,10 @@ def _positive(option: str, value, lo: float = 1) -> None:
 def _vep_setup(args, out: Path):
     """The VEP problem of `args`, the truth of a synthetic patient (or None) and the function that writes its files
     to ``out/patient`` (or None)."""
-    from . import vep
-    from ._cli_vep import load_connectome, load_sensors, parse_ez, write_patient
-    from .sbi.problems import vep_problem
-    from .sensors import seeg_gain_point_source
+    from .. import vep
+    from ..data.sensors import seeg_gain_point_source
+    from ..sbi.problems import vep_problem
+    from .vep import load_connectome, load_sensors, parse_ez, write_patient
 
     for opt in ("--subject", "--sc", "--lengths", "--a-map"):
         if getattr(args, opt[2:].replace("-", "_")) is not None:
@@ -215,7 +215,7 @@ def _read_map(path: Path) -> np.ndarray:
     elif suffix in (".csv", ".txt", ".tsv", ".dat"):
         m = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=1)
     else:
-        from .empirical import read_matrix
+        from ..data.empirical import read_matrix
 
         m = read_matrix(path, ("map", "data", "values"), "--a-map")
     m = np.asarray(m, dtype=float)
@@ -225,7 +225,7 @@ def _read_map(path: Path) -> np.ndarray:
 
 
 def _rs_setup(args):
-    from .sbi.problems import resting_state_problem
+    from ..sbi.problems import resting_state_problem
 
     for opt in ("--seeg", "--synthetic-ez", "--sensors", "--connectome"):
         if getattr(args, opt[2:].replace("-", "_")) is not None:
@@ -294,7 +294,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise UsageError("--seed", f"must be a non-negative integer, got {args.seed}")
     import jax
 
-    from .inference.fit import ResumeError
+    from ..inference.fit import ResumeError
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -335,7 +335,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 def _problem_record(out: Path, problem, args) -> None:
     """``DIR/problem.json``: written by the first run; a later run (a resume) must give the same problem, seed and
     chunking, and may raise ``--n`` (more simulations) when the budget so far is a whole number of chunks."""
-    from .inference.fit import ResumeError, check_resume
+    from ..inference.fit import ResumeError, check_resume
 
     meta = jsonable({"problem": problem.name, "spec": problem.spec, "n": args.n, "chunk_size": args.chunk_size})
     meta["seed"] = args.seed
@@ -387,8 +387,8 @@ def run_train(args: argparse.Namespace) -> int:
     meta = _load_problem_meta(out)
     import jax
 
-    from . import sbi
-    from .sbi.problems import problem_from_spec
+    from .. import sbi
+    from ..sbi.problems import problem_from_spec
 
     try:
         budget = sbi.Budget.load(out / "budget")
@@ -522,7 +522,7 @@ def _plot_training(path: Path, hist) -> None:
 # ---------------------------------------------------------------------------------------------------------- infer
 def _observation(problem, path: Path, n_features: int) -> tuple[np.ndarray, Any]:
     """Features of the observation file and, for an SEEG recording, the recording."""
-    from . import vep
+    from .. import vep
 
     if not path.exists():
         raise UsageError("--observation", f"{path} does not exist")
@@ -560,9 +560,9 @@ def run_infer(args: argparse.Namespace) -> int:
         raise UsageError("--name", f"must be a plain folder name other than npe, budget, patient; got {args.name!r}")
     import jax
 
-    from . import sbi
-    from .sbi.problems import problem_from_spec
-    from .twin import TwinFileError
+    from .. import sbi
+    from ..sbi.problems import problem_from_spec
+    from ..twin.twin import TwinFileError
 
     t0 = time.perf_counter()
     try:
@@ -588,7 +588,7 @@ def run_infer(args: argparse.Namespace) -> int:
     t_sample = time.perf_counter() - t1
     res_dir = out / args.name
     res_dir.mkdir(parents=True, exist_ok=True)
-    from .inference.diagnostics import save_netcdf, to_inference_data
+    from ..inference.diagnostics import save_netcdf, to_inference_data
 
     dims, coords = {}, {}
     if problem.name == "vep":
@@ -655,7 +655,7 @@ def run_infer(args: argparse.Namespace) -> int:
 
 
 def _vep_ranking(problem, draws, threshold) -> list[dict[str, Any]]:
-    from .vep import X0_CRITICAL
+    from ..vep import X0_CRITICAL
 
     x0 = np.asarray(draws["x0"])
     p = (x0 > X0_CRITICAL).mean(axis=0)
@@ -671,9 +671,9 @@ def _compare_nuts(args, problem, rec, draws, res_dir: Path, summary: dict[str, A
     """NUTS (vep.infer_ez) on the same recording; writes nuts.nc and comparison.json, returns a printed line."""
     import jax
 
-    from . import sbi, vep
-    from .inference.diagnostics import save_netcdf
-    from .sensors import Sensors, tvb_sensors
+    from .. import sbi, vep
+    from ..data.sensors import Sensors, tvb_sensors
+    from ..inference.diagnostics import save_netcdf
 
     spec = problem.spec
     sensors = tvb_sensors("seeg") if spec.get("sensors") is None else Sensors.from_file(spec["sensors"])
@@ -747,7 +747,7 @@ def _plot_posterior(path: Path, problem, draws, truth, nuts_line) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .vep import X0_CRITICAL
+    from ..vep import X0_CRITICAL
 
     if problem.name == "vep":
         x0 = np.asarray(draws["x0"])

@@ -19,8 +19,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-from .features import fc as _fc
-from .simulate import Solution
+from ..observation.features import fc as _fc
+from ..simulation.simulate import Solution
 
 __all__ = ["AbstractOutcome", "FC", "Seizes", "TimeAverage", "OUTCOMES", "outcome_by_name"]
 

@@ -16,10 +16,10 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._params import as_float_array
+from .._params import as_float_array
+from ..files import FileReadError
 from ._readers import is_matrix_file, read_matrix_file, read_variables, real_array
 from .connectome import Connectome
-from .files import FileReadError
 
 __all__ = ["RestingStateData", "read_matrix"]
 

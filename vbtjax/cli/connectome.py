@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from . import files
-from ._cli_common import UsageError, jsonable, save_figure, version, write_json
+from .. import files
+from .common import UsageError, jsonable, save_figure, version, write_json
 
 DEFAULT_OUT = "vbtjax-connectome"
 
@@ -42,7 +42,7 @@ examples:
 
 def add_connectome(sub) -> None:
     """Add the ``connectome`` subcommand to the subparsers ``sub``."""
-    from .structural import DEFAULT_RADIUS, LENGTH_CHOICES, NORMALISE_CHOICES, SELF_CONNECTION_CHOICES
+    from ..data.structural import DEFAULT_RADIUS, LENGTH_CHOICES, NORMALISE_CHOICES, SELF_CONNECTION_CHOICES
 
     p = sub.add_parser(
         "connectome",
@@ -147,7 +147,7 @@ def run_connectome(args: argparse.Namespace) -> int:
     """``vbtjax connectome``: read, map, save, report, plot. Returns the exit code."""
     import jax
 
-    from .structural import Parcellation, build_connectome
+    from ..data.structural import Parcellation, build_connectome
 
     t_start = time.perf_counter()
     for option, value in (("--tractogram", args.tractogram), ("--parcellation", args.parcellation)):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._cli_common import UsageError, print_error, save_figure, version, write_json
+from .common import UsageError, print_error, save_figure, version, write_json
 
 DEFAULT_OUT = "vbtjax-whatif"
 
@@ -280,11 +280,11 @@ def _not_finite(out, base) -> int:
 def run_whatif(args: argparse.Namespace) -> int:
     import jax
 
-    from . import scenarios as _scenarios
-    from . import vep as _vep
-    from .models import Epileptor2D
-    from .outcomes import outcome_by_name
-    from .twin import Prediction, Twin, TwinFileError
+    from .. import vep as _vep
+    from ..models import Epileptor2D
+    from ..twin import scenarios as _scenarios
+    from ..twin.outcomes import outcome_by_name
+    from ..twin.twin import Prediction, Twin, TwinFileError
 
     t0 = time.perf_counter()
     key = _verify_key(args.verify_key_file)

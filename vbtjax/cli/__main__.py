@@ -1,0 +1,7 @@
+"""``python -m vbtjax.cli``: the ``vbtjax`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,13 @@
+"""The data layer: what a twin is built from, read and checked.
+
+- :mod:`~vbtjax.data.connectome`: :class:`~vbtjax.Connectome` (weights, tract lengths in mm, centres, labels), its
+  loaders and transforms;
+- :mod:`~vbtjax.data.structural` and :mod:`~vbtjax.data.tractogram`: connectomes from a parcellation and a
+  tractogram;
+- :mod:`~vbtjax.data.sensors`: EEG/MEG/SEEG sensors and gain matrices; :mod:`~vbtjax.data.recordings`: SEEG
+  recordings (EDF, BrainVision, FIF, BIDS-iEEG);
+- :mod:`~vbtjax.data.empirical`: resting-state BOLD and FC of a subject; :mod:`~vbtjax.data.datasets`: named data
+  (tvb-data's connectomes, the embedded HCP subject).
+
+The embedded data files live beside these modules (``hcp_*.npz``).
+"""
