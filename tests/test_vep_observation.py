@@ -178,7 +178,7 @@ def test_recording_file_montage_and_posterior(conn, tmp_path):
     mne.io.RawArray(data, info, verbose="error").export(tmp_path / "p.edf", verbose="error")
     rec = read_seeg(tmp_path / "p.edf")
     assert rec.ch_names == p.recording.ch_names
-    from vbtjax._cli_vep import _load_recording
+    from vbtjax.cli.vep import _load_recording
 
     rec = _load_recording(str(tmp_path / "p.edf"), "")
     assert p.recording.ch_names[3] not in rec.ch_names and len(rec.ch_names) == len(p.recording.ch_names) - 1
