@@ -29,7 +29,7 @@ from .network import (
 from .patients import DETECTABLE, detectability
 from .posterior import VEPPosterior, initial_guess, laplace_factor, posterior_mode
 
-SAMPLERS = ("nuts", "smc")
+SAMPLERS = ("nuts", "nuts-gibbs", "smc")
 """Samplers of :func:`infer_ez`."""
 MAX_RHAT = 1.05
 """Largest rank-normalised split R-hat over all sampled values for a run to count as converged."""
@@ -60,7 +60,11 @@ def infer_ez(
     `sampler` ``"nuts"`` (default): the posterior mode first (:func:`posterior_mode` from :func:`initial_guess`,
     Newton-refined), then `num_chains` NUTS chains (:func:`vbtjax.inference.nuts`) started around it and
     preconditioned by the Laplace approximation there (:func:`laplace_factor`), with the diagonal mass matrix adapted
-    on top in warmup. ``"smc"``: adaptive tempered SMC (:func:`vbtjax.inference.smc`), `num_chains` independent
+    on top in warmup. ``"nuts-gibbs"``: the same chains, but each NUTS transition is followed by a sweep of
+    independence updates of every region's ``x0`` from its prior (:func:`vbtjax.inference.gibbs.nuts_within_gibbs`;
+    step size adapted, no checkpoints): the same posterior, with the weakly informed regions moving across their
+    prior in one step instead of diffusing (see docs/vep.md for what it does and does not fix). ``"smc"``: adaptive
+    tempered SMC (:func:`vbtjax.inference.smc`), `num_chains` independent
     runs of `num_particles` particles, `num_samples` HMC moves... see that function; it also estimates the evidence.
 
     The result carries the convergence diagnostics (rank-normalised split R-hat over chains or runs, bulk and tail
@@ -75,7 +79,7 @@ def infer_ez(
         raise TypeError("infer_ez: expected the posterior of vep_posterior() or recording_posterior().")
     if num_chains < 2:
         raise ValueError(f"infer_ez: num_chains must be >= 2 (R-hat compares chains or runs), got {num_chains}.")
-    if sampler == "nuts":
+    if sampler in ("nuts", "nuts-gibbs"):
         res = _nuts(
             posterior,
             key,
@@ -87,6 +91,7 @@ def infer_ez(
             progress=progress,
             target_accept=target_accept,
             max_tree_depth=max_tree_depth,
+            gibbs=sampler == "nuts-gibbs",
         )
     else:
         from ..inference.smc import smc
@@ -139,14 +144,32 @@ def infer_ez(
     return result
 
 
-def _nuts(posterior: VEPPosterior, key: jax.Array, *, map_steps: int, num_chains: int, **kwargs: Any):
-    """NUTS from around the Newton-refined mode, preconditioned by the Laplace approximation there."""
+def _nuts(
+    posterior: VEPPosterior, key: jax.Array, *, map_steps: int, num_chains: int, gibbs: bool = False, **kwargs: Any
+):
+    """NUTS from around the Newton-refined mode, preconditioned by the Laplace approximation there; with `gibbs`,
+    each transition followed by a sweep of prior independence updates of every region's ``x0``."""
     from ..inference.nuts import nuts
 
     u_map, hess = posterior_mode(posterior, init=initial_guess(posterior), steps=map_steps)
     L = laplace_factor(hess)
     z = 0.5 * jax.random.normal(jax.random.fold_in(key, 7), (num_chains, u_map.size), u_map.dtype)
     init = u_map + z @ jnp.asarray(L.T, u_map.dtype)
+    if gibbs:
+        from ..inference.gibbs import nuts_within_gibbs
+
+        x0_mask = posterior.ravel({n: np.full(np.shape(v), n == "x0") for n, v in posterior.unravel(u_map).items()})
+        return nuts_within_gibbs(
+            posterior,
+            key=key,
+            init=init,
+            gibbs_indices=np.flatnonzero(np.asarray(x0_mask)),
+            num_warmup=kwargs["num_warmup"],
+            num_samples=kwargs["num_samples"],
+            preconditioner=(u_map, L),
+            target_accept=kwargs["target_accept"],
+            max_tree_depth=kwargs["max_tree_depth"],
+        )
     return nuts(
         posterior,
         key=key,
@@ -163,7 +186,7 @@ def _diagnostics(res: Any, sampler: str) -> dict[str, Any]:
     log evidence and its spread over runs (plain numbers: :attr:`VEPResult.diagnostics` is a static field)."""
     summ = res.summary()
     positions = np.asarray(res.positions)
-    divergent = int(np.asarray(res.stats["diverging"]).sum()) if sampler == "nuts" else 0
+    divergent = int(np.asarray(res.stats["diverging"]).sum()) if sampler != "smc" else 0
     n_draws = positions.shape[0] * positions.shape[1]
     rhat = max(float(np.nanmax(v["rhat"])) for v in summ.values())
     out = {
