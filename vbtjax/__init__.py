@@ -14,6 +14,7 @@ from . import noise as noise
 from . import sbi as sbi
 from . import stimulus as stimulus
 from . import twin as twin
+from .applications import vep as vep
 from .data import datasets as datasets
 from .data import empirical as empirical
 from .data import recordings as recordings
@@ -45,7 +46,8 @@ from .twin.twin import Twin as Twin
 
 __version__ = "0.1.0"
 
-# The modules' earlier paths (before the layer folders data/, simulation/, observation/, twin/) still import:
+# The modules' earlier paths (before the layer folders data/, simulation/, observation/, twin/, applications/)
+# still import:
 # ``import vbtjax.connectome`` is vbtjax.data.connectome, ``from vbtjax.monitors import Bold`` works, and twin files
 # that name classes by these paths load. docs/architecture.md lists them; new code uses the layer paths.
 _EARLIER_PATHS = {
@@ -67,6 +69,12 @@ _EARLIER_PATHS = {
     "monitors.projection": "observation.monitors.projection",
     "outcomes": "twin.outcomes",
     "scenarios": "twin.scenarios",
+    "vep": "applications.vep",
+    "vep.infer": "applications.vep.infer",
+    "vep.network": "applications.vep.network",
+    "vep.observation": "applications.vep.observation",
+    "vep.patients": "applications.vep.patients",
+    "vep.posterior": "applications.vep.posterior",
 }
 
 
@@ -81,5 +89,3 @@ def _register_earlier_paths() -> None:
 
 
 _register_earlier_paths()
-
-from . import vep as vep  # noqa: E402 - the applications layer, after the paths it may still use

@@ -149,7 +149,7 @@ def _positive(option: str, value, lo: float = 1) -> None:
 def _vep_setup(args, out: Path):
     """The VEP problem of `args`, the truth of a synthetic patient (or None) and the function that writes its files
     to ``out/patient`` (or None)."""
-    from .. import vep
+    from ..applications import vep
     from ..data.sensors import seeg_gain_point_source
     from ..sbi.problems import vep_problem
     from .vep import load_connectome, load_sensors, parse_ez, write_patient
@@ -522,7 +522,7 @@ def _plot_training(path: Path, hist) -> None:
 # ---------------------------------------------------------------------------------------------------------- infer
 def _observation(problem, path: Path, n_features: int) -> tuple[np.ndarray, Any]:
     """Features of the observation file and, for an SEEG recording, the recording."""
-    from .. import vep
+    from ..applications import vep
 
     if not path.exists():
         raise UsageError("--observation", f"{path} does not exist")
@@ -655,7 +655,7 @@ def run_infer(args: argparse.Namespace) -> int:
 
 
 def _vep_ranking(problem, draws, threshold) -> list[dict[str, Any]]:
-    from ..vep import X0_CRITICAL
+    from ..applications.vep import X0_CRITICAL
 
     x0 = np.asarray(draws["x0"])
     p = (x0 > X0_CRITICAL).mean(axis=0)
@@ -671,7 +671,8 @@ def _compare_nuts(args, problem, rec, draws, res_dir: Path, summary: dict[str, A
     """NUTS (vep.infer_ez) on the same recording; writes nuts.nc and comparison.json, returns a printed line."""
     import jax
 
-    from .. import sbi, vep
+    from .. import sbi
+    from ..applications import vep
     from ..data.sensors import Sensors, tvb_sensors
     from ..inference.diagnostics import save_netcdf
 
@@ -747,7 +748,7 @@ def _plot_posterior(path: Path, problem, draws, truth, nuts_line) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..vep import X0_CRITICAL
+    from ..applications.vep import X0_CRITICAL
 
     if problem.name == "vep":
         x0 = np.asarray(draws["x0"])

@@ -253,7 +253,7 @@ def run_vep(args: argparse.Namespace) -> int:
     import jax
     import jax.numpy as jnp
 
-    from .. import vep
+    from ..applications import vep
 
     t_start = time.perf_counter()
     out = Path(args.out)
@@ -352,7 +352,7 @@ _RESUME_OPTIONS += ("warmup", "samples", "max_tree_depth", "x64")
 def _write_results(args, out: Path, conn, post, result, truth, sources: dict, summary: dict) -> dict:
     """The resection, ``posterior.nc``, ``ranking.json``, the twin and the figures; returns the summary completed
     for ``vep.json`` (every file written atomically)."""
-    from .. import vep
+    from ..applications import vep
     from ..inference.diagnostics import save_netcdf
 
     nres = result.samples
@@ -416,7 +416,7 @@ def _write_results(args, out: Path, conn, post, result, truth, sources: dict, su
 def _synthetic(conn, sensors, args, out: Path):
     """A synthetic patient's recording, truth, and the function that writes its files to ``out/patient`` in the
     input formats (called once a ``--resume`` is accepted: a refused command writes nothing)."""
-    from .. import vep
+    from ..applications import vep
 
     ez = parse_ez(args.synthetic_ez, conn.n_regions)
     patient = vep.synthetic_patient(
@@ -518,7 +518,7 @@ def _plot(path: Path, env, post, result, resection, truth, args) -> None:
     import jax
     import matplotlib.pyplot as plt
 
-    from .. import vep
+    from ..applications import vep
 
     nres = result.samples
     n = len(result.labels)

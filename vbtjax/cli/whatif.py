@@ -280,7 +280,7 @@ def _not_finite(out, base) -> int:
 def run_whatif(args: argparse.Namespace) -> int:
     import jax
 
-    from .. import vep as _vep
+    from ..applications import vep as _vep
     from ..models import Epileptor2D
     from ..twin import scenarios as _scenarios
     from ..twin.outcomes import outcome_by_name

@@ -132,7 +132,7 @@ def vep_problem(
     :func:`problem_from_spec`)."""
     import numpyro.distributions as dist
 
-    from .. import vep
+    from ..applications import vep
     from ..inference.params import Affine, Parameter, Positive, Selection
     from ..inference.posterior import Posterior
 

@@ -98,7 +98,7 @@ class Solution(eqx.Module):
     block: int = eqx.field(static=True)
 
 
-def _is_monitor(x) -> bool:
+def is_monitor(x) -> bool:
     return isinstance(x, AbstractMonitor)
 
 
@@ -293,9 +293,9 @@ def _check_arguments(net, solver, monitors, key, chunk_steps, checkpoint_levels,
             f"simulate: solver must be a Diffrax solver such as vbtjax.Heun(), got {type(solver).__name__}."
         )
     monitors = {"raw": Raw()} if monitors is None else monitors
-    with_paths, mon_tree = jax.tree_util.tree_flatten_with_path(monitors, is_leaf=_is_monitor)
+    with_paths, mon_tree = jax.tree_util.tree_flatten_with_path(monitors, is_leaf=is_monitor)
     leaves = [m for _, m in with_paths]
-    if not leaves or not all(_is_monitor(m) for m in leaves):
+    if not leaves or not all(is_monitor(m) for m in leaves):
         raise TypeError("simulate: monitors must be a monitor or a dict/list/tuple of vbtjax.monitors objects.")
     names = [f"monitors{jax.tree_util.keystr(path)}" if path else "the monitor" for path, _ in with_paths]
     if net.noise is not None and key is None:

@@ -38,7 +38,7 @@ from ..inference.params import AbstractConstraint, Interval, Parameter, Selectio
 from ..network import Network
 from ..observation.monitors import AbstractMonitor, Raw
 from . import distributed as _distributed
-from .simulate import CHUNK_STEPS, Solution, _is_monitor, simulate
+from .simulate import CHUNK_STEPS, Solution, is_monitor, simulate
 
 __all__ = ["sweep", "SweepResult", "sweep_grid", "sweep_random"]
 
@@ -754,7 +754,7 @@ def sweep(
             bar.close()
 
     outputs = jax.tree.unflatten(out_tree, store)
-    mon_leaves = jax.tree.leaves(mons, is_leaf=_is_monitor)
+    mon_leaves = jax.tree.leaves(mons, is_leaf=is_monitor)
     ts_leaves, ts_tree = jax.tree.flatten(sol_shape.ts)
     ts = [np.asarray(m.sample_times(s.shape[0], dt), s.dtype) for m, s in zip(mon_leaves, ts_leaves, strict=True)]
     units = tuple(UNITS.get(_leaf_path(net, leaf) or "", "") for leaf in target.leaves)

@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..connectome import Connectome
-from ..recordings import SEEGRecording, split_contact
-from ..sensors import seeg_gain_point_source
+from ...data.connectome import Connectome
+from ...data.recordings import SEEGRecording, split_contact
+from ...data.sensors import seeg_gain_point_source
 from .network import DT, DURATION, K_DEFAULT, PERIOD, X1_REST, seizing_regions, simulate_x1, vep_network
 
 

@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..connectome import Connectome
-from ..inference.params import Affine, Parameter, Positive, Selection
-from ..inference.posterior import Latent, Posterior
-from ..recordings import SEEGRecording
+from ...data.connectome import Connectome
+from ...data.recordings import SEEGRecording
+from ...inference.params import Affine, Parameter, Positive, Selection
+from ...inference.posterior import Latent, Posterior
 from .network import (
     DT,
     DURATION,
@@ -157,7 +157,7 @@ def vep_posterior(
     seconds of the recording the envelope covers, kept for the record (:func:`recording_posterior` sets it)."""
     import numpyro.distributions as dist
 
-    from ..inference.params import Interval
+    from ...inference.params import Interval
 
     env = jnp.asarray(envelope, dtype=dtype)
     gain = jnp.asarray(gain, dtype=dtype)
@@ -239,7 +239,7 @@ def recording_posterior(
     chooses the observation model from the data (:func:`signal_kind`). `crop`: ``"auto"`` keeps the first two
     seizure cycles of a ``"level"`` recording with recurring seizures (:func:`crop_to_cycles`), a number keeps the
     first that many seconds, ``None`` keeps everything; the seconds kept are in ``posterior.cropped_s``."""
-    from ..recordings import channel_gain
+    from ...data.recordings import channel_gain
 
     if connectome.centres is None:
         raise ValueError("recording_posterior: the connectome needs region centres (mm) for the SEEG gain.")

@@ -10,10 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..connectome import Connectome
-from ..coupling import Difference
-from ..models import Epileptor2D
-from ..network import Network
+from ...coupling import Difference
+from ...data.connectome import Connectome
+from ...models import Epileptor2D
+from ...network import Network
 
 X0_HEALTHY = -2.5
 """Excitability of a healthy region, the centre of the prior."""

@@ -23,7 +23,7 @@ time axis is the model's, in ms, with one observation window per ``period``):
   in consecutive windows, one window per model sample, modelled as ``log P_k + offset + sigma * N(0, 1)``.
 """
 
-from ..recordings import SEEGRecording
+from ...data.recordings import SEEGRecording
 from .infer import MAX_DIVERGENT, MAX_RHAT, SAMPLERS, VEPResult, infer_ez, vep_twin, virtual_resection
 from .network import (
     DT,

@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ..connectome import Connectome
-from ..inference.posterior import Posterior
-from ..network import Network
+from ...data.connectome import Connectome
+from ...inference.posterior import Posterior
+from ...network import Network
 from .network import (
     DT,
     DURATION,
@@ -71,7 +71,7 @@ def infer_ez(
     ESS, divergences; :attr:`VEPResult.converged`), a posterior predictive check of the envelope from `ppc_draws`
     draws (:attr:`VEPResult.ppc`, :attr:`VEPResult.fits`), and warns (``warn=True``) when either fails: such a
     result should not be used to plan a resection."""
-    from ..inference.ppc import predictive_check
+    from ...inference.ppc import predictive_check
 
     if sampler not in SAMPLERS:
         raise ValueError(f"infer_ez: sampler must be one of {SAMPLERS}, got {sampler!r}.")
@@ -94,7 +94,7 @@ def infer_ez(
             gibbs=sampler == "nuts-gibbs",
         )
     else:
-        from ..inference.smc import smc
+        from ...inference.smc import smc
 
         res = smc(
             posterior,
@@ -149,14 +149,14 @@ def _nuts(
 ):
     """NUTS from around the Newton-refined mode, preconditioned by the Laplace approximation there; with `gibbs`,
     each transition followed by a sweep of prior independence updates of every region's ``x0``."""
-    from ..inference.nuts import nuts
+    from ...inference.nuts import nuts
 
     u_map, hess = posterior_mode(posterior, init=initial_guess(posterior), steps=map_steps)
     L = laplace_factor(hess)
     z = 0.5 * jax.random.normal(jax.random.fold_in(key, 7), (num_chains, u_map.size), u_map.dtype)
     init = u_map + z @ jnp.asarray(L.T, u_map.dtype)
     if gibbs:
-        from ..inference.gibbs import nuts_within_gibbs
+        from ...inference.gibbs import nuts_within_gibbs
 
         x0_mask = posterior.ravel({n: np.full(np.shape(v), n == "x0") for n, v in posterior.unravel(u_map).items()})
         return nuts_within_gibbs(
@@ -368,9 +368,9 @@ def vep_twin(
     ``x1``/``z`` sampled every `period` ms from rest), so that ``twin.predict(Resect([...]), Seizes(monitor="x1",
     threshold=SEIZURE_X1))`` is the virtual surgery of :func:`virtual_resection` over every draw. With an inferred
     time scale, the twin runs ``duration`` and ``dt`` times its posterior mean (the network's own time)."""
-    from ..monitors import SubSample
-    from ..solvers import Heun
-    from ..twin import Twin
+    from ...observation.monitors import SubSample
+    from ...simulation.solvers import Heun
+    from ...twin.twin import Twin
 
     x0 = np.asarray(result.samples.samples["x0"])
     K = np.asarray(result.samples.samples["K"])

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..recordings import SEEGRecording
+from ...data.recordings import SEEGRecording
 
 
 def seeg_log_power(log_power: Float[Array, "T N"], gain: Float[Array, "C N"]) -> Float[Array, "T C"]:
