@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import files
+
 __all__ = ["PPCResult", "predictive_check"]
 
 MIN_R2 = 0.5
@@ -69,11 +71,7 @@ class PPCResult:
     ):
         """Observed data (dots) against the predictive mean (line) and interval (band) for `n` channels (default:
         those whose data change most); saved to `path` if given. Returns the matplotlib figure."""
-        import matplotlib
-
-        if path is not None:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
         obs = np.asarray(self.observed)
         if obs.ndim == 1:
@@ -83,7 +81,8 @@ class PPCResult:
         if channels is None:
             channels = np.argsort(-(obs.max(0) - obs.min(0)))[:n]
         t = np.arange(obs.shape[0]) if time is None else np.asarray(time)
-        fig, ax = plt.subplots(figsize=(8, 4.5))
+        fig = Figure(figsize=(8, 4.5))
+        ax = fig.subplots()
         for k in channels:
             (line,) = ax.plot(t, mean[:, k], "-", lw=1.2)
             ax.fill_between(t, lo[:, k], hi[:, k], color=line.get_color(), alpha=0.2, lw=0)
@@ -96,8 +95,8 @@ class PPCResult:
         )
         fig.tight_layout()
         if path is not None:
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
+            with files.replacing(path) as tmp:
+                fig.savefig(tmp, dpi=110)
         return fig
 
 
