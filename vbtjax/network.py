@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import copy
-import functools
-import math
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,7 +19,7 @@ from .data.connectome import Connectome
 from .models._base import AbstractNeuralMass
 from .noise import AbstractNoise
 from .simulation import delays as _delays
-from .simulation.delays import DelayPlan, EdgePattern
+from .simulation.delays import DelayPlan, EdgePattern, cached_plan, pattern_or_none
 from .stimulus import Stimulus
 
 __all__ = ["Network"]
@@ -121,7 +120,7 @@ class Network(eqx.Module):
                 raise ValueError(f"Network: speed {float(speed)} lies outside speed_range {speed_range}.")
             speed_range = (lo, hi)
         self.speed_range = speed_range
-        self.edges = _pattern_or_none(connectome, speed, speed_range)
+        self.edges = pattern_or_none(connectome, speed, speed_range)
 
     @property
     def n_regions(self) -> int:
@@ -139,8 +138,8 @@ class Network(eqx.Module):
         return self.connectome.lengths / self.speed
 
     def delay_plan(self, dt: float) -> DelayPlan:
-        """The ring-buffer layout for time step ``dt`` (ms): horizon, block length, edges. See :mod:`vbtjax.delays`."""
-        pattern = _pattern_or_none(self.connectome, self.speed, self.speed_range)
+        """The delay layout for time step ``dt`` (ms): horizon, block length, edges. See :mod:`vbtjax.delays`."""
+        pattern = pattern_or_none(self.connectome, self.speed, self.speed_range)
         if pattern is None:
             pattern = self.edges
         if pattern is None:
@@ -154,14 +153,14 @@ class Network(eqx.Module):
         self, *, edges: EdgePattern | None = None, speed_range: tuple[float, float] | None = None
     ) -> Network:
         """A copy with its static delay layout replaced: `edges` (the pattern a traced network's simulation lays its
-        ring buffer out from, see :meth:`delay_plan`) and/or `speed_range` (only the arguments given change).
+        delay buffer out from, see :meth:`delay_plan`) and/or `speed_range` (only the arguments given change).
         ``eqx.tree_at`` reaches only the leaves; sweeps, predictions and scenarios use this for the static part."""
-        new = copy.copy(self)
+        static = {}
         if edges is not None:
-            object.__setattr__(new, "edges", edges)
+            static["edges"] = edges
         if speed_range is not None:
-            object.__setattr__(new, "speed_range", (float(speed_range[0]), float(speed_range[1])))
-        return new
+            static["speed_range"] = (float(speed_range[0]), float(speed_range[1]))
+        return _with_static(self, **static)
 
     def widened(self, structures: Iterable[tuple[Any, Any, Any]], dt: float, owner: str = "Network") -> Network:
         """A copy whose delay layout serves every network of `structures`: batches ``(weights (B, N, N), lengths
@@ -184,7 +183,7 @@ class Network(eqx.Module):
             a.setflags(write=False)
         pattern = EdgePattern(mask=mask, delays_ms=longest, shortest_ms=shortest, longest_ms=longest)
         try:
-            _plan(pattern, float(dt), _delays.MAX_BLOCK, self.delay_mode)
+            cached_plan(pattern, float(dt), _delays.MAX_BLOCK, self.delay_mode)
         except ValueError as e:
             lo = float(shortest[mask].min()) if mask.any() else 0.0
             hi = float(longest[mask].max()) if mask.any() else 0.0
@@ -208,35 +207,34 @@ class Network(eqx.Module):
         return self.delay_plan(dt).horizon
 
 
-def _pattern_or_none(connectome: Connectome, speed, speed_range=None) -> EdgePattern | None:
-    leaves = (connectome.weights, connectome.lengths, speed)
-    if not all(is_concrete(x) for x in leaves):
-        return None
-    speed_value = float(speed)
-    if speed_range is not None and not speed_range[0] <= speed_value <= speed_range[1]:
-        # a speed set after construction (eqx.tree_at) outside the declared range: lay the buffer out for both
-        speed_range = (min(speed_range[0], speed_value), max(speed_range[1], speed_value))
-    return EdgePattern.from_arrays(
-        np.asarray(connectome.weights), np.asarray(connectome.lengths), speed_value, speed_range
-    )
+def _with_static(module: eqx.Module, **static) -> eqx.Module:
+    """A shallow copy of `module` with the given static fields replaced, nothing else recomputed.
+
+    Static fields live in the pytree's structure, not its leaves, so ``eqx.tree_at`` cannot reach them;
+    ``dataclasses.replace`` would call ``Network.__init__``, whose signature has no ``edges`` and which would check
+    every part again and lay the edges out anew from (possibly traced) values. So the fields are set on a copy the
+    way equinox itself sets them when it rebuilds a module from its pytree (``object.__setattr__``: Modules are frozen
+    dataclasses); the copy is new, no existing object changes, and only fields the class declares static are allowed.
+    """
+    fields = {f.name: f for f in dataclasses.fields(module)}
+    for name in static:
+        if name not in fields or not fields[name].metadata.get("static", False):
+            raise TypeError(f"{type(module).__name__}: {name!r} is not a static field.")
+    new = copy.copy(module)
+    for name, value in static.items():
+        object.__setattr__(new, name, value)
+    return new
 
 
 def plan_for(net: Network, pattern: EdgePattern, dt: float) -> DelayPlan:
     """The delay plan of `pattern` at `dt` ms; a refusal (delays too long for a buffer) names the network's speed."""
     try:
-        return _plan(pattern, float(dt), _delays.MAX_BLOCK, net.delay_mode)
+        return cached_plan(pattern, float(dt), _delays.MAX_BLOCK, net.delay_mode)
     except ValueError as e:
         speed = f"{float(net.speed):.4g} mm/ms" if is_concrete(net.speed) else "traced"
         if net.speed_range is not None:
             speed += f", speed_range {net.speed_range}"
         raise ValueError(f"Network (speed {speed}): {e}") from None
-
-
-@functools.lru_cache(maxsize=64)
-def _plan(pattern: EdgePattern, dt: float, max_block: int, mode: str = "round") -> DelayPlan:
-    if not (dt > 0 and math.isfinite(dt)):
-        raise ValueError(f"dt must be a positive time step in ms, got {dt}.")
-    return DelayPlan.build(pattern, dt, max_block=max_block, mode=mode)
 
 
 def traced_lags(net: Network, plan: DelayPlan, src: np.ndarray, tgt: np.ndarray) -> tuple[jax.Array, jax.Array]:

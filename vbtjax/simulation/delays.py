@@ -21,11 +21,14 @@ out in blocks and chunks (each chunk a linear delay buffer of the last ``H`` sta
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 
 import equinox as eqx
 import numpy as np
+
+from .._params import is_concrete
 
 MAX_BLOCK = 64
 """Longest block (steps) evaluated with one bulk gather from the delay buffer."""
@@ -81,6 +84,22 @@ class EdgePattern:
 
     def __eq__(self, other):
         return isinstance(other, EdgePattern) and self._key() == other._key()
+
+
+def pattern_or_none(connectome, speed, speed_range=None) -> EdgePattern | None:
+    """The :class:`EdgePattern` of a connectome (anything with ``weights`` and ``lengths``) at `speed` (mm/ms), or
+    ``None`` when one of them is traced (under ``jit``/``vmap``: the pattern is static and needs concrete values).
+    A `speed` outside `speed_range` (set after construction, e.g. by ``eqx.tree_at``) widens the range to it."""
+    leaves = (connectome.weights, connectome.lengths, speed)
+    if not all(is_concrete(x) for x in leaves):
+        return None
+    speed_value = float(speed)
+    if speed_range is not None and not speed_range[0] <= speed_value <= speed_range[1]:
+        # a speed set after construction (eqx.tree_at) outside the declared range: lay the buffer out for both
+        speed_range = (min(speed_range[0], speed_value), max(speed_range[1], speed_value))
+    return EdgePattern.from_arrays(
+        np.asarray(connectome.weights), np.asarray(connectome.lengths), speed_value, speed_range
+    )
 
 
 def discretise(delays_ms: np.ndarray, dt: float) -> np.ndarray:
@@ -278,3 +297,12 @@ class LoopLayout(eqx.Module):
             count = min(c * L + L, self.n_steps) // q - (c * L) // q
             out.extend(c * n_slots + np.arange(max(count, 0)))
         return np.asarray(out, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=64)
+def cached_plan(pattern: EdgePattern, dt: float, max_block: int = MAX_BLOCK, mode: str = "round") -> DelayPlan:
+    """:meth:`DelayPlan.build`, cached by the pattern's content (a network's plan is asked for several times per
+    simulation); refuses a `dt` that is not a positive finite number of ms."""
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"dt must be a positive time step in ms, got {dt}.")
+    return DelayPlan.build(pattern, dt, max_block=max_block, mode=mode)

@@ -1,4 +1,5 @@
-"""Integrate a delayed network: :func:`simulate` and its result :class:`Solution`.
+"""Integrate a delayed network: :func:`simulate` and its result :class:`Solution` (the loop itself:
+:mod:`vbtjax.simulation.loop`).
 
 Loop structure (see :mod:`vbtjax.delays` for why it is exact): an outer ``lax.scan`` over *chunks* (each under
 ``jax.checkpoint``, so reverse-mode memory grows with the number of chunks, not of steps), a ``lax.scan`` over *blocks*
@@ -29,12 +30,12 @@ import numpy as np
 from jaxtyping import Array, Float, PyTree
 
 from .._params import is_concrete
-from ..network import Network, _pattern_or_none, plan_for, traced_lags
-from ..noise import step_increments
+from ..network import Network, plan_for
 from ..observation.monitors import AbstractMonitor, Raw
 from .delays import NESTED_ABOVE as NESTED_ABOVE  # noqa: F401  (documented here: checkpoint_levels)
-from .delays import DelayPlan, EdgePattern, LoopLayout, longest_delay_ms
-from .solvers import Heun, NetworkTerm, NoiseTerm, is_tvb_solver
+from .delays import DelayPlan, EdgePattern, LoopLayout, longest_delay_ms, pattern_or_none
+from .loop import LoopConfig, run
+from .solvers import Heun
 
 __all__ = [
     "simulate",
@@ -246,9 +247,33 @@ def simulate(
     """
     t1, dt = _ms("t1", t1, "1000.0"), _ms("dt", dt, "0.1")
     n_steps = _n_steps(t1, dt)
-    checked = _check_arguments(net, solver, monitors, key, chunk_steps, checkpoint_levels, check)
-    solver, leaves, mon_tree, names = checked
-    pattern = _pattern_or_none(net.connectome, net.speed, net.speed_range)
+    solver, leaves, tree, names = _check_arguments(net, solver, monitors, key, chunk_steps, checkpoint_levels, check)
+    config = _configure(net, t1, dt, n_steps, leaves, names, chunk_steps, unroll, checkpoint_levels, progress)
+    plan, dtype = config.plan, net.dtype
+    parts = _memory_parts(
+        net, plan, n_steps, config.layout.chunk_len, leaves, names, config.vois, config.qs, dtype.itemsize
+    )
+    _check_memory(parts, max_memory, net, plan)
+    key_hist, key_noise = (None, None) if key is None else jax.random.split(key)
+    hist = initial_history(net, dt, history, key=key_hist if history is None else None, dtype=dtype)
+    ys, final, finite = run(net, hist, key_noise, solver, tuple(leaves), config)
+    ts = [jnp.asarray(m.sample_times(n_steps // q, dt), hist.dtype) for m, q in zip(leaves, config.qs, strict=True)]
+    ys, final = _check_finite(list(ys), final, finite, ts, names, check)
+    return Solution(
+        ts=jax.tree.unflatten(tree, ts),
+        ys=jax.tree.unflatten(tree, ys),
+        final_state=final,
+        dt=float(dt),
+        n_steps=n_steps,
+        horizon=plan.horizon,
+        block=plan.block,
+    )
+
+
+def _configure(net, t1, dt, n_steps, leaves, names, chunk_steps, unroll, checkpoint_levels, progress) -> LoopConfig:
+    """The run's static layout: the delay plan (from concrete values, else the network's recorded edges), the
+    monitors' sampling, and the blocks and chunks; warns about instantaneous delays and partial periods."""
+    pattern = pattern_or_none(net.connectome, net.speed, net.speed_range)
     trusted = pattern is not None
     plan = net.delay_plan(dt) if trusted else _traced_plan(net, dt)
     _warn_instantaneous(plan, pattern if trusted else net.edges, net)
@@ -257,30 +282,7 @@ def simulate(
     vois = tuple(m.voi_indices(net.model.state_variables) for m in leaves)
     layout = LoopLayout.make(plan, n_steps, chunk_steps, unroll, checkpoint_levels)
     _n_steps(t1, dt, padded=layout.n_chunks * layout.chunk_len + layout.block + max(qs))  # the loops count further
-    dtype = net.dtype
-    _check_memory(
-        _memory_parts(net, plan, n_steps, layout.chunk_len, leaves, names, vois, qs, dtype.itemsize),
-        max_memory,
-        net,
-        plan,
-    )
-
-    key_hist = key_noise = None
-    if key is not None:
-        key_hist, key_noise = jax.random.split(key)
-    hist = initial_history(net, dt, history, key=key_hist if history is None else None, dtype=dtype)
-    ys, final, finite = _run(net, hist, key_noise, solver, tuple(leaves), plan, layout, qs, vois, trusted, progress)
-    ts = [jnp.asarray(m.sample_times(n_steps // q, dt), hist.dtype) for m, q in zip(leaves, qs, strict=True)]
-    ys, final = _check_finite(list(ys), final, finite, ts, names, check)
-    return Solution(
-        ts=jax.tree.unflatten(mon_tree, ts),
-        ys=jax.tree.unflatten(mon_tree, ys),
-        final_state=final,
-        dt=float(dt),
-        n_steps=n_steps,
-        horizon=plan.horizon,
-        block=plan.block,
-    )
+    return LoopConfig(plan, layout, qs, vois, trusted, progress)
 
 
 def _check_arguments(net, solver, monitors, key, chunk_steps, checkpoint_levels, check):
@@ -322,7 +324,7 @@ def _warn_instantaneous(plan: DelayPlan, pattern: EdgePattern | None, net: Netwo
             f"discretisation). If the delays matter use dt <= {longest / 5:.3g} ms or delay_mode='interpolate'; "
             "speed=inf states that they do not.",
             SimulationWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -343,7 +345,7 @@ def _check_periods(names, monitors, qs, n_steps: int, dt: float) -> None:
                 f"{(n_steps - n * q) * dt:g} ms are simulated but not sampled (as in TVB). Use t1={n * q * dt:g} or "
                 f"{(n + 1) * q * dt:g} ms to avoid this.",
                 SimulationWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
 
@@ -376,7 +378,7 @@ def memory_estimate(
     t1, dt = _ms("t1", t1, "1000.0"), _ms("dt", dt, "0.1")
     n_steps = _n_steps(t1, dt)
     _, leaves, _, names = _check_arguments(net, None, monitors, "no key needed", chunk_steps, None, "off")
-    concrete = _pattern_or_none(net.connectome, net.speed, net.speed_range) is not None
+    concrete = pattern_or_none(net.connectome, net.speed, net.speed_range) is not None
     plan = net.delay_plan(dt) if concrete else _traced_plan(net, dt)
     qs = tuple(m.istep(dt) for m in leaves)
     vois = tuple(m.voi_indices(net.model.state_variables) for m in leaves)
@@ -490,275 +492,3 @@ def _check_finite(ys: list, final, finite, ts: list, names, check: str):
             raise NonFiniteError(text)
         warnings.warn(text + " simulate(..., check='off') silences this.", NonFiniteWarning, stacklevel=3)
     return ys, final
-
-
-@eqx.filter_jit
-def _run(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, progress):
-    """The monitor outputs, the final state, and which of their samples are finite (for the check after the run:
-    computed in the same program, so an eager check costs no second dispatch; unused ones are dropped under jit)."""
-    ys, final = _loop(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, progress)
-    return ys, final, _finite_rows(ys, final)
-
-
-def _loop(net, hist, key, solver, monitors, plan, layout, qs, vois, trusted, progress):
-    model, cpl, noise = net.model, net.coupling, net.noise
-    dtype = hist.dtype
-    N = plan.n_regions
-    K, C, H = layout.block, layout.blocks_per_chunk, plan.horizon
-    L = layout.chunk_len
-    T = layout.n_steps
-    dt = plan.dt
-    cvar = np.asarray(model.cvar)
-    n_cvar = cvar.size
-    tvb_solver = is_tvb_solver(solver)
-    source_only = type(cpl).source_only
-    # pre(x_i, x_j) = pre_source(x_j) + pre_target(x_i): the delayed sum goes through the flat source-only path, plus
-    # the local term (sum_j W_ij) pre_target(x_i) with the row sums of the delayed weights
-    separable = not source_only and type(cpl).separable
-    flat_edges = source_only or separable
-    edge_cpl = cpl.for_edges()
-    interp = plan.mode == "interpolate"
-    width = K + 1 if interp else K  # buffer columns read per edge and block
-
-    rows = np.arange(N)[:, None]
-    W = net.connectome.weights.astype(dtype)
-    w_delayed = jnp.where(plan.delayed_valid, W[rows, plan.delayed_src], 0.0)  # (N, P)
-    w_instant = jnp.where(plan.instant_valid, W[rows, plan.instant_src], 0.0)  # (N, P0)
-    if flat_edges:  # flat edge list, one window per (cvar, edge), summed per target
-        e_src, e_tgt, e_D = plan.edge_source, plan.edge_target, plan.edge_D
-        w_edges = W[e_tgt, e_src]  # (E,)
-        flat_cpl = jax.tree.map(lambda p: p[e_tgt][:, None] if getattr(p, "ndim", 0) == 1 else p, cpl)
-    else:  # row-wise (ELL) layout, so that pre(x_i, x_j) broadcasts the target's state
-        e_src, e_tgt, e_D = plan.delayed_src, np.broadcast_to(rows, plan.delayed_src.shape), plan.delayed_D
-    # the delay buffer's rows are region-major (row j * n_cvar + k holds coupling variable k of region j), so that one
-    # (n_cvar, width) slice per edge reads all its coupling variables, edges leading: no transposes around the
-    # gather and the per-target sum (measured: they cost more than the gather and the sum themselves)
-    src_rows = jnp.asarray(e_src.reshape(-1) * n_cvar, jnp.int32)
-
-    hist, lags, frac, frac_inst = _edge_lags(net, hist, plan, K, (e_src, e_tgt, e_D), flat_edges, trusted)
-    # starting column of each edge's window, relative to the block's first new column (>= 0 in the chunk's buffer:
-    # lags <= H - 1, or H - 2 when interpolating)
-    back = lags.reshape(-1) + (2 if interp else 1)
-
-    # the last H states of the coupling variables, time contiguous, oldest first: (N * n_cvar, H). Within a chunk the
-    # buffer is (N * n_cvar, H + L): column H - 1 + r holds the state r steps after the chunk's start.
-    hist_c = _buffer_rows(_rows(hist, cvar, axis=1))
-    y0 = hist[-1]
-    y_prev0 = hist[-2] if interp else None
-
-    def read_windows(buf, col0):
-        """Each edge's window of its source's coupling variables: (n_edges, n_cvar, width)."""
-        starts = jnp.stack([src_rows, col0 - back], axis=1)
-        return jax.lax.gather(buf, starts, _READ_WINDOWS, (n_cvar, width), mode="clip")
-
-    def interpolate(v, w):
-        """Window values v[..., i] = x(n0 + i - d - 1) -> delayed values (1 - w) x(n - d) + w x(n - d - 1)."""
-        return v[..., 1:] + w[..., None] * (v[..., :-1] - v[..., 1:]) if interp else v
-
-    def coupling_sum(pre_fn, weights, x_j):
-        return jnp.sum(weights * pre_fn(x_j), axis=-1)
-
-    w_rowsum = jnp.sum(w_delayed, axis=-1)  # (N,): the delayed edges' weights (separable couplings)
-    diagonal_instant = plan.instant_is_diagonal
-    w_diag = w_instant[:, 0]
-    f_diag = frac_inst[:, 0]
-
-    def step(carry, xs):
-        y, y_prev, n = carry
-        xc = _rows(y, cvar)
-        if diagonal_instant:  # self-connections only: no gather
-            xs_self = xc if not interp else xc + f_diag * (_rows(y_prev, cvar) - xc)
-            gx = w_diag * (cpl.pre(xc, xs_self) if not source_only else cpl.pre(None, xs_self))
-        else:
-            xj = xc[:, plan.instant_src]
-            if interp:
-                xj = xj + frac_inst * (_rows(y_prev, cvar)[:, plan.instant_src] - xj)
-            gx = coupling_sum(lambda v: edge_cpl.pre(xc[:, :, None], v), w_instant, xj)
-        if flat_edges:
-            gx = gx + xs["gx"]
-            if separable:
-                gx = gx + w_rowsum * cpl.pre_target(xc)
-        else:
-            gx = gx + coupling_sum(lambda v: edge_cpl.pre(xc[:, :, None], v), w_delayed, xs["xd"])
-        c = cpl.post(gx)
-        if "stim" in xs:
-            c = (c, xs["stim"])
-        t = (n * dt).astype(dtype)
-        drift = NetworkTerm(model)
-        terms = drift if noise is None else diffrax.MultiTerm(drift, NoiseTerm(noise, xs["dW"]))
-        y1 = solver.step(terms, t, t + dt, y, c, None, True)[0]
-        if not tvb_solver:
-            y1 = model.bound(y1)
-        if layout.padded:
-            y1 = jnp.where(n < T, y1, y)  # steps past the end (last chunk) leave the state unchanged
-        return (y1, y if interp else None, n + 1), y1
-
-    # each step under its own checkpoint: reverse mode keeps only the steps' inputs and recomputes a step within the
-    # backward iteration that needs it, instead of stacking a dozen per-step intermediates in the chunk's recomputation
-    # and slicing them back out block by block (each a separate XLA kernel): measured 13-20 % faster gradients; no
-    # effect on the forward run or forward mode (docs/design.md)
-    step_ckpt = jax.checkpoint(step, prevent_cse=False)
-
-    def block(carry, _):
-        y, y_prev, n, col0, buf = carry
-        xs = {}
-        if plan.n_delayed:
-            xd = read_windows(buf, col0)  # (E, n_cvar, width)
-            if flat_edges:
-                xd = interpolate(xd, frac[:, None])  # (E, n_cvar, K)
-                pre = jnp.moveaxis(flat_cpl.pre_source(jnp.moveaxis(xd, 1, 0)), 0, 1)  # (E, n_out, K)
-                gx = jax.ops.segment_sum(w_edges[:, None, None] * pre, e_tgt, num_segments=N, indices_are_sorted=True)
-                xs["gx"] = jnp.transpose(gx, (2, 1, 0))  # (K, n_out, N)
-            else:
-                xd = interpolate(xd.reshape(N, -1, n_cvar, width), frac[..., None])  # (N, P, n_cvar, K)
-                xs["xd"] = jnp.transpose(xd, (3, 2, 0, 1))  # (K, n_cvar, N, P)
-        elif flat_edges:
-            xs["gx"] = jnp.zeros((K, cpl.n_out(n_cvar), N), dtype)
-        else:
-            xs["xd"] = jnp.zeros((K, n_cvar, N, 1), dtype)
-        if net.stimulus:
-            times = ((n + jnp.arange(K)) * dt).astype(dtype)
-            xs["stim"] = jax.vmap(net.stimulus_at)(times)
-        if noise is not None:
-            xs["dW"] = step_increments(key, n + jnp.arange(K), (model.n_svar, N), dt, dtype)
-        (y, y_prev, n), ys = jax.lax.scan(step_ckpt, (y, y_prev, n), xs, unroll=layout.unroll)
-        new = _buffer_rows(_rows(ys, cvar, axis=1))
-        # columns col0 .. col0 + K - 1 are still zero: adding writes them, and transposes without zeroing (see top)
-        buf = jax.lax.scatter_add(
-            buf, col0[None, None], new[None], _WRITE_COLUMNS, indices_are_sorted=True, unique_indices=True
-        )
-        return (y, y_prev, n, col0 + K, buf), ys
-
-    def chunk(carry, c_index):
-        y, y_prev, n, hist_c, mstates = carry
-        n_start = n
-        buf = jnp.concatenate([hist_c, jnp.zeros((hist_c.shape[0], L), hist_c.dtype)], axis=1)
-        col0 = jnp.asarray(H, jnp.int32)
-        (y, y_prev, n, _, buf), ys = jax.lax.scan(block, (y, y_prev, n, col0, buf), None, length=C)
-        hist_c = buf[:, L:]
-        ys = ys.reshape((L,) + ys.shape[2:])
-        outs, new_states = [], []
-        for mon, voi, ms in zip(monitors, vois, mstates, strict=True):
-            ms, samples = mon.chunk(ms, _rows(ys, voi, axis=1), n_start, dt)
-            new_states.append(ms)
-            outs.append(samples)
-        if progress:
-            jax.debug.callback(_progress_update, c_index, layout.n_chunks, ordered=False)
-        return (y, y_prev, n, hist_c, tuple(new_states)), tuple(outs)
-
-    mstates0 = tuple(mon.init(y0[np.asarray(voi)], dt) for mon, voi in zip(monitors, vois, strict=True))
-    carry0 = (y0, y_prev0, jnp.asarray(0, jnp.int32), hist_c, mstates0)
-    (y_final, *_), stacked = _scan_chunks(jax.checkpoint(chunk), carry0, layout)
-    return _samples_in_order(stacked, qs, layout), y_final
-
-
-def _scan_chunks(chunks, carry0, layout: LoopLayout):
-    """``lax.scan`` of the (checkpointed) chunk function over the run's chunks: ``(final carry, stacked outputs)``
-    with outputs ``(n_chunks, ...)``. With ``layout.group > 1``, two levels: reverse mode keeps one carry per group,
-    then one per chunk of the group being reversed."""
-    if layout.group == 1:
-        return jax.lax.scan(chunks, carry0, jnp.arange(layout.n_chunks))
-
-    def group(carry, c_indices):
-        return jax.lax.scan(chunks, carry, c_indices)
-
-    c_indices = jnp.arange(layout.n_chunks).reshape(-1, layout.group)
-    carry, stacked = jax.lax.scan(jax.checkpoint(group), carry0, c_indices)
-    return carry, jax.tree.map(lambda x: x.reshape((layout.n_chunks,) + x.shape[2:]), stacked)
-
-
-def _samples_in_order(stacked, qs, layout: LoopLayout) -> tuple:
-    """Each monitor's ``(n_chunks, n_slots, ...)`` outputs -> its samples in time order (unused slots dropped)."""
-    outputs = []
-    for q, mb in zip(qs, stacked, strict=True):
-        S = mb.shape[1]
-        flat = mb.reshape((layout.n_chunks * S,) + mb.shape[2:])
-        index = layout.sample_index(q, S)
-        contiguous = np.array_equal(index, np.arange(index.size))
-        outputs.append(flat[: index.size] if contiguous else flat[index])  # a slice does not copy
-    return tuple(outputs)
-
-
-def _edge_lags(net, hist, plan: DelayPlan, K: int, edges, flat_edges: bool, trusted: bool):
-    """``(hist, lags, frac, frac_inst)``: the delayed edges' lags in steps and fractional parts, and the instant
-    edges' fractional parts. Lags are static from the plan when the values were concrete, else from the traced values,
-    checked at run time (on `hist`) with an error that names the bad value; fractional parts always come from the
-    traced values (gradients)."""
-    e_src, e_tgt, e_D = edges
-    dtype = hist.dtype
-    rows = np.arange(plan.n_regions)[:, None]
-    D_traced, frac = traced_lags(net, plan, e_src, e_tgt)
-    D_inst, frac_inst = traced_lags(net, plan, plan.instant_src, np.broadcast_to(rows, plan.instant_src.shape))
-    frac_inst = jnp.where(plan.instant_valid, frac_inst, 0.0).astype(dtype)
-    if trusted:
-        return hist, jnp.asarray(e_D, jnp.int32), frac.astype(dtype), frac_inst
-    valid = np.ones(e_D.shape, bool) if flat_edges else plan.delayed_valid
-    top = plan.horizon - (2 if plan.mode == "interpolate" else 1)
-    fits = jnp.all(jnp.where(valid, (D_traced >= K) & (D_traced <= top), True))
-    fits = fits & jnp.all(jnp.where(plan.instant_valid, D_inst == 0, True))
-    lengths = net.connectome.lengths
-    bad_speed = ~(net.speed > 0)  # NaN too
-    bad_lengths = ~jnp.all(jnp.where(net.connectome.weights != 0, jnp.isfinite(lengths) & (lengths >= 0), True))
-    served = f"speed_range={net.speed_range}" if net.speed_range else "the speed it was built with"
-    messages = (
-        "simulate: the network's speed is not a positive number (a traced value <= 0 or NaN): conduction speeds are "
-        "in mm/ms and must be > 0 (inf removes the delays).",
-        "simulate: the connectome's lengths (traced) contain NaN, inf or negative values on connected edges: tract "
-        "lengths are finite, >= 0 mm.",
-        f"simulate: the traced speed or lengths give delays outside the network's delay layout, which serves lags of "
-        f"{K} to {top} steps of dt={plan.dt:g} ms (delays of about {K * plan.dt:g} to {top * plan.dt:g} ms; laid out "
-        f"for {served} when the Network was built, outside jit/vmap). Give the Network a speed_range=(slowest, "
-        "fastest) covering the speeds you will use, or build it with these lengths.",
-    )
-    index = jnp.where(bad_speed, 0, jnp.where(bad_lengths, 1, 2))
-    hist = eqx.branched_error_if(hist, bad_speed | bad_lengths | ~fits, index, messages)
-    return hist, D_traced, frac.astype(dtype), frac_inst
-
-
-def _finite_rows(ys, final):
-    """Per output, whether each sample is finite; and whether the final state is."""
-    rows = [jnp.all(jnp.isfinite(y).reshape(y.shape[0], -1), axis=1) for y in ys]
-    return rows, jnp.all(jnp.isfinite(final))
-
-
-def _buffer_rows(x):
-    """``(T, n_cvar, N)`` states -> ``(N * n_cvar, T)`` delay-buffer columns (region-major rows)."""
-    T, n_cvar, N = x.shape
-    return jnp.transpose(x, (2, 1, 0)).reshape(N * n_cvar, T)
-
-
-_READ_WINDOWS = jax.lax.GatherDimensionNumbers(offset_dims=(1, 2), collapsed_slice_dims=(), start_index_map=(0, 1))
-"""Gather of one (n_cvar, width) window per edge from the delay buffer: rows from the source's first row, columns from
-the window's start."""
-
-_WRITE_COLUMNS = jax.lax.ScatterDimensionNumbers(
-    update_window_dims=(1, 2), inserted_window_dims=(), scatter_dims_to_operand_dims=(1,)
-)
-"""Scatter of one (rows, K) window at a column offset: the block's write into the chunk's delay buffer."""
-
-
-def _rows(x, index, axis: int = 0):
-    """``x`` at the given indices of ``axis``: a static slice when they are consecutive (a gather's transpose in
-    reverse mode is a scatter; a slice's is a pad, which fuses)."""
-    index = np.asarray(index)
-    if index.size and np.array_equal(index, np.arange(index[0], index[0] + index.size)):
-        return jax.lax.slice_in_dim(x, int(index[0]), int(index[0]) + index.size, axis=axis)
-    return jnp.take(x, index, axis=axis)
-
-
-_BARS: dict = {}
-
-
-def _progress_update(c_index, n_chunks):
-    from tqdm.auto import tqdm
-
-    c = int(c_index)
-    bar = _BARS.get("sim")
-    if bar is None or c == 0:
-        if bar is not None:
-            bar.close()
-        bar = _BARS["sim"] = tqdm(total=int(n_chunks), desc="simulate", unit="chunk", leave=False)
-    bar.update(1)
-    if c + 1 >= int(n_chunks):
-        bar.close()
-        _BARS.pop("sim", None)

@@ -17,7 +17,8 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PyTree
 
 
-def _as_tuple(v):
+def as_tuple(v):
+    """``None`` or a tuple: the converter of monitors' ``variables_of_interest`` (a list becomes hashable, static)."""
     return v if v is None else tuple(v)
 
 
@@ -30,7 +31,7 @@ class AbstractMonitor(eqx.Module):
     """
 
     period: float | None = eqx.field(default=None, static=True)
-    variables_of_interest: tuple | None = eqx.field(default=None, static=True, converter=_as_tuple)
+    variables_of_interest: tuple | None = eqx.field(default=None, static=True, converter=as_tuple)
 
     def __check_init__(self):
         if self.period is not None and (

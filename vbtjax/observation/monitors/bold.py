@@ -30,7 +30,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ..._params import check_parameters, param
-from ._base import AbstractMonitor, _as_tuple
+from ._base import AbstractMonitor, as_tuple
 
 __all__ = [
     "AbstractHRFKernel",
@@ -128,7 +128,7 @@ class BalloonWindkessel(AbstractMonitor):
     """
 
     period: float | None = eqx.field(default=720.0, static=True)
-    variables_of_interest: tuple | None = eqx.field(default=(0,), static=True, converter=_as_tuple)
+    variables_of_interest: tuple | None = eqx.field(default=(0,), static=True, converter=as_tuple)
     dt_hemo: float = eqx.field(default=1.0, static=True)
     kappa: Float[Array, "*N"] = param(0.65)
     gamma: Float[Array, "*N"] = param(0.41)
@@ -437,7 +437,7 @@ class Bold(AbstractMonitor):
     """
 
     period: float | None = eqx.field(default=2000.0, static=True)
-    variables_of_interest: tuple | None = eqx.field(default=(0,), static=True, converter=_as_tuple)
+    variables_of_interest: tuple | None = eqx.field(default=(0,), static=True, converter=as_tuple)
     hrf_kernel: AbstractHRFKernel = eqx.field(default_factory=FirstOrderVolterra)
     hrf_length: float = eqx.field(default=20000.0, static=True)
     interim_period: float = eqx.field(default=4.0, static=True)

@@ -17,7 +17,7 @@ from jaxtyping import Array, Float
 
 from ..._params import as_float_array, is_concrete
 from ...data.sensors import Sensors, region_gain_from_surface, seeg_gain_point_source, tvb_projection
-from ._base import AbstractMonitor, TemporalAverage, _as_tuple
+from ._base import AbstractMonitor, TemporalAverage, as_tuple
 
 __all__ = ["AbstractProjection", "EEG", "MEG", "SEEG"]
 
@@ -58,7 +58,7 @@ class AbstractProjection(AbstractMonitor):
     ):
         self.gain = as_float_array(gain)
         self.period = period
-        self.variables_of_interest = _as_tuple(variables_of_interest)
+        self.variables_of_interest = as_tuple(variables_of_interest)
         self.sensors = sensors
 
     def __check_init__(self):
