@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +36,7 @@ from ._readers import (
     read_variables,
     real_array,
 )
+from .parcellation import DEFAULT_RADIUS, LabelImage, map_tractogram
 
 __all__ = ["Connectome"]
 
@@ -430,9 +432,15 @@ class Connectome(eqx.Module):
         ``"zero"`` or ``"euclidean"`` (distances between centres, mm). Region volumes (mm^3) and voxel counts are
         on :class:`vbtjax.structural.Parcellation` (``Parcellation.load(parcellation, lut).volumes``).
         """
-        from .structural import Parcellation
-
-        return Parcellation.load(parcellation, lut, regions=regions).to_connectome(lengths=lengths)
+        parc = LabelImage.load(parcellation, lut, regions=regions)
+        n = parc.n_regions
+        if lengths == "zero":
+            ln = np.zeros((n, n))
+        elif lengths == "euclidean":
+            ln = np.linalg.norm(parc.centres[:, None, :] - parc.centres[None, :, :], axis=-1)
+        else:
+            raise ValueError(f"Parcellation.to_connectome: lengths={lengths!r}; use 'zero' or 'euclidean'.")
+        return cls(weights=np.zeros((n, n)), lengths=ln, centres=parc.centres, labels=parc.names)
 
     @classmethod
     def from_tractogram(
@@ -459,11 +467,7 @@ class Connectome(eqx.Module):
         image, unassigned end points, self-connections); without it, a warning gives the counts whenever
         streamlines were left out.
         """
-        import warnings
-
-        from .structural import DEFAULT_RADIUS, build_connectome
-
-        conn, report = build_connectome(
+        m = map_tractogram(
             tractogram,
             parcellation,
             lut=lut,
@@ -475,11 +479,12 @@ class Connectome(eqx.Module):
             directed=directed,
             self_connections=self_connections,
         )
+        conn = cls(weights=m.weights, lengths=m.lengths, centres=m.parcellation.centres, labels=m.parcellation.names)
         if return_report:
-            return conn, report
-        if report.n_dropped:
+            return conn, m.report
+        if m.report.n_dropped:
             warnings.warn(
-                f"Connectome.from_tractogram: {report.summary()}. Pass return_report=True for the report.",
+                f"Connectome.from_tractogram: {m.report.summary()}. Pass return_report=True for the report.",
                 stacklevel=2,
             )
         return conn

@@ -4,7 +4,8 @@
 offset and point count of each streamline. ``.tck`` files are read in blocks with NumPy (their header by nibabel),
 ``.trk`` files with nibabel, ``.trx`` (zip or folder) with a small reader of its own that checks ``header.json``
 (types and counts) against the sizes of the arrays before reading them, and decompresses nothing else.
-:mod:`vbtjax.structural` builds connectomes from them (and re-exports these names).
+:mod:`vbtjax.structural` builds connectomes from them (and re-exports these names), with a :class:`TractogramReport`
+of what happened to every streamline.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from ..files import MAX_BYTES, FileReadError, read_json
 from ._readers import FolderFiles, ZipArchive
 
-__all__ = ["Streamlines", "load_streamlines", "apply_affine", "TRACTOGRAM_SUFFIXES"]
+__all__ = ["Streamlines", "TractogramReport", "load_streamlines", "apply_affine", "TRACTOGRAM_SUFFIXES"]
 
 TRACTOGRAM_SUFFIXES = (".tck", ".trk", ".trx")
 
@@ -384,3 +385,105 @@ def _trx_member(members: list[str], stem: str, ncomp: str, what: str) -> tuple[s
         f"{what} has no {stem} array (e.g. {stem}.{ncomp + '.' if ncomp else ''}float32); found: "
         + ", ".join(sorted(members))
     )
+
+
+# ---------------------------------------------------------------------------------------------------- report
+
+
+@dataclasses.dataclass(frozen=True)
+class TractogramReport:
+    """What happened to every streamline of a tractogram on its way into a connectome.
+
+    Each streamline is counted once, in the first of these that applies: ``too_short`` (shorter than
+    ``min_length`` mm, or fewer than 2 points), ``outside`` (an end point outside the parcellation image),
+    ``unassigned`` (an end point in background with no labelled voxel within ``radius`` mm), ``self_connections``
+    (both ends in one region; kept on the diagonal only with ``self_connections="keep"``), else it connects two
+    regions. So ``n_streamlines == n_connecting + too_short + outside + unassigned`` plus ``self_connections``
+    when they are dropped (:attr:`n_dropped`).
+    """
+
+    n_streamlines: int
+    n_connecting: int
+    too_short: int
+    outside: int
+    unassigned: int
+    self_connections: int
+    self_connections_kept: bool
+    endpoints_by_search: int
+    n_regions: int
+    n_connections: int
+    regions_without_streamlines: tuple[str, ...]
+    min_length: float
+    radius: float
+    normalise: str
+    lengths: str
+    directed: bool
+    length_mm: dict[str, float]
+    tractogram_box: tuple[tuple[float, float, float], tuple[float, float, float]]
+    image_box: tuple[tuple[float, float, float], tuple[float, float, float]]
+    tractogram_source: str
+    parcellation_source: str
+    timings: dict[str, float]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def n_dropped(self) -> int:
+        """Streamlines not in the weights."""
+        return self.n_streamlines - self.n_connecting
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``json.dumps(report.to_dict())``)."""
+        d = dataclasses.asdict(self)
+        d["n_dropped"] = self.n_dropped
+        d["units"] = {"min_length": "mm", "radius": "mm", "length_mm": "mm", "boxes": "world mm (RAS+)", "timings": "s"}
+        return d
+
+    def summary(self) -> str:
+        """One line: how many streamlines were used and why the others were not."""
+        return (
+            f"{self.n_connecting:,} of {self.n_streamlines:,} streamlines in the connectome; left out: too short "
+            f"{self.too_short:,}, outside the image {self.outside:,}, unassigned end point {self.unassigned:,}, "
+            f"self-connections {0 if self.self_connections_kept else self.self_connections:,}"
+        )
+
+    def __str__(self) -> str:
+        n = max(self.n_streamlines, 1)
+
+        def row(label: str, count: int, note: str = "") -> str:
+            return f"  {label:<28}{count:>12,}  {100.0 * count / n:5.1f} %{('  ' + note) if note else ''}"
+
+        n_r = self.n_regions
+        pairs = n_r * (n_r - 1) if self.directed else n_r * (n_r - 1) // 2
+        empty = self.regions_without_streamlines
+        empty_text = f" ({', '.join(empty[:8])}{' ...' if len(empty) > 8 else ''})" if empty else ""
+        kept = "incl. self-connections" if self.self_connections_kept and self.self_connections else ""
+        weights = "streamline counts"
+        if self.normalise != "none":
+            weights += " / " + _NORMALISE_TEXT[self.normalise]
+        direction = "directed (source = first point)" if self.directed else "symmetric"
+        ln = self.length_mm
+        lines = [
+            f"tractogram -> connectome: {self.n_streamlines:,} streamlines ({self.tractogram_source}), "
+            f"{n_r} regions ({self.parcellation_source})",
+            row("in the connectome", self.n_connecting, kept),
+            row("too short", self.too_short, f"< {self.min_length:g} mm or < 2 points"),
+            row("end point outside the image", self.outside),
+            row("end point unassigned", self.unassigned, f"no labelled voxel within {self.radius:g} mm"),
+            row("self-connections", self.self_connections, "kept" if self.self_connections_kept else "dropped"),
+            f"  end points assigned by the {self.radius:g} mm search: {self.endpoints_by_search:,}",
+            f"  connections: {self.n_connections:,} of {pairs:,} {'directed ' if self.directed else ''}region pairs; "
+            f"regions without streamlines: {len(empty)}{empty_text}",
+        ]
+        if ln:
+            lines.append(
+                f"  streamline lengths (mm): min {ln['min']:.1f}, median {ln['median']:.1f}, mean {ln['mean']:.1f}, "
+                f"max {ln['max']:.1f}"
+            )
+        lines.append(f"  weights: {weights}; tract lengths: {self.lengths} per pair; {direction}")
+        if self.timings:
+            lines.append("  time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in self.timings.items()))
+        lines += [f"  note: {t}" for t in self.notes]
+        return "\n".join(lines)
+
+
+_NORMALISE_TEXT = {"volume": "(sum of the two region volumes, mm^3)", "count": "(streamlines in the tractogram)"}

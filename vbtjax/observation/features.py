@@ -37,6 +37,7 @@ __all__ = [
     "kuramoto_order",
     "ks_distance",
     "metastability",
+    "pearson_r",
     "phase_from_signal",
     "relative_band_power",
     "sampling_rate",
@@ -89,8 +90,8 @@ def _corr_columns(x: Array) -> Array:
     return jnp.where(jnp.eye(x.shape[1], dtype=bool), jnp.ones((), r.dtype), r)
 
 
-def _pearson_last(a: Array, b: Array) -> Array:
-    """Pearson r between ``a`` and ``b`` along their last axis."""
+def pearson_r(a: Array, b: Array) -> Array:
+    """Pearson correlation between `a` and `b` along their last axis (batched over the leading axes)."""
     ac = a - jnp.mean(a, axis=-1, keepdims=True)
     bc = b - jnp.mean(b, axis=-1, keepdims=True)
     return jnp.sum(ac * bc, axis=-1) / jnp.sqrt(jnp.sum(ac * ac, axis=-1) * jnp.sum(bc * bc, axis=-1))
@@ -203,7 +204,7 @@ def fc_correlation(
 
 @jax.jit
 def _fc_correlation(a: Array, b: Array) -> Array:
-    return _pearson_last(fc_upper(a), fc_upper(b))
+    return pearson_r(fc_upper(a), fc_upper(b))
 
 
 def fc_distance(fc_a: Float[ArrayLike, "*batch N N"], fc_b: Float[ArrayLike, "*batch N N"]) -> Float[Array, "*batch"]:

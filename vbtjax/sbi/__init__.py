@@ -1,7 +1,8 @@
 """Amortised simulation-based inference: simulation budgets drawn from the same priors and selections as fitting
 and NUTS (:func:`simulate_budget`, :class:`Budget`), neural posterior estimation with FlowJAX normalising flows
 trained with Optax (:func:`train_npe`, :class:`NPE`, :func:`load_npe`), and calibration on held-out simulations
-(:func:`calibrate`, :func:`compare_posteriors` with NUTS).
+(:func:`calibrate`, :func:`compare_posteriors` with NUTS). ``vep_problem`` is the VEP as a problem, re-exported
+from :mod:`vbtjax.applications.vep.sbi`.
 
 Available as ``vbt.sbi``; FlowJAX is imported on first use of the estimator.
 """
@@ -21,13 +22,19 @@ _NAMES = {
     "calibrate": "calibration",
     "compare_posteriors": "calibration",
 }
+# re-exported from the applications layer, imported on first use (the inference layer does not depend on it)
+_APPLICATIONS = {"vep_problem": "vbtjax.applications.vep.sbi"}
 
-__all__ = sorted(_NAMES)
+__all__ = sorted([*_NAMES, *_APPLICATIONS])
 
 
 def __getattr__(name: str):
     if name in _NAMES:
         value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _APPLICATIONS:
+        value = getattr(importlib.import_module(_APPLICATIONS[name]), name)
         globals()[name] = value
         return value
     if name in ("budget", "npe", "calibration"):
@@ -36,7 +43,7 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_NAMES))
+    return sorted(set(globals()) | set(_NAMES) | set(_APPLICATIONS))
 
 
 if TYPE_CHECKING:

@@ -104,14 +104,12 @@ class Calibration:
 
     def plot(self, path: Any) -> None:
         """Coverage curves (marginal per parameter, and joint) and rank histograms, to `path` (PNG)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: the backend stays the user's choice, and saving needs none
 
         D = len(self.names)
         show = min(D, 6)
-        fig, axes = plt.subplots(1, 1 + show, figsize=(3.2 * (1 + show), 3.2))
+        fig = Figure(figsize=(3.2 * (1 + show), 3.2))
+        axes = fig.subplots(1, 1 + show)
         ax = axes[0]
         ax.plot([0, 1], [0, 1], "k--", lw=0.8)
         for j in range(D):
@@ -129,7 +127,6 @@ class Calibration:
         buf = io.BytesIO()  # rendered in memory, then written atomically: a kill leaves no half-written figure
         fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=100)
         write_bytes(path, buf.getvalue())
-        plt.close(fig)
 
 
 def _flat_constrained(prior, u):

@@ -5,17 +5,17 @@ A :class:`Problem` is rebuilt from its JSON-able ``spec`` (:func:`problem_from_s
 stores next to a budget and inside a saved estimator, so that a later observation is turned into features exactly
 as the simulations were.
 
-**VEP** (:func:`vep_problem`): the network, priors and constraints of :func:`vbtjax.vep.vep_posterior` (``x0`` per
-region ``Normal(-2.5, 0.5)`` through its ``Affine`` constraint, ``K ~ HalfNormal(0.5)``); the features are the
-patient's SEEG log-power envelope ``(windows, contacts)`` (the contacts' gain from the recording or a synthetic
-patient's implant) plus Gaussian observation noise of fixed sd `noise_sd`, **minus its mean over all windows and
-contacts**. The NUTS likelihood of :func:`vbtjax.vep.vep_posterior` instead integrates out an offset of the log
-power per contact and infers the noise sd ``sigma`` (and a time scale) as latent variables; NPE cannot have
-latents that are not network parameters, so one common offset is removed from the features (subtracting the mean
-makes them invariant to it) and the noise sd is fixed (0.2 by default: the scatter of the log of a mean of 64
-squared Gaussian samples is about ``sqrt(2 / 64) = 0.18``, that of :func:`vbtjax.vep.synthetic_patient`'s
-windows). A recording much noisier than `noise_sd` gives NPE draws that are too narrow; build the budget with a
-larger `noise_sd` then.
+**VEP** (:func:`vbtjax.applications.vep.sbi.vep_problem`, also ``vbtjax.sbi.vep_problem``): the network, priors and
+constraints of :func:`vbtjax.vep.vep_posterior` (``x0`` per region ``Normal(-2.5, 0.5)`` through its ``Affine``
+constraint, ``K ~ HalfNormal(0.5)``); the features are the patient's SEEG log-power envelope ``(windows, contacts)``
+(the contacts' gain from the recording or a synthetic patient's implant) plus Gaussian observation noise of fixed sd
+`noise_sd`, **minus its mean over all windows and contacts**. The NUTS likelihood of :func:`vbtjax.vep.vep_posterior`
+instead integrates out an offset of the log power per contact and infers the noise sd ``sigma`` (and a time scale) as
+latent variables; NPE cannot have latents that are not network parameters, so one common offset is removed from the
+features (subtracting the mean makes them invariant to it) and the noise sd is fixed (0.2 by default: the scatter of the
+log of a mean of 64 squared Gaussian samples is about ``sqrt(2 / 64) = 0.18``, that of
+:func:`vbtjax.vep.synthetic_patient`'s windows). A recording much noisier than `noise_sd` gives NPE draws that are too
+narrow; build the budget with a larger `noise_sd` then.
 
 **Resting state** (:func:`resting_state_problem`): the SupHopf FC network of
 :func:`vbtjax.inference.resting_state.fc_network` on a connectome (the embedded HCP subject by default) with a
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..observation.features import _pearson_last
+from ..observation.features import pearson_r
 
-__all__ = ["Problem", "PROBLEMS", "vep_problem", "resting_state_problem", "problem_from_spec", "FC_FEATURES"]
+__all__ = ["Problem", "PROBLEMS", "resting_state_problem", "problem_from_spec", "FC_FEATURES"]
 
 PROBLEMS = ("vep", "resting-state")
 
@@ -109,114 +109,13 @@ class Problem:
         )
 
 
-# ------------------------------------------------------------------------------------------------------------ VEP
-def vep_problem(
-    connectome: Any,
-    gain: Any,
-    *,
-    contacts: Sequence[str] | None = None,
-    duration: float = 50.0,
-    period: float = 2.0,
-    dt: float = 0.1,
-    noise_sd: float = 0.2,
-    x0_prior: tuple[float, float] = (-2.5, 0.5),
-    K_prior_scale: float = 0.5,
-    spec: Mapping[str, Any] | None = None,
-) -> Problem:
-    """The VEP as an SBI problem (see the module docstring).
-
-    **Arguments:** `connectome` (with centres), `gain` ``(contacts, N)`` (:func:`vbtjax.sensors.seeg_gain_point_source`
-    of the implanted contacts), `contacts`: their names (an observation's ``ch_names`` are matched to them),
-    `duration`, `period`, `dt` (ms) as for :func:`vbtjax.vep.vep_posterior`, `noise_sd` (fixed observation noise of
-    the log power), the priors. `spec`: how the connectome and the contacts were obtained (stored, see
-    :func:`problem_from_spec`)."""
-    import numpyro.distributions as dist
-
-    from ..applications import vep
-    from ..inference.params import Affine, Parameter, Positive, Selection
-    from ..inference.posterior import Posterior
-
-    gain = np.asarray(gain, dtype=float)
-    n = connectome.n_regions
-    if gain.ndim != 2 or gain.shape[1] != n:
-        raise ValueError(f"vep_problem: gain must be (contacts, {n}), got {gain.shape}.")
-    contacts = [f"contact {k}" for k in range(gain.shape[0])] if contacts is None else [str(c) for c in contacts]
-    if len(contacts) != gain.shape[0]:
-        raise ValueError(f"vep_problem: {len(contacts)} contact names for a gain of {gain.shape[0]} contacts.")
-    if not (noise_sd > 0 and math.isfinite(noise_sd)):
-        raise ValueError(f"vep_problem: noise_sd must be a positive number, got {noise_sd}.")
-    n_win = int(round(duration / period))
-    if abs(n_win * period - duration) > 1e-9 * duration or abs(period / dt - round(period / dt)) > 1e-9:
-        raise ValueError("vep_problem: duration must be a whole number of periods, and period of dt.")
-    loc, scale = (float(v) for v in x0_prior)
-    net = vep.vep_network(connectome, x0=loc, K=K_prior_scale)
-    net = jax.tree.map(lambda x: x.astype(jnp.float32) if isinstance(x, jax.Array) and x.dtype.kind == "f" else x, net)
-    sel = Selection(
-        [
-            Parameter(lambda m: m.model.x0, Affine(loc, scale), name="x0"),
-            Parameter(lambda m: m.coupling.a, Positive(), name="K"),
-        ]
-    )
-    prior = Posterior(net, sel, {"x0": dist.Normal(loc, scale), "K": dist.HalfNormal(K_prior_scale)}, None)
-    g = jnp.asarray(gain, jnp.float32)
-    sd = float(noise_sd)
-
-    def run(m, key):
-        y = vep.seeg_log_power(vep.simulate_power(m, duration, dt, period), g)
-        y = y + sd * jax.random.normal(key, y.shape, y.dtype)
-        return (y - jnp.mean(y)).reshape(-1)
-
-    names = tuple(f"{c}@{w}" for w in range(n_win) for c in contacts)
-
-    def observe(obs) -> np.ndarray:
-        rec = obs
-        if isinstance(obs, str | Path):
-            rec = vep.SEEGRecording.load(obs)
-        if not isinstance(rec, vep.SEEGRecording):
-            raise TypeError("vep problem: the observation must be an SEEG recording (.npz with data, sfreq, ch_names).")
-        missing = [c for c in contacts if c not in rec.ch_names]
-        if missing:
-            raise ValueError(
-                f"the recording lacks the contacts {missing[:5]}{' ...' if len(missing) > 5 else ''} that the budget "
-                f"was simulated for ({len(contacts)} contacts); build a budget for this implantation"
-            )
-        idx = [rec.ch_names.index(c) for c in contacts]
-        env = vep.log_power_envelope(np.asarray(rec.data)[idx], rec.sfreq, n_win)
-        return (env - env.mean()).reshape(-1)
-
-    full_spec = {
-        "duration": duration,
-        "period": period,
-        "dt": dt,
-        "noise_sd": sd,
-        "x0_prior": [loc, scale],
-        "K_prior_scale": K_prior_scale,
-        "contacts": contacts,
-    }
-    full_spec.update(dict(spec or {}))
-    labels = tuple(connectome.labels) if connectome.labels is not None else tuple(f"region {i}" for i in range(n))
-    return Problem(
-        "vep",
-        full_spec,
-        prior,
-        run,
-        float(dt),
-        names,
-        observe,
-        labels=labels,
-        gain=gain,
-        batch_size=256,
-        extra={"connectome": connectome, "n_windows": n_win, "observed": vep.detectability(gain) > vep.DETECTABLE},
-    )
-
-
 # --------------------------------------------------------------------------------------------------- resting state
 def _fc_summaries(fc: jax.Array, log_sc_upper: jax.Array, strong: jax.Array) -> jax.Array:
     n = fc.shape[0]
     iu = np.triu_indices(n, 1)
     v = fc[iu]
     q = jnp.quantile(v, jnp.asarray([0.1, 0.5, 0.9]))
-    r = _pearson_last(v, log_sc_upper)
+    r = pearson_r(v, log_sc_upper)
     sw = jnp.sum(jnp.where(strong, v, 0.0)) / jnp.sum(strong) - jnp.sum(jnp.where(strong, 0.0, v)) / jnp.sum(~strong)
     eig = jnp.linalg.eigvalsh(0.5 * (fc + fc.T))[::-1][:3] / n
     return jnp.concatenate([jnp.stack([v.mean(), v.std()]), q, jnp.stack([r, sw]), eig])
@@ -261,12 +160,7 @@ def resting_state_problem(
     ``a1 ~ Uniform(-a_slope_max, a_slope_max)`` (1/ms per sd of the map; default a quarter of `a_range`'s width),
     and two features are added: the correlation over regions of ``z`` with each region's mean FC
     (``fc_node_map_corr``) and, with the FCD, with the log sd of its BOLD (``sd_map_corr``)."""
-    import numpyro.distributions as dist
-
     from ..inference import resting_state as rs
-    from ..inference.params import Interval, Parameter, Selection
-    from ..inference.posterior import Posterior
-    from ..observation import features as F
 
     if features not in ("fc", "fc+fcd"):
         raise ValueError(f"resting_state_problem: features must be 'fc' or 'fc+fcd', got {features!r}.")
@@ -276,12 +170,54 @@ def resting_state_problem(
         connectome = hcp_subject().connectome
     tr = float(tr)
     dt = rs.default_dt(tr) if dt is None else float(dt)
+    use_fcd = features == "fc+fcd"
+    n_samples, window, step = _bold_windows(tr, dt, n_samples, use_fcd, fcd_window, fcd_step)
+    prior, w, z, a_spec = _resting_state_prior(connectome, dt, coupling_max, a_range, a_map, a_slope_max)
+    fc_features, summaries = _summary_functions(w, z, window, step, use_fcd)
+
+    def run(m, key):
+        return summaries(rs.simulated_bold(m, tr, n_samples, dt, key=key))
+
+    summ_jit = jax.jit(summaries)
+    n = w.shape[0]
+    full_spec = {
+        "tr": tr,
+        "n_samples": n_samples,
+        "dt": dt,
+        "features": features,
+        "fcd_window": window,
+        "fcd_step": step,
+        "coupling_max": float(coupling_max),
+        **a_spec,
+    }
+    full_spec.update(dict(spec or {}))
+    map_fc = () if z is None else ("fc_node_map_corr",)
+    map_fcd = () if z is None else ("sd_map_corr",)
+    names = FC_FEATURES + map_fc + ((FCD_FEATURES + map_fcd) if use_fcd else ())
+    labels = tuple(connectome.labels) if connectome.labels is not None else tuple(f"region {i}" for i in range(n))
+    return Problem(
+        "resting-state",
+        full_spec,
+        prior,
+        run,
+        dt,
+        names,
+        _bold_observer(n, use_fcd, fc_features, summ_jit),
+        labels=labels,
+        batch_size=16,
+        extra={"connectome": connectome, "summaries": summ_jit, "map": z},
+    )
+
+
+def _bold_windows(
+    tr: float, dt: float, n_samples: int, use_fcd: bool, fcd_window: int | None, fcd_step: int | None
+) -> tuple[int, int, int]:
+    """Check the BOLD sampling of :func:`resting_state_problem`; ``(n_samples, fcd window, fcd step)`` in volumes."""
     if not (dt > 0 and abs(tr / dt - round(tr / dt)) < 1e-9):
         raise ValueError(f"resting_state_problem: dt={dt} ms must divide the repetition time tr={tr} ms.")
     n_samples = int(n_samples)
     window = max(10, round(60_000.0 / tr)) if fcd_window is None else int(fcd_window)
     step = max(1, window // 4) if fcd_step is None else int(fcd_step)
-    use_fcd = features == "fc+fcd"
     if use_fcd and n_samples < window + step * (math.ceil(window / step) + 1):
         raise ValueError(
             f"resting_state_problem: {n_samples} volumes are too few for FCD windows of {window} volumes {step} apart "
@@ -289,6 +225,20 @@ def resting_state_problem(
         )
     if n_samples < 10:
         raise ValueError("resting_state_problem: n_samples must be at least 10 volumes.")
+    return n_samples, window, step
+
+
+def _resting_state_prior(
+    connectome: Any, dt: float, coupling_max: float, a_range: Any, a_map: Any, a_slope_max: float | None
+) -> tuple[Any, np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """The prior of :func:`resting_state_problem`: ``(prior, weights, z-scored map or None, spec of model.a)``."""
+    import equinox as eqx
+    import numpyro.distributions as dist
+
+    from ..inference import resting_state as rs
+    from ..inference.params import Interval, Parameter, Selection
+    from ..inference.posterior import Posterior
+
     net = rs.fc_network(connectome)
     bound = rs._coupling_bound(net, dt)
     if coupling_max > bound:
@@ -296,19 +246,17 @@ def resting_state_problem(
             f"resting_state_problem: coupling_max={coupling_max:g} /ms exceeds the stability bound {bound:.3g} /ms of "
             f"steps of dt={dt:g} ms; use a smaller dt or coupling_max."
         )
-    import equinox as eqx
-
     lo, hi = (float(v) for v in a_range)
     if not lo < hi:
         raise ValueError(f"resting_state_problem: a_range must be (low, high) with low < high, got {a_range}.")
     w = np.asarray(net.connectome.weights, dtype=float)
     n = w.shape[0]
     z = _map_scores(a_map, w)
+    a_spec: dict[str, Any] = {"a_range": [lo, hi]}
     if z is None:
         a_param = Parameter(lambda m: m.model.a, Interval(lo, hi), name="model.a")
         a_prior = dist.Uniform(lo, hi)
         a0 = jnp.asarray(0.5 * (lo + hi), net.model.a.dtype)
-        map_spec = None
     else:
         s1 = 0.25 * (hi - lo) if a_slope_max is None else float(a_slope_max)
         if not (s1 > 0 and math.isfinite(s1)):
@@ -318,22 +266,32 @@ def resting_state_problem(
         a_param = Parameter(lambda m: m.model.a, Interval(b_lo, b_hi), name="model.a", basis=basis)
         a_prior = dist.Uniform(jnp.asarray(b_lo), jnp.asarray(b_hi))
         a0 = jnp.full((n,), 0.5 * (lo + hi), net.model.a.dtype)
-        map_spec = a_map if isinstance(a_map, str) else np.asarray(a_map, dtype=float).tolist()
+        a_spec["a_map"] = a_map if isinstance(a_map, str) else np.asarray(a_map, dtype=float).tolist()
+        a_spec["a_slope_max"] = s1
     net = eqx.tree_at(lambda m: m.model.a, net, a0)
     sel = Selection([Parameter(lambda m: m.coupling.a, Interval(0.0, float(coupling_max)), name="coupling.a"), a_param])
     prior = Posterior(net, sel, {"coupling.a": dist.Uniform(0.0, float(coupling_max)), "model.a": a_prior}, None)
+    return prior, w, z, a_spec
+
+
+def _summary_functions(
+    w: np.ndarray, z: np.ndarray | None, window: int, step: int, use_fcd: bool
+) -> tuple[Callable[[jax.Array], jax.Array], Callable[[jax.Array], jax.Array]]:
+    """``(fc_features(fc), summaries(bold (time, regions)))``: the features of :func:`resting_state_problem`."""
+    from ..observation import features as F
+
+    n = w.shape[0]
     iu = np.triu_indices(n, 1)
     lsc = np.log1p(w[iu])
     log_sc = jnp.asarray(lsc)
     strong = jnp.asarray(lsc > np.median(lsc))
-
     zj = None if z is None else jnp.asarray(z)
 
     def fc_features(fc):
         out = _fc_summaries(fc, log_sc.astype(fc.dtype), strong)
         if zj is not None:
             node = (jnp.sum(fc, axis=1) - jnp.diagonal(fc)) / (n - 1)
-            out = jnp.concatenate([out, _pearson_last(node, zj.astype(fc.dtype))[None]])
+            out = jnp.concatenate([out, pearson_r(node, zj.astype(fc.dtype))[None]])
         return out
 
     def summaries(bold_tn):
@@ -342,13 +300,14 @@ def resting_state_problem(
             out = jnp.concatenate([out, _fcd_summaries(bold_tn, window, step)])
             if zj is not None:
                 log_sd = jnp.log(jnp.std(bold_tn, axis=0))
-                out = jnp.concatenate([out, _pearson_last(log_sd, zj.astype(bold_tn.dtype))[None]])
+                out = jnp.concatenate([out, pearson_r(log_sd, zj.astype(bold_tn.dtype))[None]])
         return out
 
-    def run(m, key):
-        return summaries(rs.simulated_bold(m, tr, n_samples, dt, key=key))
+    return fc_features, summaries
 
-    summ_jit = jax.jit(summaries)
+
+def _bold_observer(n: int, use_fcd: bool, fc_features: Callable, summ_jit: Callable) -> Callable[[Any], np.ndarray]:
+    """``observe(obs)`` of :func:`resting_state_problem`: BOLD ``(regions, time)`` or FC (or a file) -> features."""
 
     def observe(obs) -> np.ndarray:
         if isinstance(obs, str | Path):
@@ -372,35 +331,7 @@ def resting_state_problem(
             raise ValueError("the BOLD contains NaN/inf or constant regions.")
         return np.asarray(summ_jit(jnp.asarray(x.T)))
 
-    full_spec = {
-        "tr": tr,
-        "n_samples": n_samples,
-        "dt": dt,
-        "features": features,
-        "fcd_window": window,
-        "fcd_step": step,
-        "coupling_max": float(coupling_max),
-        "a_range": [lo, hi],
-    }
-    if map_spec is not None:
-        full_spec.update({"a_map": map_spec, "a_slope_max": s1})
-    full_spec.update(dict(spec or {}))
-    map_fc = () if z is None else ("fc_node_map_corr",)
-    map_fcd = () if z is None else ("sd_map_corr",)
-    names = FC_FEATURES + map_fc + ((FCD_FEATURES + map_fcd) if use_fcd else ())
-    labels = tuple(connectome.labels) if connectome.labels is not None else tuple(f"region {i}" for i in range(n))
-    return Problem(
-        "resting-state",
-        full_spec,
-        prior,
-        run,
-        dt,
-        names,
-        observe,
-        labels=labels,
-        batch_size=16,
-        extra={"connectome": connectome, "summaries": summ_jit, "map": z},
-    )
+    return observe
 
 
 def _map_scores(a_map: Any, weights: np.ndarray) -> np.ndarray | None:
@@ -452,7 +383,9 @@ def problem_from_spec(name: str, spec: Mapping[str, Any]) -> Problem:
         kw = {k: spec[k] for k in keys if k in spec}
         if "x0_prior" in spec:
             kw["x0_prior"] = tuple(spec["x0_prior"])
-        return vep_problem(conn, gain, contacts=contacts, spec=spec, **kw)
+        import vbtjax.sbi  # the VEP is an application: vbtjax.sbi re-exports its problem lazily
+
+        return vbtjax.sbi.vep_problem(conn, gain, contacts=contacts, spec=spec, **kw)
     if name == "resting-state":
         keys = ("tr", "n_samples", "dt", "features", "fcd_window", "fcd_step", "coupling_max", "a_map", "a_slope_max")
         kw = {k: spec[k] for k in keys if k in spec}
@@ -473,3 +406,12 @@ def _connectome(spec: Any):
     if spec.isdigit() and not Path(spec).exists():
         return vbt.datasets.tvb_connectome(int(spec))
     return vbt.Connectome.from_file(spec)
+
+
+def __getattr__(name: str) -> Any:
+    # vep_problem lives in the applications layer (vbtjax.applications.vep.sbi); this path still imports it
+    if name == "vep_problem":
+        import vbtjax.sbi
+
+        return vbtjax.sbi.vep_problem
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
