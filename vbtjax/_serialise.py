@@ -12,19 +12,23 @@ and nothing but the lookup of a class and its constructor runs. Derived static f
 
 :func:`content_hash` (SHA-256) catches accidents: anyone can recompute it after an edit. :func:`content_hmac`
 (HMAC-SHA256 with a secret key, over the same bytes) proves to holders of the key that the content is theirs.
+:func:`provenance` is the record of versions, platform, date and input-file hashes that saved files carry.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import hmac
 import importlib
 import inspect
 import json
 import math
+import platform
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -32,13 +36,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["encode", "decode", "content_hash", "content_hmac", "SerialisationError"]
+__all__ = [
+    "encode",
+    "decode",
+    "content_hash",
+    "content_hmac",
+    "provenance",
+    "SerialisationError",
+    "TwinFileError",
+]
 
 _TRUSTED = ("vbtjax",)
 
 
 class SerialisationError(ValueError):
     """A value cannot be saved, or a saved file cannot be read back (tampered, truncated, unknown class)."""
+
+
+class TwinFileError(SerialisationError):
+    """A twin file cannot be read: missing, truncated, damaged, modified after saving, unsigned or wrongly signed
+    when a signature is asked for, holding values its classes refuse, or from an unknown format. The message names
+    the file and the problem. (Also raised for saved estimators, :func:`vbtjax.sbi.load_npe`.)"""
 
 
 def _is_array(x: Any) -> bool:
@@ -239,3 +257,38 @@ def file_sha256(path: Any) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def provenance(inputs: Sequence[Any] = ()) -> dict[str, Any]:
+    """The provenance record of a saved file: vbtjax, JAX, Equinox, diffrax, NumPy and Python versions, platform,
+    x64 mode, UTC date, and the SHA-256 of each of the `inputs` files (a missing one raises ``FileNotFoundError``)."""
+    from . import __version__
+
+    hashes = {}
+    for p in inputs:
+        path = Path(p)
+        if not path.is_file():
+            raise FileNotFoundError(f"Twin: inputs: {str(p)!r} is not a file (give the files the twin was made from).")
+        hashes[str(path)] = file_sha256(path)
+    return {
+        "vbtjax": __version__,
+        "jax": jax.__version__,
+        "jaxlib": getattr(jax.lib, "__version__", None) or _version("jaxlib"),
+        "equinox": _version("equinox"),
+        "diffrax": _version("diffrax"),
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "x64": bool(jax.config.jax_enable_x64),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "inputs": hashes,
+    }
+
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None

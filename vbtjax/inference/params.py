@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from .._params import as_float_array, is_concrete
+from .._params import as_float_array, is_concrete, leaf_path
 
 __all__ = ["AbstractConstraint", "Real", "Positive", "Interval", "Affine", "Parameter", "Selection"]
 
@@ -224,14 +224,6 @@ class Parameter(eqx.Module):
         return x if self.basis is None else jnp.linalg.lstsq(self.basis.astype(x.dtype), x)[0]
 
 
-def _leaf_path(net: Any, leaf: Any) -> str | None:
-    """The path (``"coupling.a"``) of the leaf of ``net`` that *is* ``leaf``, or None."""
-    for path, x in jax.tree_util.tree_flatten_with_path(net)[0]:
-        if x is leaf:
-            return jax.tree_util.keystr(path).lstrip(".").replace("[", ".").replace("]", "").replace("'", "")
-    return None
-
-
 class Selection(eqx.Module):
     """The parameters to fit or sample, and the map between their unconstrained values and a network.
 
@@ -291,7 +283,7 @@ class Selection(eqx.Module):
             if p.name is not None:
                 out.append(p.name)
                 continue
-            path = _leaf_path(net, x)
+            path = leaf_path(net, x)
             if path is None:
                 raise ValueError(
                     f"Selection: parameter {i}: where(net) returned an array that is not a leaf of the network (a "

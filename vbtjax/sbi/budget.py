@@ -27,7 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._params import leaf_path, set_leaves
+from .._serialise import provenance
 from ..files import read_json, read_npz, write_json, write_npz
+from ..simulation.batch import BatchRunner, widened
 
 __all__ = ["Budget", "simulate_budget", "prior_paths", "FORMAT"]
 
@@ -36,11 +39,9 @@ FORMAT = "vbtjax-sbi-budget"
 
 def prior_paths(prior: Any) -> tuple[str, ...]:
     """Leaf paths (``"coupling.a"``) of the prior's selected parameters, in the selection's order."""
-    from ..inference.params import _leaf_path
-
     paths = []
     for p in prior.selection.params:
-        path = _leaf_path(prior.net, p.where(prior.net))
+        path = leaf_path(prior.net, p.where(prior.net))
         if path is None:
             raise ValueError("simulate_budget: every selected parameter must be a whole leaf of the network.")
         paths.append(path)
@@ -209,25 +210,7 @@ def simulate_budget(
 
     **Returns:** the :class:`Budget` (all chunks).
     """
-    from ..simulation.simulate import simulate
-    from ..twin.twin import _BatchRunner, _provenance, _widened
-
-    _check_prior(prior)
-    if isinstance(n, bool) or int(n) < 1:
-        raise ValueError(f"simulate_budget: n must be a positive number of simulations, got {n!r}.")
-    if isinstance(chunk_size, bool) or int(chunk_size) < 1:
-        raise ValueError(f"simulate_budget: chunk_size must be a positive integer, got {chunk_size!r}.")
-    if (features is None) == (run is None):
-        raise ValueError("simulate_budget: give features= (with t1= and dt=) or run=, exactly one.")
-    if run is None:
-        if t1 is None or dt is None:
-            raise ValueError("simulate_budget: features= needs the simulation settings t1= and dt= (ms).")
-
-        def run(net, k):  # noqa: F811
-            return features(simulate(net, t1, dt, history, solver, monitors, k))
-
-    if prior.net.noise is not None and key is None:
-        raise ValueError("simulate_budget: a key is required.")
+    run = _simulator(prior, n, chunk_size, features, run, t1, dt, solver, monitors, history, key)
     n, chunk_size = int(n), int(chunk_size)
     n_chunks = -(-n // chunk_size)
     paths = prior_paths(prior)
@@ -247,51 +230,20 @@ def simulate_budget(
     }
     folder = Path(out) if out is not None else None
     if folder is not None:
-        meta = _open_folder(folder, meta, _provenance)
+        meta = _open_folder(folder, meta, provenance)
     k_draw, k_sim = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
-    draw = jax.jit(lambda k, m: prior.sample_prior(k, m), static_argnums=1)
     files = [folder / f"chunk_{c:05d}.npz" if folder is not None else None for c in range(n_chunks)]
     sizes = [min(chunk_size, n - c * chunk_size) for c in range(n_chunks)]
     todo = [c for c in range(n_chunks) if files[c] is None or not files[c].is_file()]
-    # the draws of every chunk still to simulate (cheap), so that one delay layout and one compiled program serve
-    # them all (a prior over speeds or lengths widens the layout once, not per chunk)
-    draws = {c: np.asarray(draw(jax.random.fold_in(k_draw, c), sizes[c])) for c in todo}
-    constrained = jax.jit(jax.vmap(prior.constrained))
-    # by name: a dict returned from jit comes back with its keys sorted, not in the selection's order
-    values = {c: _by_name(constrained(jnp.asarray(u)), prior.names) for c, u in draws.items()}
-    values = {c: _leaf_values(prior, v) for c, v in values.items()}
+    draws, values = _draws(prior, k_draw, todo, sizes)
     runner = None
     if todo:
         all_vals = tuple(np.concatenate([values[c][i] for c in todo]) for i in range(len(prior.names)))
-        wide = _widened(prior.net, paths, all_vals, sum(sizes[c] for c in todo), None, dt)
-        runner = _BatchRunner(wide, paths, _flat_run(run), None, True, devices, owner="simulate_budget")
-    parts = {"u": [], "theta": [], "x": [], "finite": []}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n, desc="simulation budget", unit="sim", dynamic_ncols=True)
+        build = _builder(paths)
+        wide = widened(prior.net, build, all_vals, sum(sizes[c] for c in todo), dt, owner="simulate_budget")
+        runner = BatchRunner(wide, build, _flat_run(run), has_key=True, devices=devices, owner="simulate_budget")
     t_start = time.perf_counter()
-    simulated = 0
-    for c in range(n_chunks):
-        m, f = sizes[c], files[c]
-        if c not in draws:
-            chunk = read_npz(f, keys=parts, what=f"simulate_budget: {f}", required=parts)
-            if chunk["u"].shape[0] != m:
-                raise ValueError(f"simulate_budget: {f} holds {chunk['u'].shape[0]} simulations, expected {m}.")
-        else:
-            u = draws.pop(c)
-            x = np.asarray(runner(values.pop(c), m, jax.random.fold_in(k_sim, c), batch_size)).reshape(m, -1)
-            chunk = {"u": u, "theta": _flat_theta(prior, u), "x": x, "finite": np.all(np.isfinite(x), axis=1)}
-            simulated += m
-            if f is not None:
-                write_npz(f, chunk)
-        for k in parts:
-            parts[k].append(chunk[k])
-        if bar is not None:
-            bar.update(m)
-    if bar is not None:
-        bar.close()
+    parts, simulated = _simulate_chunks(prior, runner, draws, values, files, sizes, k_sim, batch_size, progress, n)
     seconds = time.perf_counter() - t_start
     info = dict(meta, simulated_now=simulated, seconds=seconds)
     if folder is not None and simulated:
@@ -310,6 +262,81 @@ def simulate_budget(
         info,
         np.concatenate(parts["finite"]),
     )
+
+
+def _simulator(prior, n, chunk_size, features, run, t1, dt, solver, monitors, history, key) -> Callable:
+    """Check the arguments of :func:`simulate_budget`; ``run(network, key)``, the simulator."""
+    from ..simulation.simulate import simulate
+
+    _check_prior(prior)
+    if isinstance(n, bool) or int(n) < 1:
+        raise ValueError(f"simulate_budget: n must be a positive number of simulations, got {n!r}.")
+    if isinstance(chunk_size, bool) or int(chunk_size) < 1:
+        raise ValueError(f"simulate_budget: chunk_size must be a positive integer, got {chunk_size!r}.")
+    if (features is None) == (run is None):
+        raise ValueError("simulate_budget: give features= (with t1= and dt=) or run=, exactly one.")
+    if run is None:
+        if t1 is None or dt is None:
+            raise ValueError("simulate_budget: features= needs the simulation settings t1= and dt= (ms).")
+
+        def run(net, k):
+            return features(simulate(net, t1, dt, history, solver, monitors, k))
+
+    if prior.net.noise is not None and key is None:
+        raise ValueError("simulate_budget: a key is required.")
+    return run
+
+
+def _draws(prior, k_draw, todo, sizes) -> tuple[dict[int, np.ndarray], dict[int, tuple]]:
+    """The unconstrained draws ``u`` of every chunk still to simulate, and the leaf values they set (cheap), so that
+    one delay layout and one compiled program serve them all (a prior over speeds or lengths widens the layout once,
+    not per chunk)."""
+    draw = jax.jit(lambda k, m: prior.sample_prior(k, m), static_argnums=1)
+    draws = {c: np.asarray(draw(jax.random.fold_in(k_draw, c), sizes[c])) for c in todo}
+    constrained = jax.jit(jax.vmap(prior.constrained))
+    # by name: a dict returned from jit comes back with its keys sorted, not in the selection's order
+    values = {c: _by_name(constrained(jnp.asarray(u)), prior.names) for c, u in draws.items()}
+    return draws, {c: _leaf_values(prior, v) for c, v in values.items()}
+
+
+def _simulate_chunks(prior, runner, draws, values, files, sizes, k_sim, batch_size, progress, n):
+    """Read the finished chunks, simulate and write the others; ``(parts, number simulated now)``."""
+    parts = {"u": [], "theta": [], "x": [], "finite": []}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc="simulation budget", unit="sim", dynamic_ncols=True)
+    simulated = 0
+    for c, (m, f) in enumerate(zip(sizes, files, strict=True)):
+        if c not in draws:
+            chunk = read_npz(f, keys=parts, what=f"simulate_budget: {f}", required=parts)
+            if chunk["u"].shape[0] != m:
+                raise ValueError(f"simulate_budget: {f} holds {chunk['u'].shape[0]} simulations, expected {m}.")
+        else:
+            u = draws.pop(c)
+            out = runner(values.pop(c), m, jax.random.fold_in(k_sim, c), runner.batch(batch_size, m))
+            x = np.asarray(out).reshape(m, -1)
+            chunk = {"u": u, "theta": _flat_theta(prior, u), "x": x, "finite": np.all(np.isfinite(x), axis=1)}
+            simulated += m
+            if f is not None:
+                write_npz(f, chunk)
+        for k in parts:
+            parts[k].append(chunk[k])
+        if bar is not None:
+            bar.update(m)
+    if bar is not None:
+        bar.close()
+    return parts, simulated
+
+
+def _builder(paths: Sequence[str]):
+    """``build(net, values_b)``: the network of one draw."""
+
+    def build(net, vs):
+        return set_leaves(net, dict(zip(paths, vs, strict=True)))
+
+    return build
 
 
 _SAME = ("names", "paths", "shapes", "dim", "chunk_size", "key", "dt", "t1", "description")

@@ -38,8 +38,8 @@ from flowjax.distributions import Normal
 from flowjax.flows import masked_autoregressive_flow
 
 from .. import files
-from .._params import is_concrete
-from .._serialise import SerialisationError, content_hash, decode, encode
+from .._params import get_leaf, is_concrete
+from .._serialise import SerialisationError, TwinFileError, content_hash, decode, encode, provenance
 from .budget import Budget, prior_paths
 
 __all__ = ["NPE", "train_npe", "load_npe", "FLOWS"]
@@ -187,8 +187,6 @@ class NPE(eqx.Module):
     ) -> Path:
         """Write the estimator (and, to ship it with a twin, its `prior`: network, constraints and NumPyro priors)
         to the folder `path`: ``npe.json`` + ``arrays.npz``. Returns the path."""
-        from ..twin.twin import _provenance
-
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"NPE.save: {path} exists; pass overwrite=True to replace it.")
@@ -205,7 +203,7 @@ class NPE(eqx.Module):
                 None if history is None else {k: np.asarray(v) for k, v in history.items()}, arrays, "history"
             ),
             "description": dict(description or {}),
-            "provenance": _provenance(()),
+            "provenance": provenance(()),
         }
         meta["content_hash"] = content_hash(meta, arrays)
         staged = files.staging_dir(
@@ -283,7 +281,6 @@ def _encode_prior(prior: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
 def _decode_prior(desc: Mapping[str, Any], arrays: dict[str, np.ndarray], trust) -> Any:
     from ..inference.params import Parameter, Selection
     from ..inference.posterior import Posterior
-    from ..twin.twin import get_leaf
 
     net = decode(desc["network"], arrays, trust, "prior.network")
     params = []
@@ -330,8 +327,6 @@ def _skeleton(cfg: Mapping[str, Any]) -> NPE:
 def load_npe(path: str | os.PathLike, trust=()) -> tuple[NPE, Any, dict[str, Any]]:
     """Read an estimator written by :meth:`NPE.save`: ``(npe, prior or None, info)`` where `info` holds the history,
     description and provenance. A modified or truncated folder is refused."""
-    from ..twin.twin import TwinFileError
-
     path = files.recover(Path(path))  # completes or undoes a save that a kill interrupted
     for name in ("npe.json", "arrays.npz"):
         if not (path / name).is_file():
@@ -418,26 +413,9 @@ def train_npe(
     log-probability; of the first member), ``best_epoch``, ``best_val_loss``, ``seconds``, ``n_train``, ``n_val``,
     ``n_dropped``, and per member ``member_best_epoch``, ``member_best_val_loss``, ``member_epochs``.
     """
-    if not isinstance(budget, Budget):
-        raise TypeError(f"train_npe: budget must be a vbtjax.sbi.Budget, got {type(budget).__name__}.")
-    if flow not in FLOWS:
-        raise ValueError(f"train_npe: flow must be one of {FLOWS}, got {flow!r}.")
-    for name, v in (
-        ("layers", layers),
-        ("width", width),
-        ("depth", depth),
-        ("knots", knots),
-        ("batch_size", batch_size),
-        ("max_epochs", max_epochs),
-        ("patience", patience),
-        ("ensemble", ensemble),
-    ):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < (0 if name == "depth" else 1):
-            raise ValueError(f"train_npe: {name} must be a positive integer, got {v!r}.")
-    if pca is not None and (isinstance(pca, bool) or not isinstance(pca, int | np.integer) or pca < 1):
-        raise ValueError(f"train_npe: pca must be None or a positive integer, got {pca!r}.")
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"train_npe: val_fraction must lie in (0, 1), got {val_fraction}.")
+    sizes = {"layers": layers, "width": width, "depth": depth, "knots": knots, "batch_size": batch_size,
+             "max_epochs": max_epochs, "patience": patience, "ensemble": ensemble}  # fmt: skip
+    _check_training(budget, flow, sizes, pca, val_fraction)
     dtype = np.dtype(dtype or np.float32)
     good = budget.finite_only()
     n_dropped = len(budget) - len(good)
@@ -448,22 +426,7 @@ def train_npe(
     M = int(ensemble)
     u = np.asarray(good.u, np.float64)
     x = np.asarray(good.x, np.float64)
-    # standardisation (and PCA) on the first member's training split
-    u_mean, u_std = u[:-n_val].mean(0), u[:-n_val].std(0)
-    x_mean, x_std = x[:-n_val].mean(0), x[:-n_val].std(0)
-    u_std = np.where(u_std > 0, u_std, 1.0)
-    x_std = np.where(x_std > 1e-12 * (1 + np.abs(x_mean)), x_std, 1.0)  # constant features: left as they are
-    proj = None
-    if pca is not None:
-        if pca > min(n - n_val, good.n_features):
-            raise ValueError(
-                f"train_npe: pca={pca} exceeds the number of features ({good.n_features}) or of training "
-                f"simulations ({n - n_val})."
-            )
-        xs0 = (x[:-n_val] - x_mean) / x_std
-        _, s, vt = np.linalg.svd(xs0, full_matrices=False)
-        sd_pc = s[:pca] / np.sqrt(xs0.shape[0])
-        proj = vt[:pca].T / np.where(sd_pc > 0, sd_pc, 1.0)  # (F, K): unit-variance components
+    (u_mean, u_std), (x_mean, x_std), proj = _standardisation(u, x, n_val, pca, good.n_features)
     cfg = {
         "flow": flow,
         "layers": int(layers),
@@ -498,6 +461,70 @@ def train_npe(
     z = jnp.asarray((u - u_mean) / u_std, dtype)
     c = npe._standardise(jnp.asarray(x, dtype))  # standardised (projected) features, fixed during training
     t0 = time.perf_counter()
+    training = (learning_rate, clip, batch_size, max_epochs, patience, progress)
+    trained, records = _train_members(flows, embs, z, c, n_val, k_train, training)
+    npe = eqx.tree_at(
+        lambda e: (e.flow, e.embedding),
+        npe,
+        (tuple(b[0] for b in trained), None if embs is None else tuple(b[1] for b in trained)),
+        is_leaf=lambda v: v is None,
+    )
+    first = records[0]
+    history = {
+        "train_loss": first["train_loss"],
+        "val_loss": first["val_loss"],
+        "best_epoch": first["best_epoch"],
+        "best_val_loss": first["best_val_loss"],
+        "seconds": time.perf_counter() - t0,
+        "n_train": int(n - n_val),
+        "n_val": int(n_val),
+        "n_dropped": int(n_dropped),
+        "member_best_epoch": np.asarray([r["best_epoch"] for r in records]),
+        "member_best_val_loss": np.asarray([r["best_val_loss"] for r in records]),
+        "member_epochs": np.asarray([len(r["val_loss"]) for r in records]),
+    }
+    return npe, history
+
+
+def _check_training(budget: Any, flow: str, sizes: Mapping[str, Any], pca: Any, val_fraction: float) -> None:
+    if not isinstance(budget, Budget):
+        raise TypeError(f"train_npe: budget must be a vbtjax.sbi.Budget, got {type(budget).__name__}.")
+    if flow not in FLOWS:
+        raise ValueError(f"train_npe: flow must be one of {FLOWS}, got {flow!r}.")
+    for name, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < (0 if name == "depth" else 1):
+            raise ValueError(f"train_npe: {name} must be a positive integer, got {v!r}.")
+    if pca is not None and (isinstance(pca, bool) or not isinstance(pca, int | np.integer) or pca < 1):
+        raise ValueError(f"train_npe: pca must be None or a positive integer, got {pca!r}.")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"train_npe: val_fraction must lie in (0, 1), got {val_fraction}.")
+
+
+def _standardisation(u: np.ndarray, x: np.ndarray, n_val: int, pca: int | None, n_features: int):
+    """``((u_mean, u_std), (x_mean, x_std), projection or None)`` on the first member's training split."""
+    n = u.shape[0]
+    u_mean, u_std = u[:-n_val].mean(0), u[:-n_val].std(0)
+    x_mean, x_std = x[:-n_val].mean(0), x[:-n_val].std(0)
+    u_std = np.where(u_std > 0, u_std, 1.0)
+    x_std = np.where(x_std > 1e-12 * (1 + np.abs(x_mean)), x_std, 1.0)  # constant features: left as they are
+    proj = None
+    if pca is not None:
+        if pca > min(n - n_val, n_features):
+            raise ValueError(
+                f"train_npe: pca={pca} exceeds the number of features ({n_features}) or of training "
+                f"simulations ({n - n_val})."
+            )
+        xs0 = (x[:-n_val] - x_mean) / x_std
+        _, s, vt = np.linalg.svd(xs0, full_matrices=False)
+        sd_pc = s[:pca] / np.sqrt(xs0.shape[0])
+        proj = vt[:pca].T / np.where(sd_pc > 0, sd_pc, 1.0)  # (F, K): unit-variance components
+    return (u_mean, u_std), (x_mean, x_std), proj
+
+
+def _train_members(flows, embs, z, c, n_val: int, k_train, training: tuple) -> tuple[list, list]:
+    """Train every member of the ensemble on its own folds; ``(best parameters, records)`` per member."""
+    learning_rate, clip, batch_size, max_epochs, patience, progress = training
+    n, M = z.shape[0], len(flows)
     trained, records = [], []
     # the static part of the first member: every member trains with its functions (one compilation, see below)
     like = eqx.partition(
@@ -520,27 +547,7 @@ def train_npe(
         )  # fmt: skip
         trained.append(best)
         records.append(rec)
-    npe = eqx.tree_at(
-        lambda e: (e.flow, e.embedding),
-        npe,
-        (tuple(b[0] for b in trained), None if embs is None else tuple(b[1] for b in trained)),
-        is_leaf=lambda v: v is None,
-    )
-    first = records[0]
-    history = {
-        "train_loss": first["train_loss"],
-        "val_loss": first["val_loss"],
-        "best_epoch": first["best_epoch"],
-        "best_val_loss": first["best_val_loss"],
-        "seconds": time.perf_counter() - t0,
-        "n_train": int(n - n_val),
-        "n_val": int(n_val),
-        "n_dropped": int(n_dropped),
-        "member_best_epoch": np.asarray([r["best_epoch"] for r in records]),
-        "member_best_val_loss": np.asarray([r["best_val_loss"] for r in records]),
-        "member_epochs": np.asarray([len(r["val_loss"]) for r in records]),
-    }
-    return npe, history
+    return trained, records
 
 
 def _nll(p, static, zb, cb):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,26 +29,21 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import Mesh
 from jaxtyping import Array, ArrayLike, PyTree
 
+from .._params import leaf_path
 from ..files import FileReadError, read_json, read_npz, write_npz
-from ..inference.params import AbstractConstraint, Interval, Parameter, Selection, _leaf_path
 from ..network import Network
 from ..observation.monitors import AbstractMonitor, Raw
-from . import distributed as _distributed
+from . import distributed
+from .batch import CPU_BUDGET as CPU_BUDGET  # the batch sizing, named here as before
+from .batch import CPU_CACHE as CPU_CACHE
+from .batch import CPU_MAX_BATCH as CPU_MAX_BATCH
+from .batch import BatchRunner, host_memory, memory_per_device, nbytes, widened
 from .simulate import CHUNK_STEPS, Solution, is_monitor, simulate
 
 __all__ = ["sweep", "SweepResult", "sweep_grid", "sweep_random"]
-
-CPU_BUDGET = 2 << 30
-"""Default memory budget per CPU device, bytes (also capped at a quarter of the machine's memory per device)."""
-
-CPU_CACHE = 4 << 20
-"""On CPU, by default, the per-device batch keeps the loop's working set within this many bytes (see :func:`sweep`)."""
-
-CPU_MAX_BATCH = 64
-"""Largest default per-device batch on CPU."""
 
 UNITS = {"speed": "mm/ms", "connectome.lengths": "mm", "connectome.weights": "1"}
 """Units of the network leaves that have fixed ones; model and coupling parameters: see each model's docstring."""
@@ -251,8 +245,29 @@ def sweep_grid(*axes: ArrayLike) -> tuple[np.ndarray, ...]:
     return tuple(a[ix] for a, ix in zip(arrays, index, strict=True))
 
 
+# The parameter classes of vbtjax.inference, recognised by what they offer (this layer does not import inference).
 def _is_distribution(x: Any) -> bool:
     return hasattr(x, "sample") and hasattr(x, "log_prob") and hasattr(x, "batch_shape")
+
+
+def _is_posterior(x: Any) -> bool:
+    """A :class:`~vbtjax.inference.Posterior`: priors to draw from (``sample_prior``, ``constrained``)."""
+    return all(hasattr(x, a) for a in ("sample_prior", "constrained", "selection", "n_params", "names"))
+
+
+def _is_selection(x: Any) -> bool:
+    """A :class:`~vbtjax.inference.Selection`: parameters and their names in a network."""
+    return isinstance(getattr(x, "params", None), tuple) and callable(getattr(x, "names", None))
+
+
+def _is_parameter(x: Any) -> bool:
+    """A :class:`~vbtjax.inference.Parameter`: a leaf (``where``) with a constraint."""
+    return callable(getattr(x, "where", None)) and hasattr(x, "constraint") and hasattr(x, "to_leaf")
+
+
+def _is_interval(x: Any) -> bool:
+    """An :class:`~vbtjax.inference.Interval` constraint: bounds ``lo < x < hi``."""
+    return hasattr(x, "lo") and hasattr(x, "hi") and callable(getattr(x, "forward", None))
 
 
 def sweep_random(key: jax.Array, n: int, *specs: Any) -> Array | tuple[Array, ...]:
@@ -272,8 +287,6 @@ def sweep_random(key: jax.Array, n: int, *specs: Any) -> Array | tuple[Array, ..
     **Returns:** one array when a single pair, Interval or distribution is given, else a tuple in order (a Selection
     or Posterior contributes one array per parameter), ready for ``values=`` (with ``where=`` the same Selection).
     """
-    from ..inference.posterior import Posterior
-
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise ValueError(f"sweep_random: n must be a positive number of draws, got {n!r}.")
     if not specs:
@@ -292,22 +305,22 @@ def sweep_random(key: jax.Array, n: int, *specs: Any) -> Array | tuple[Array, ..
         return _uniform(k, lo, hi, int(n))
 
     for i, (k, spec) in enumerate(zip(keys, specs, strict=True)):
-        if isinstance(spec, Posterior):
+        if _is_posterior(spec):
             single = False
             x = _prior_draws(k, spec, int(n))
             out.extend(jnp.asarray(x[name]) for name in spec.names[: spec.n_params])
-        elif isinstance(spec, Selection | Parameter):
+        elif _is_selection(spec) or _is_parameter(spec):
             single = False
-            params = spec.params if isinstance(spec, Selection) else (spec,)
+            params = spec.params if _is_selection(spec) else (spec,)
             for j, (kj, p) in enumerate(zip(jax.random.split(k, len(params)), params, strict=True)):
-                if not isinstance(p.constraint, Interval):
+                if not _is_interval(p.constraint):
                     raise ValueError(
                         f"sweep_random: parameter {j} ({p.name or 'unnamed'}) of the Selection has a "
                         f"{type(p.constraint).__name__} constraint, so it has no bounds to draw from; give it an "
                         "Interval(lo, hi), or pass (lo, hi) pairs or NumPyro distributions instead."
                     )
                 out.append(uniform(kj, p.constraint.lo, p.constraint.hi, f"parameter {j}"))
-        elif isinstance(spec, Interval):
+        elif _is_interval(spec):
             out.append(uniform(k, spec.lo, spec.hi, f"spec {i}"))
         elif _is_distribution(spec):
             out.append(_sample(k, spec, int(n)))
@@ -345,14 +358,14 @@ class _Target:
     get: Callable[[Any], tuple]
     names: tuple[str, ...]
     leaves: tuple[Array, ...]
-    constraints: tuple[AbstractConstraint | None, ...]
+    constraints: tuple[Any, ...]  # a Parameter's constraint (with .check) or None
     single: bool
 
 
 def _resolve_where(net: Network, where: Any) -> _Target:
-    if isinstance(where, Parameter):
-        where = Selection([where])
-    if isinstance(where, Selection):
+    if _is_parameter(where):
+        return _resolve_parameter(net, where)
+    if _is_selection(where):
         sel = where
         names = sel.names(net)  # validates: floating array leaves of net, distinct
         maps = [nm for nm, p in zip(names, sel.params, strict=True) if p.basis is not None]
@@ -396,7 +409,7 @@ def _resolve_where(net: Network, where: Any) -> _Target:
                 f"sweep: {what} has dtype {x.dtype}; only floating-point leaves (model, coupling, noise parameters, "
                 "weights, lengths, speed) can be swept."
             )
-        path = _leaf_path(net, x)
+        path = leaf_path(net, x)
         if path is None:
             raise ValueError(
                 f"sweep: {what} is not a leaf of the network (a computed value such as n.model.eta[0] or "
@@ -411,6 +424,24 @@ def _resolve_where(net: Network, where: Any) -> _Target:
         leaves=leaves,
         constraints=(None,) * len(leaves),
         single=single,
+    )
+
+
+def _resolve_parameter(net: Network, p: Any) -> _Target:
+    """One :class:`~vbtjax.inference.Parameter`: its leaf, named by its name or path, checked against its
+    constraint."""
+    if p.basis is not None:
+        raise ValueError(
+            f"sweep: the parameter {p.name or 'unnamed'} is a parameter map (Parameter(basis=...)); a sweep sets whole "
+            "leaves: sweep its leaf (where=lambda n: n.model.a) with values basis @ c."
+        )
+    leaf = _resolve_where(net, p.where)
+    return dataclasses.replace(
+        leaf,
+        names=(p.name or leaf.names[0],),
+        constraints=(p.constraint,),
+        single=False,
+        get=lambda n: (p.where(n),),
     )
 
 
@@ -503,65 +534,34 @@ def _is_number_list(v) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------------------- delays
+def _builder(target: _Target) -> Callable[[Network, tuple], Network]:
+    """``build(net, values_b)``: the network of one simulation of the sweep."""
+
+    def build(net: Network, vs: tuple) -> Network:
+        return eqx.tree_at(target.get, net, replace=tuple(vs))
+
+    return build
+
+
 def _delay_network(net: Network, target: _Target, vals: tuple[np.ndarray, ...], dt: float) -> Network:
     """``net`` with a delay layout that serves every swept weight, length and speed.
 
-    When the sweep changes any of them, the simulation sees them traced and lays out its ring buffer from
+    When the sweep changes any of them, the simulation sees them traced and lays out its delay buffer from
     ``net.edges``: here the union of the swept non-zero weights and, per edge, the shortest and longest swept delay
-    (widened by a relative 1e-6 so that rounding the traced delays cannot fall outside).
+    (:func:`vbtjax.simulation.batch.widened`).
     """
-    which = {}
-    for leaf, v in zip(target.leaves, vals, strict=True):
-        if leaf is net.connectome.weights:
-            which["weights"] = v
-        elif leaf is net.connectome.lengths:
-            which["lengths"] = v
-        elif leaf is net.speed:
-            which["speed"] = v
+    structural = {"weights": net.connectome.weights, "lengths": net.connectome.lengths, "speed": net.speed}
+    which = sorted(name for name, x in structural.items() if any(leaf is x for leaf in target.leaves))
     if not which:
         return net
-    B = vals[0].shape[0]
-    W0 = np.asarray(net.connectome.weights, np.float64)[None]
-    L0 = np.asarray(net.connectome.lengths, np.float64)[None]
-    v0 = np.asarray(net.speed, np.float64).reshape(1)
-
-    def structures(step=64):
-        for s in range(0, B, step):
-            yield (
-                which["weights"][s : s + step] if "weights" in which else W0,
-                which["lengths"][s : s + step] if "lengths" in which else L0,
-                which["speed"][s : s + step] if "speed" in which else v0,
-            )
-
-    return net.widened(structures(), dt, owner=f"sweep: the swept {'/'.join(sorted(which))}")
+    owner = f"sweep: the swept {'/'.join(which)}"
+    return widened(net, _builder(target), vals, vals[0].shape[0], dt, owner=owner, force=True)
 
 
 # -------------------------------------------------------------------------------------------------------------- sweep
-def _nbytes(tree) -> int:
-    return sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
-
-
-def _default_budget(mesh: Mesh) -> int:
-    """Bytes per device: half of the free accelerator memory, or on CPU min(CPU_BUDGET, RAM / 4 / local devices)."""
-    local = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
-    dev = local[0] if local else None
-    stats = None
-    try:
-        stats = dev.memory_stats() if dev is not None else None
-    except Exception:  # noqa: BLE001 (not every backend reports memory)
-        stats = None
-    if stats and stats.get("bytes_limit"):
-        return int(0.5 * (stats["bytes_limit"] - stats.get("bytes_in_use", 0)))
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return CPU_BUDGET
-    return int(min(CPU_BUDGET, ram // 4 // max(1, len(local))))
-
-
 def sweep(
     net: Network,
-    where: Callable[[Network], Any] | Selection | Parameter,
+    where: Callable[[Network], Any] | Any,
     values: Any,
     t1: float,
     dt: float,
@@ -606,7 +606,7 @@ def sweep(
     - `batch_size`: simulations per chunk (rounded up to a multiple of the number of devices). Default: as many as fit
       `max_memory`, and on CPU at most what keeps the loop's working set in cache (:data:`CPU_CACHE`, at most
       :data:`CPU_MAX_BATCH` per device): a CPU gains little from wide batches, an accelerator a lot.
-    - `max_memory`: memory budget per device in bytes for one chunk (monitor outputs, features, ring buffer and loop
+    - `max_memory`: memory budget per device in bytes for one chunk (monitor outputs, features, delay buffer and loop
       temporaries, estimated); when given, the batch is sized by it alone. Default: half the free memory of an
       accelerator; on CPU ``min(2 GiB, RAM / 4 / local devices)``.
     - `devices`: the devices sharing the batch (default ``jax.devices()``: all devices of all processes).
@@ -619,6 +619,51 @@ def sweep(
 
     **Returns:** a :class:`SweepResult` (host arrays).
     """
+    _check_arguments(net, features, batch_size, max_memory, key)
+    target = _resolve_where(net, where)
+    vals, B = _normalise_values(net, target, values)
+    mesh = distributed.batch_mesh(devices, mesh)
+    net_eff = _delay_network(net, target, vals, dt)
+    mons = {"raw": Raw()} if monitors is None else monitors
+
+    def simulate_one(n, k):
+        return simulate(n, t1, dt, history, solver, mons, k, chunk_steps=chunk_steps, unroll=unroll)
+
+    build = _builder(target)
+    sol_shape, out_shape = _shapes(net_eff, build, simulate_one, features, vals, key)
+    reduced = _reduced(simulate_one, features)
+    runner = BatchRunner(net_eff, build, reduced, has_key=key is not None, mesh=mesh, owner="sweep", closed=True)
+    if batch_size is None:
+        kept = features is not None
+        per_device = memory_per_device(
+            net_eff, sol_shape, out_shape, mesh, chunk_steps=chunk_steps, max_memory=max_memory, kept=kept
+        )
+    else:
+        per_device = -(-int(batch_size) // runner.n_devices)
+    bs = runner.chunk_size(B, per_device, balance=batch_size is None)
+    _warn_host_memory(B * nbytes(out_shape))
+    outputs, finite = runner(vals, B, key, bs, progress="sweep" if progress else None)
+    mon_leaves = jax.tree.leaves(mons, is_leaf=is_monitor)
+    ts_leaves, ts_tree = jax.tree.flatten(sol_shape.ts)
+    ts = [np.asarray(m.sample_times(s.shape[0], dt), s.dtype) for m, s in zip(mon_leaves, ts_leaves, strict=True)]
+    return SweepResult(
+        values=vals[0] if target.single else tuple(vals),
+        ts=jax.tree.unflatten(ts_tree, ts),
+        ys=outputs if features is None else None,
+        features=outputs if features is not None else None,
+        finite=finite,
+        names=target.names,
+        units=tuple(UNITS.get(leaf_path(net, leaf) or "", "") for leaf in target.leaves),
+        dt=float(dt),
+        t1=float(t1),
+        n_steps=int(sol_shape.n_steps),
+        batch_size=bs,
+        n_devices=runner.n_devices,
+        n_processes=runner.n_processes,
+    )
+
+
+def _check_arguments(net, features, batch_size, max_memory, key) -> None:
     if not isinstance(net, Network):
         raise TypeError(f"sweep: net must be a vbtjax.Network, got {type(net).__name__}.")
     if features is not None and not callable(features):
@@ -633,143 +678,45 @@ def sweep(
         raise ValueError(f"sweep: max_memory must be a positive number of bytes, got {max_memory!r}.")
     if net.noise is not None and key is None:
         raise ValueError("sweep: the network has noise, so a key is required: sweep(..., key=jax.random.key(0)).")
-    target = _resolve_where(net, where)
-    vals, B = _normalise_values(net, target, values)
-    mesh = _distributed.batch_mesh(devices, mesh)
-    n_dev = int(mesh.devices.size)
-    net_eff = _delay_network(net, target, vals, dt)
-    mons = {"raw": Raw()} if monitors is None else monitors
 
-    def simulate_one(vs, index):
-        net_b = eqx.tree_at(target.get, net_eff, replace=tuple(vs))
-        k = None if key is None else jax.random.fold_in(key, index)
-        return simulate(net_b, t1, dt, history, solver, mons, k, chunk_steps=chunk_steps, unroll=unroll)
+
+def _shapes(net, build, simulate_one, features, vals, key) -> tuple[Any, Any]:
+    """One abstract evaluation: validates the arguments (simulate's errors) and gives the shapes of one simulation's
+    :class:`~vbtjax.Solution` and of what the sweep keeps of it."""
 
     def one(vs, index):
-        sol = simulate_one(vs, index)
+        k = None if key is None else jax.random.fold_in(key, index)
+        return simulate_one(build(net, vs), k)
+
+    vs0 = tuple(jax.ShapeDtypeStruct(v.shape[1:], v.dtype) for v in vals)
+    idx0 = jax.ShapeDtypeStruct((), jnp.uint32)
+    sol_shape = jax.eval_shape(one, vs0, idx0)
+    if features is None:
+        return sol_shape, sol_shape.ys
+    out_shape = jax.eval_shape(lambda v, i: features(one(v, i)), vs0, idx0)
+    if not all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(out_shape)):
+        raise TypeError("sweep: features must return a pytree of arrays.")
+    return sol_shape, out_shape
+
+
+def _reduced(simulate_one, features):
+    """``run(network, key) -> (kept outputs, all finite)`` for the batch runner."""
+
+    def run(n, k):
+        sol = simulate_one(n, k)
         out = sol.ys if features is None else features(sol)
         leaves = jax.tree.leaves(out)
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.asarray(True)
         return out, finite
 
-    # one abstract evaluation: validates the arguments (simulate's errors) and gives the output shapes
-    vs0 = tuple(jax.ShapeDtypeStruct(v.shape[1:], v.dtype) for v in vals)
-    idx0 = jax.ShapeDtypeStruct((), jnp.uint32)
-    sol_shape = jax.eval_shape(simulate_one, vs0, idx0)
-    out_shape = (
-        sol_shape.ys if features is None else jax.eval_shape(lambda v, i: features(simulate_one(v, i)), vs0, idx0)
-    )
-    if features is not None and not all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(out_shape)):
-        raise TypeError("sweep: features must return a pytree of arrays.")
+    return run
 
-    n_proc = _distributed.n_processes(mesh)
-    if batch_size is None:
-        budget = _default_budget(mesh) if max_memory is None else int(max_memory)
-        itemsize = np.dtype(sol_shape.final_state.dtype).itemsize
-        n_svar, n_reg = sol_shape.final_state.shape
-        n_cvar = net.model.n_cvar
-        H, K = sol_shape.horizon, sol_shape.block
-        steps = min(chunk_steps, sol_shape.n_steps)
-        ring = n_cvar * n_reg * (H + steps + 2 * K) * itemsize  # the chunk's delay buffer (vbtjax.simulate)
-        chunk = steps * n_svar * n_reg * itemsize
-        per_sim = 2 * _nbytes(sol_shape.ys) + (_nbytes(out_shape) if features is not None else 0) + ring + 3 * chunk
-        per_device = max(1, budget // max(per_sim, 1))
-        if max_memory is None and all(d.platform == "cpu" for d in mesh.devices.flat):
-            # CPU: one simulation is already vectorised over regions and edges; wider batches only add cache misses
-            # (measured: 76 regions run fastest at 1-16 per device, 5 regions at ~64). Keep the loop's working set
-            # (delay buffer, one block of gathered delays, one chunk of states) within CPU_CACHE.
-            n_edges = int(np.count_nonzero(np.asarray(net_eff.connectome.weights)))
-            if net_eff.edges is not None:
-                n_edges = max(n_edges, int(net_eff.edges.mask.sum()))
-            working = ring + n_cvar * n_edges * (K + 1) * itemsize + chunk
-            per_device = min(per_device, max(1, min(CPU_MAX_BATCH, CPU_CACHE // working)))
-    else:
-        per_device = -(-int(batch_size) // n_dev)
-    per_device = min(per_device, -(-B // n_dev))
-    if n_proc > 1:  # every process must cut the same chunks: the smallest choice wins
-        from jax.experimental import multihost_utils
 
-        per_device = int(np.min(multihost_utils.process_allgather(np.asarray(per_device, np.int64))))
-    if batch_size is None:  # the same number of chunks with the least padding
-        per_sweep = -(-B // n_dev)
-        per_device = -(-per_sweep // -(-per_sweep // per_device))
-    bs = per_device * n_dev
-    n_chunks = -(-B // bs)
-    Bp = n_chunks * bs
-    result_bytes = B * _nbytes(out_shape)
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        ram = None
+def _warn_host_memory(result_bytes: int) -> None:
+    ram = host_memory()
     if ram is not None and result_bytes > ram // 2:
         warnings.warn(
             f"sweep: the results take {result_bytes / 2**30:.1f} GiB of host memory (more than half of this "
             "machine's); reduce them with features=, a monitor with a longer period, or fewer variables of interest.",
-            stacklevel=2,
+            stacklevel=3,
         )
-
-    padded = tuple(np.concatenate([v, np.repeat(v[-1:], Bp - B, axis=0)]) if Bp > B else v for v in vals)
-    indices = np.arange(Bp, dtype=np.uint32)
-    spec = _distributed.batch_spec(mesh)
-    sharding = NamedSharding(mesh, spec)
-    batched = jax.jit(_distributed.batch_map(jax.vmap(one), mesh))
-
-    host_leaves, out_tree = jax.tree.flatten(out_shape)
-    store = [np.empty((B, *x.shape), x.dtype) for x in host_leaves]
-    finite = np.empty((B,), bool)
-
-    def collect(c, result):
-        out, ok = _distributed.to_host(result)
-        lo = c * bs
-        m = min(bs, B - lo)
-        for dst, src in zip(store, jax.tree.leaves(out), strict=True):
-            dst[lo : lo + m] = src[:m]
-        finite[lo : lo + m] = ok[:m]
-        return m
-
-    bar = None
-    if progress and jax.process_index() == 0:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=B, desc="sweep", unit="sim", dynamic_ncols=True)
-    try:
-        pending = None
-        for c in range(n_chunks):
-            sl = slice(c * bs, (c + 1) * bs)
-            args = (
-                tuple(_distributed.to_global(v[sl], sharding) for v in padded),
-                _distributed.to_global(indices[sl], sharding),
-            )
-            result = batched(*args)  # dispatched asynchronously: the previous chunk is copied meanwhile
-            if pending is not None:
-                m = collect(*pending)
-                if bar is not None:
-                    bar.update(m)
-            pending = (c, result)
-        m = collect(*pending)
-        if bar is not None:
-            bar.update(m)
-    finally:
-        if bar is not None:
-            bar.close()
-
-    outputs = jax.tree.unflatten(out_tree, store)
-    mon_leaves = jax.tree.leaves(mons, is_leaf=is_monitor)
-    ts_leaves, ts_tree = jax.tree.flatten(sol_shape.ts)
-    ts = [np.asarray(m.sample_times(s.shape[0], dt), s.dtype) for m, s in zip(mon_leaves, ts_leaves, strict=True)]
-    units = tuple(UNITS.get(_leaf_path(net, leaf) or "", "") for leaf in target.leaves)
-    return SweepResult(
-        values=vals[0] if target.single else tuple(vals),
-        ts=jax.tree.unflatten(ts_tree, ts),
-        ys=outputs if features is None else None,
-        features=outputs if features is not None else None,
-        finite=finite,
-        names=target.names,
-        units=units,
-        dt=float(dt),
-        t1=float(t1),
-        n_steps=int(sol_shape.n_steps),
-        batch_size=bs,
-        n_devices=n_dev,
-        n_processes=n_proc,
-    )

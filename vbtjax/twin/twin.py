@@ -23,15 +23,12 @@ outcome with and without the intervention, simulated with the same noise (common
 
 from __future__ import annotations
 
-import datetime
 import hmac
 import io
 import json
 import math
 import os
-import platform
 import shutil
-import sys
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -39,13 +36,22 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .. import files
-from .._serialise import SerialisationError, canonical_json, content_hash, content_hmac, decode, encode, file_sha256
+from .._params import get_leaf, leaf_path, leaf_paths, set_leaves
+from .._serialise import (
+    SerialisationError,
+    TwinFileError,
+    canonical_json,
+    content_hash,
+    content_hmac,
+    decode,
+    encode,
+    provenance,
+)
 from ..network import Network
-from ..simulation import distributed as _distributed
+from ..simulation.batch import BatchRunner, widened
 from ..simulation.simulate import Solution, simulate
 
 __all__ = ["Twin", "Prediction", "TwinFileError", "get_leaf", "set_leaves", "leaf_paths"]
@@ -55,88 +61,10 @@ FORMAT_VERSION = 1
 _JSON_LIMIT = 256 * 2**20  # bytes of twin.json read at most (files.read_json's default)
 
 
-class TwinFileError(SerialisationError):
-    """A twin file cannot be read: missing, truncated, damaged, modified after saving, unsigned or wrongly signed
-    when a signature is asked for, holding values its classes refuse, or from an unknown format. The message names
-    the file and the problem."""
-
-
-# ------------------------------------------------------------------------------------------------------ leaf paths
-def _parts(path: str) -> list[str]:
-    if not isinstance(path, str) or not path or any(not p for p in path.split(".")):
-        raise ValueError(f"leaf path must be a dotted name such as 'coupling.a' or 'model.x0', got {path!r}.")
-    return path.split(".")
-
-
-def get_leaf(net: Any, path: str) -> Any:
-    """The leaf of `net` at the dotted `path` (``"coupling.a"``, ``"model.x0"``, ``"stimulus.0.amplitude"``)."""
-    obj = net
-    for i, part in enumerate(_parts(path)):
-        try:
-            obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
-        except (AttributeError, IndexError, TypeError, KeyError):
-            done = ".".join(_parts(path)[:i]) or "the network"
-            raise ValueError(f"leaf path {path!r}: {done} has no {part!r}.") from None
-    return obj
-
-
-def leaf_paths(net: Any) -> tuple[str, ...]:
-    """The dotted paths of every array leaf of `net`."""
-    out = []
-    for p, _ in jax.tree_util.tree_flatten_with_path(net)[0]:
-        out.append(jax.tree_util.keystr(p).lstrip(".").replace("[", ".").replace("]", "").replace("'", ""))
-    return tuple(out)
-
-
-def set_leaves(net: Any, values: Mapping[str, Any]) -> Any:
-    """`net` with the leaves at the given paths replaced (shapes and dtypes kept); works on traced values."""
-    if not values:
-        return net
-    paths = list(values)
-    new = []
-    for p in paths:
-        leaf = get_leaf(net, p)
-        if not eqx.is_array(leaf):
-            raise ValueError(f"leaf path {p!r} is not an array leaf of the network.")
-        v = jnp.asarray(values[p])
-        if v.shape != leaf.shape:
-            v = jnp.broadcast_to(v, leaf.shape)
-        new.append(v.astype(leaf.dtype))
-    return eqx.tree_at(lambda n: tuple(get_leaf(n, p) for p in paths), net, tuple(new))
-
-
-# ------------------------------------------------------------------------------------------------------ provenance
-def _provenance(inputs: Sequence[Any]) -> dict[str, Any]:
-    from .. import __version__
-
-    hashes = {}
-    for p in inputs:
-        path = Path(p)
-        if not path.is_file():
-            raise FileNotFoundError(f"Twin: inputs: {str(p)!r} is not a file (give the files the twin was made from).")
-        hashes[str(path)] = file_sha256(path)
-    return {
-        "vbtjax": __version__,
-        "jax": jax.__version__,
-        "jaxlib": getattr(jax.lib, "__version__", None) or _version("jaxlib"),
-        "equinox": _version("equinox"),
-        "diffrax": _version("diffrax"),
-        "numpy": np.__version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "x64": bool(jax.config.jax_enable_x64),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "inputs": hashes,
-    }
-
-
-def _version(dist: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
+# TwinFileError, the leaf paths (get_leaf, leaf_paths, set_leaves) and provenance live in the core modules
+# (vbtjax._serialise, vbtjax._params) and are named here as before (the Twin's `provenance` argument shadows the
+# function's name inside the class).
+_provenance = provenance
 
 
 def _host_tree(tree: Any, what: str) -> dict[str, np.ndarray] | None:
@@ -571,11 +499,9 @@ def _raw():
 def _names_to_paths(net: Network, names: Sequence[str], selection: Any) -> dict[str, str]:
     mapping = {n: n for n in names}
     if selection is not None:
-        from ..inference.params import _leaf_path
-
         for name, p in zip(selection.names(net), selection.params, strict=True):
             if name in mapping:
-                mapping[name] = _leaf_path(net, p.where(net)) or name
+                mapping[name] = leaf_path(net, p.where(net)) or name
     return mapping
 
 
@@ -590,94 +516,22 @@ def _map_to_leaf(values: Any, name: str, net: Network, selection: Any) -> np.nda
 
 
 # ------------------------------------------------------------------------------------------------- batched runs
-def _built(net: Network, names: Sequence[str], vs: Sequence[Any], scenario) -> Network:
-    n = set_leaves(net, dict(zip(names, vs, strict=True)))
-    return scenario(n) if scenario is not None else n
+def _builder(names: Sequence[str], scenario):
+    """``build(net, values_b)``: the network of one draw (its values set, then the scenario applied)."""
 
+    def build(net: Network, vs: Sequence[Any]) -> Network:
+        n = set_leaves(net, dict(zip(names, vs, strict=True)))
+        return scenario(n) if scenario is not None else n
 
-def _widened(net: Network, names, vals, S: int, scenario, dt: float | None) -> Network:
-    """``net`` with a delay layout serving the weights, lengths and speeds of every built network (the draws' values
-    with the scenario applied); ``net`` itself when they are those of ``net``."""
-    if dt is None:
-        return net
-
-    def structure(vs):
-        n = _built(net, names, vs, scenario)
-        return n.connectome.weights, n.connectome.lengths, n.speed
-
-    if vals:
-        f = jax.jit(jax.vmap(structure))
-        batches = [f(tuple(x[lo : lo + 64] for x in vals)) for lo in range(0, S, 64)]
-    else:
-        batches = [jax.jit(structure)(())]
-    batches = [tuple(np.asarray(x, np.float64) for x in b) for b in batches]
-    ref = tuple(np.asarray(x, np.float64) for x in (net.connectome.weights, net.connectome.lengths, net.speed))
-    if all(np.array_equal(a, np.broadcast_to(r, a.shape)) for b in batches for a, r in zip(b, ref, strict=True)):
-        return net
-    return net.widened(batches, dt, owner="Twin.predict")
-
-
-class _BatchRunner:
-    """``run(built network, key_b)`` for batches of draws, vmapped and sharded over devices, compiled once: the
-    network's arrays and the base key are arguments of the compiled program (not constants), so calls with other
-    values, other keys or other chunks of the same size reuse it."""
-
-    def __init__(self, net, names, run, scenario, has_key: bool, devices=None, owner: str = "Twin.predict"):
-        self.mesh = _distributed.batch_mesh(devices, None, owner=owner)
-        self.n_dev = int(self.mesh.devices.size)
-        self.sharding = jax.sharding.NamedSharding(self.mesh, _distributed.batch_spec(self.mesh))
-        self.net = net
-        dynamic, static = eqx.partition(net, eqx.is_array)
-        self.dynamic = dynamic
-        names = tuple(names)
-
-        def one(dyn, key, vs, index):
-            n = eqx.combine(dyn, static)
-            k = jax.random.fold_in(key, index) if has_key else None
-            return run(_built(n, names, vs, scenario), k)
-
-        vmapped = jax.vmap(one, in_axes=(None, None, 0, 0))
-        mapped = _distributed.batch_map(vmapped, self.mesh, replicated=(True, True, False, False))
-        self.batched = jax.jit(mapped)
-
-    def batch(self, batch_size, S: int) -> int:
-        if batch_size is None:
-            per = 8 if all(d.platform == "cpu" for d in self.mesh.devices.flat) else 256
-            batch_size = per * self.n_dev
-        if isinstance(batch_size, bool) or int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        bs = -(-int(batch_size) // self.n_dev) * self.n_dev
-        return min(bs, -(-S // self.n_dev) * self.n_dev)
-
-    def __call__(self, vals, S: int, key, batch_size=None, progress: bool = False, label: str = "") -> Any:
-        bs = self.batch(batch_size, S)
-        n_chunks = -(-S // bs)
-        Sp = n_chunks * bs
-        padded = tuple(np.concatenate([v, np.repeat(v[-1:], Sp - S, axis=0)]) if Sp > S else v for v in vals)
-        indices = np.arange(Sp, dtype=np.uint32)
-        key = jax.random.key(0) if key is None else key
-        outs = []
-        bar = None
-        if progress and jax.process_index() == 0 and n_chunks > 1:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=S, desc=f"predict ({label})" if label else "simulations", unit="sim")
-        for c in range(n_chunks):
-            sl = slice(c * bs, (c + 1) * bs)
-            vs = tuple(_distributed.to_global(v[sl], self.sharding) for v in padded)
-            idx = _distributed.to_global(indices[sl], self.sharding)
-            outs.append(_distributed.to_host(self.batched(self.dynamic, key, vs, idx)))
-            if bar is not None:
-                bar.update(min(bs, S - c * bs))
-        if bar is not None:
-            bar.close()
-        return jax.tree.map(lambda *xs: np.concatenate(xs)[:S], *outs)
+    return build
 
 
 def _run_batched(net, names, vals, S, run, dt, key, batch_size, devices, progress, scenario, label):
-    wide = _widened(net, names, vals, S, scenario, dt)
-    runner = _BatchRunner(wide, names, run, scenario, key is not None, devices)
-    return runner(vals, S, key, batch_size, progress, label)
+    build = _builder(tuple(names), scenario)
+    wide = widened(net, build, vals, S, dt, owner="Twin.predict")
+    runner = BatchRunner(wide, build, run, has_key=key is not None, devices=devices, owner="Twin.predict")
+    desc = (f"predict ({label})" if label else "simulations") if progress else None
+    return runner(vals, S, key, runner.batch(batch_size, S), progress=desc)
 
 
 # ------------------------------------------------------------------------------------------------------ prediction
