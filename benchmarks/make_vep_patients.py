@@ -1,8 +1,9 @@
 """Make the held-out VEP benchmark patients simulated by The Virtual Brain (``benchmarks/data/vep/``).
 
 Each patient is a run of The Virtual Brain (TVB) whose SEEG is TVB's own iEEG monitor output, with conventions that
-deliberately differ from vbtjax's VEP (``vbtjax/applications/vep/``): conduction delays, TVB's dipole lead field on the signal
-itself (not a power model), two time scales, the 6-D Epileptor with its fast discharges, and TVB's sensor set. The
+deliberately differ from vbtjax's VEP (``vbtjax/applications/vep/``): conduction delays, TVB's dipole lead field on
+the signal itself (not a power model), two time scales, the 6-D Epileptor with its fast discharges, and TVB's sensor
+set. The
 script runs TVB, which is not a dependency of vbtjax and is never imported by the package or the tests; the tests
 (``tests/test_vep_benchmark_patients.py``) only read the files. Run it from the repository root with a separate
 virtual environment outside the repository::

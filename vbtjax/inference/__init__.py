@@ -69,6 +69,7 @@ _MODULES = (
     "compare",
     "diagnostics",
     "fit",
+    "gibbs",
     "losses",
     "nuts",
     "numpyro_path",
@@ -100,7 +101,9 @@ def __dir__():
 
 # ``compare``, ``fit``, ``nuts``, ``sbc`` and ``smc`` are functions with the names of their modules: whenever the
 # import system binds one of those submodules on this package (``import vbtjax.inference.nuts``, or one module
-# importing another), the package keeps the function, as the eager imports did.
+# importing another), the package keeps the function, as the eager imports did. A module ``__getattr__`` alone
+# cannot do this: the import system writes the submodule into the package's namespace after loading it, and
+# ``__getattr__`` is never asked for a name that is there; only the module's class sees that write.
 _SHADOWED = frozenset(n for n, m in _NAMES.items() if n == m)
 
 

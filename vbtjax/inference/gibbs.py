@@ -16,18 +16,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from .nuts import NutsResult
+from .nuts import NutsResult, adapt_init, adapt_update, final_step_size
+from .nuts import init as nuts_init
+from .nuts import step as nuts_step
 from .posterior import Posterior
 
 __all__ = ["nuts_within_gibbs", "independence_sweep"]
-
-_GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75  # dual averaging (Hoffman & Gelman 2014)
 
 
 def independence_sweep(
@@ -57,17 +56,6 @@ def independence_sweep(
     keys = jax.random.split(k_steps, indices.shape[0])
     (u, lu), accepted = jax.lax.scan(body, (u, logdensity_u), (order, keys))
     return u, lu, jnp.zeros(indices.shape[0], bool).at[order].set(accepted)
-
-
-def _dual_averaging(state, acc, target, warm):
-    log_eps, log_eps_bar, h_bar, mu, t = state
-    t1 = t + 1.0
-    eta = 1.0 / (t1 + _T0)
-    h1 = (1.0 - eta) * h_bar + eta * (target - acc)
-    le = mu - jnp.sqrt(t1) / _GAMMA * h1
-    w = t1 ** (-_KAPPA)
-    new = (le, w * le + (1.0 - w) * log_eps_bar, h1, mu, t1)
-    return tuple(jnp.where(warm, n, o) for n, o in zip(new, state, strict=True))
 
 
 def nuts_within_gibbs(
@@ -120,18 +108,21 @@ def nuts_within_gibbs(
         centre, factor = (jnp.asarray(a, dtype) for a in preconditioner)
     factor_inv = jnp.asarray(np.linalg.inv(np.asarray(factor, dtype=float)), dtype)
     logdensity_z = lambda z: logdensity(centre + factor @ z)  # noqa: E731
-    kernel = blackjax.nuts.build_kernel()
-    imm = jnp.ones(d, dtype)
     n_gibbs = max(idx.size, 1)
 
     def step(carry, xs):
         u, da = carry
         k, warm = xs
-        eps = jnp.exp(jnp.where(warm | (da[4] == 0), da[0], da[1]))  # no warmup: the initial step size
-        state = blackjax.nuts.init(factor_inv @ (u - centre), logdensity_z)
-        new, info = kernel(jax.random.fold_in(k, 0), state, logdensity_z, eps, imm, max_num_doublings=max_tree_depth)
-        acc = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0).astype(dtype)
-        da = _dual_averaging(da, acc, target_accept, warm)
+        eps = jnp.where(warm, jnp.exp(da.log_eps), final_step_size(da, num_warmup))
+        state = nuts_init(factor_inv @ (u - centre), logdensity_z)
+        new, info, acc = nuts_step(
+            jax.random.fold_in(k, 0), state, logdensity_z, eps, da.imm, max_tree_depth=max_tree_depth
+        )
+        # dual averaging of the step size only (the metric stays the identity in z)
+        adapted = adapt_update(
+            da, new.position, acc, False, False, target_accept=target_accept, adapt_mass_matrix=False
+        )
+        da = jax.tree.map(lambda n, o: jnp.where(warm, n, o), adapted, da)
         u, lu = centre + factor @ new.position, new.logdensity
         accepted = jnp.zeros((), dtype)
         for s in range(sweeps if idx.size else 0):
@@ -153,9 +144,7 @@ def nuts_within_gibbs(
     @jax.jit
     def run(u0, keys):
         def chain(u, k):
-            le = jnp.asarray(np.log(initial_step_size), dtype)
-            zero = jnp.zeros((), dtype)
-            da = (le, zero, zero, jnp.log(10.0).astype(dtype) + le, zero)
+            da = adapt_init(d, dtype, initial_step_size)
             n = num_warmup + num_samples
             ks = jax.vmap(lambda s: jax.random.fold_in(k, s))(jnp.arange(n))
             return jax.lax.scan(step, (u, da), (ks, jnp.arange(n) < num_warmup))[1]

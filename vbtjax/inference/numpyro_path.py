@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .nuts import NutsResult
-from .posterior import Posterior, _is_distribution
+from .posterior import Posterior, is_distribution
 
 __all__ = ["numpyro_model", "numpyro_nuts"]
 
@@ -48,12 +48,12 @@ def numpyro_model(posterior: Posterior):
         lat: dict[str, Any] = {}
         for name in posterior.latents:
             p = posterior.priors[name]
-            d = p if _is_distribution(p) else p(lat)
+            d = p if is_distribution(p) else p(lat)
             lat[name] = numpyro.sample(name, _site_distribution(d, shapes[name]))
         xs = []
         for name in pnames:
             p = posterior.priors[name]
-            d = p if _is_distribution(p) else p(lat)
+            d = p if is_distribution(p) else p(lat)
             xs.append(numpyro.sample(name, _site_distribution(d, shapes[name])))
         xs = posterior.selection.to_leaves(posterior.net, xs)
         where = lambda n: tuple(p.where(n) for p in posterior.selection.params)  # noqa: E731

@@ -8,6 +8,11 @@ on top of ``blackjax.nuts``'s public kernel (rather than ``blackjax.window_adapt
 warmup in one call) so that warmup too runs in blocks: a progress bar moves, and a run killed mid-warmup resumes
 from its last checkpoint. Every random number comes from ``fold_in(fold_in(key, chain), step)``, so a resumed run
 draws exactly the samples of an uninterrupted one.
+
+Below :func:`nuts` lies a low-level API in BlackJAX's shape for samplers that write their own loops: one chain's
+:class:`ChainState` (:func:`init`) and NUTS transition (:func:`step`), Stan's adaptation (:func:`warmup_schedule`,
+:class:`AdaptationState`, :func:`adapt_init`, :func:`adapt_update`, :func:`final_step_size`). :func:`nuts`,
+:func:`~vbtjax.inference.sbc` and :func:`~vbtjax.inference.gibbs.nuts_within_gibbs` are built on it.
 """
 
 from __future__ import annotations
@@ -29,7 +34,18 @@ from ..files import read_npz, write_npz
 from .fit import Resumed, ResumeError, check_resume, key_data
 from .posterior import Posterior
 
-__all__ = ["nuts", "NutsResult", "warmup_schedule"]
+__all__ = [
+    "nuts",
+    "NutsResult",
+    "warmup_schedule",
+    "ChainState",
+    "AdaptationState",
+    "init",
+    "step",
+    "adapt_init",
+    "adapt_update",
+    "final_step_size",
+]
 
 CHECKPOINT_NAME = "nuts_checkpoint.npz"
 _STATS = ("diverging", "acceptance_rate", "n_steps", "tree_depth", "lp", "energy")
@@ -69,7 +85,16 @@ def warmup_schedule(num_warmup: int) -> tuple[np.ndarray, np.ndarray]:
     return slow, end
 
 
-class _Adapt(NamedTuple):
+class AdaptationState(NamedTuple):
+    """The state of Stan's warmup adaptation of one chain (:func:`adapt_init`, :func:`adapt_update`).
+
+    **Fields:** `log_eps`: log of the current step size (the dual-averaging iterate); `log_eps_bar`: its running
+    average (the step size for sampling, :func:`final_step_size`); `h_bar`, `mu`, `t`: dual averaging's statistic,
+    shrinkage target and step count in the current window; `w_count`, `w_mean`, `w_m2`: Welford's count, mean and
+    sum of squared deviations of the positions in the current slow window; `imm`: the inverse mass matrix (diagonal
+    ``(d,)``, or dense ``(d, d)`` when given so and not adapted).
+    """
+
     log_eps: Array
     log_eps_bar: Array
     h_bar: Array
@@ -81,7 +106,9 @@ class _Adapt(NamedTuple):
     imm: Array
 
 
-class _Chain(NamedTuple):
+class ChainState(NamedTuple):
+    """The state of one chain: the unconstrained `position` ``(d,)``, the log density there and its gradient."""
+
     position: Array
     logdensity: Array
     grad: Array
@@ -143,7 +170,7 @@ class NutsResult(eqx.Module):
         return save_netcdf(self.to_inference_data(**kwargs), path)
 
 
-def _da_update(a: _Adapt, acc: Array, target: float) -> _Adapt:
+def _da_update(a: AdaptationState, acc: Array, target: float) -> AdaptationState:
     t = a.t + 1.0
     eta = 1.0 / (t + _DA_T0)
     h_bar = (1.0 - eta) * a.h_bar + eta * (target - acc)
@@ -153,25 +180,68 @@ def _da_update(a: _Adapt, acc: Array, target: float) -> _Adapt:
     return a._replace(log_eps=log_eps, log_eps_bar=log_eps_bar, h_bar=h_bar, t=t)
 
 
-def _da_restart(a: _Adapt, log_eps: Array) -> _Adapt:
+def _da_restart(a: AdaptationState, log_eps: Array) -> AdaptationState:
     z = jnp.zeros_like(a.t)
     return a._replace(log_eps=log_eps, log_eps_bar=z, h_bar=z, mu=jnp.log(10.0) + log_eps, t=z)
 
 
-def _chain_step(kernel, logdensity, depth: int, dtype, chain: _Chain, key_c, s, step_size, imm):
-    """One NUTS transition of one chain with the key ``fold_in(key_c, s)``; the acceptance rate with NaN as 0."""
-    k = jax.random.fold_in(key_c, s)
-    state = blackjax.mcmc.hmc.HMCState(chain.position, chain.logdensity, chain.grad)
-    new, info = kernel(k, state, logdensity, step_size, imm, max_num_doublings=depth)
-    acc = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0).astype(dtype)
-    return _Chain(new.position, new.logdensity, new.logdensity_grad), info, acc
+# ----------------------------------------------------------------------------------------------------------------
+# the low-level API: one chain's kernel and adaptation, for samplers that write their own loops (nuts() below, SBC's
+# vectorised program, NUTS within Gibbs); vmap over chains, scan over steps
 
 
-def _adapt_update(a: _Adapt, position, acc, slow, end, target: float, adapt_mass_matrix: bool = True) -> _Adapt:
-    """One warmup step of Stan's adaptation: dual averaging of the step size; Welford on ``position`` in slow
-    windows; at a window's end the regularised variance becomes the inverse mass matrix and dual averaging
-    restarts."""
-    a = _da_update(a, acc, target)
+def init(position: Array, logdensity: Callable[[Array], Array]) -> ChainState:
+    """The :class:`ChainState` at `position` ``(d,)``: the log density there and its gradient."""
+    state = blackjax.nuts.init(position, logdensity)
+    return ChainState(state.position, state.logdensity, state.logdensity_grad)
+
+
+def step(
+    key: jax.Array,
+    state: ChainState,
+    logdensity: Callable[[Array], Array],
+    step_size: Array,
+    inverse_mass_matrix: Array,
+    *,
+    max_tree_depth: int = 10,
+) -> tuple[ChainState, Any, Array]:
+    """One NUTS transition of one chain (BlackJAX's kernel) with the key `key`.
+
+    **Returns:** ``(state, info, acceptance)``: the new :class:`ChainState`, BlackJAX's ``NUTSInfo``
+    (``is_divergent``, ``num_integration_steps``, ``num_trajectory_expansions``, ``energy``, ...) and the acceptance
+    rate in the position's dtype, NaN counted as 0 (what :func:`adapt_update` takes)."""
+    kernel = blackjax.nuts.build_kernel()
+    bstate = blackjax.mcmc.hmc.HMCState(state.position, state.logdensity, state.grad)
+    new, info = kernel(key, bstate, logdensity, step_size, inverse_mass_matrix, max_num_doublings=max_tree_depth)
+    acc = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0).astype(state.position.dtype)
+    return ChainState(new.position, new.logdensity, new.logdensity_grad), info, acc
+
+
+def adapt_init(dim: int, dtype: Any, initial_step_size: float) -> AdaptationState:
+    """The :class:`AdaptationState` before warmup: step size `initial_step_size`, identity inverse mass matrix
+    ``(dim,)``."""
+    le = jnp.asarray(np.log(initial_step_size), dtype)
+    z = jnp.zeros((), dtype)
+    zeros = jnp.zeros(dim, dtype)
+    return AdaptationState(le, z, z, jnp.log(10.0) + le, z, z, zeros, zeros, jnp.ones(dim, dtype))
+
+
+def adapt_update(
+    state: AdaptationState,
+    position: Array,
+    acceptance: Array,
+    slow: Array,
+    window_end: Array,
+    *,
+    target_accept: float = 0.8,
+    adapt_mass_matrix: bool = True,
+) -> AdaptationState:
+    """One warmup step of Stan's adaptation after a transition to `position` with acceptance rate `acceptance`:
+    dual averaging of the step size towards `target_accept`; Welford on `position` when `slow`; when `window_end`
+    (and `adapt_mass_matrix`) the regularised variance becomes the inverse mass matrix and dual averaging
+    restarts. `slow` and `window_end` come from :func:`warmup_schedule`. The next step size is
+    ``exp(state.log_eps)``."""
+    a = _da_update(state, acceptance, target_accept)
     cnt = a.w_count + 1.0
     delta = position - a.w_mean
     mean = a.w_mean + delta / cnt
@@ -184,7 +254,7 @@ def _adapt_update(a: _Adapt, position, acc, slow, end, target: float, adapt_mass
     if not adapt_mass_matrix:
         return a
 
-    def window_end(a):
+    def end_window(a):
         n = a.w_count
         var = a.w_m2 / jnp.maximum(n - 1.0, 1.0)
         var = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
@@ -192,13 +262,19 @@ def _adapt_update(a: _Adapt, position, acc, slow, end, target: float, adapt_mass
         a = a._replace(imm=var, w_count=jnp.zeros_like(n), w_mean=zero, w_m2=zero)
         return _da_restart(a, a.log_eps_bar)
 
-    return jax.lax.cond(end, window_end, lambda a: a, a)
+    return jax.lax.cond(window_end, end_window, lambda a: a, a)
 
 
-def _adapt_init(d: int, dtype, initial_step_size: float) -> _Adapt:
-    le = jnp.asarray(np.log(initial_step_size), dtype)
-    z = jnp.zeros((), dtype)
-    return _Adapt(le, z, z, jnp.log(10.0) + le, z, z, jnp.zeros(d, dtype), jnp.zeros(d, dtype), jnp.ones(d, dtype))
+def final_step_size(state: AdaptationState, num_warmup: int) -> Array:
+    """Step size used for sampling: the dual-averaging average of the last window (the initial step size when
+    there was no warmup)."""
+    if num_warmup == 0:
+        return jnp.exp(state.log_eps)
+    return jnp.exp(jnp.where(state.t > 0, state.log_eps_bar, state.log_eps))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# nuts(): the high-level sampler
 
 
 def _resolve(target, init, num_chains, key, init_jitter):
@@ -308,7 +384,7 @@ def nuts(
     slow_np, end_np = warmup_schedule(num_warmup)
     if not adapt_mass_matrix:
         slow_np, end_np = np.zeros_like(slow_np), np.zeros_like(end_np)
-    run_block = _block_runner(logdensity, int(max_tree_depth), dtype, target_accept, adapt_mass_matrix)
+    run_block = _block_runner(logdensity, int(max_tree_depth), target_accept, adapt_mass_matrix)
     keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(num_chains))
     settings = {
         "num_chains": num_chains,
@@ -375,9 +451,8 @@ def _sample(state, run_block, keys, slow_np, end_np, total: int, every: int, ckp
             bar.close()
 
 
-def _block_runner(logdensity, depth: int, dtype, target_accept: float, adapt_mass_matrix: bool):
+def _block_runner(logdensity, depth: int, target_accept: float, adapt_mass_matrix: bool):
     """The jitted function that advances every chain over a block of steps (warmup or sampling)."""
-    kernel = blackjax.nuts.build_kernel()
 
     def one_step(carry, xs, warm):
         # warmup and sampling share this body (and so one compilation of the kernel and the log density's
@@ -387,8 +462,10 @@ def _block_runner(logdensity, depth: int, dtype, target_accept: float, adapt_mas
         s, slow, end = xs
         eps = jnp.where(warm, jnp.exp(a.log_eps), eps_fixed)
         imm = jnp.where(warm, a.imm, imm_fixed)
-        chain, info, acc = _chain_step(kernel, logdensity, depth, dtype, chain, key_c, s, eps, imm)
-        adapted = _adapt_update(a, chain.position, acc, slow, end, target_accept, adapt_mass_matrix)
+        chain, info, acc = step(jax.random.fold_in(key_c, s), chain, logdensity, eps, imm, max_tree_depth=depth)
+        adapted = adapt_update(
+            a, chain.position, acc, slow, end, target_accept=target_accept, adapt_mass_matrix=adapt_mass_matrix
+        )
         a = jax.tree.map(lambda new, old: jnp.where(warm, new, old), adapted, a)
         out = {
             "position": chain.position,
@@ -417,21 +494,20 @@ class _SamplerState:
     """The chains, the adaptation state and the draws so far: advanced block by block, saved to and read from
     ``nuts_checkpoint.npz``."""
 
-    def __init__(self, step: int, chains: _Chain, adapt: _Adapt, resumed: tuple[Resumed, ...] = ()):
+    def __init__(self, step: int, chains: ChainState, adapt: AdaptationState, resumed: tuple[Resumed, ...] = ()):
         self.step, self.chains, self.adapt, self.resumed = step, chains, adapt, resumed
         self.warm_out: dict[str, list[np.ndarray]] = {k: [] for k in ("step_size", "acceptance_rate", "diverging")}
         self.samp_out: dict[str, list[np.ndarray]] = {k: [] for k in ("position", *_STATS)}
 
     @classmethod
     def initial(cls, logdensity, u0, d, dtype, initial_step_size, inverse_mass_matrix, adapt_mass_matrix, num_chains):
-        init_state = jax.jit(jax.vmap(lambda u: blackjax.nuts.init(u, logdensity)))(u0)  # jitted: op by op is slow
-        if not bool(jnp.all(jnp.isfinite(init_state.logdensity))) or bool(jnp.any(init_state.logdensity <= -1e29)):
+        chains = jax.jit(jax.vmap(lambda u: init(u, logdensity)))(u0)  # jitted: op by op is slow
+        if not bool(jnp.all(jnp.isfinite(chains.logdensity))) or bool(jnp.any(chains.logdensity <= -1e29)):
             raise ValueError(
                 "nuts: the log density is -inf or NaN at the initial positions; start inside the prior's support "
                 "(check the network's parameter values and the priors)."
             )
-        chains = _Chain(init_state.position, init_state.logdensity, init_state.logdensity_grad)
-        adapt = jax.vmap(lambda _: _adapt_init(d, dtype, initial_step_size))(jnp.arange(num_chains))
+        adapt = jax.vmap(lambda _: adapt_init(d, dtype, initial_step_size))(jnp.arange(num_chains))
         if inverse_mass_matrix is not None:
             adapt = adapt._replace(imm=_initial_imm(inverse_mass_matrix, d, dtype, adapt_mass_matrix, num_chains))
         return cls(0, chains, adapt)
@@ -444,15 +520,17 @@ class _SamplerState:
         saved = json.loads(str(z["settings"]))
         saved.pop("checkpoint_every", None)  # recorded by earlier versions; the draws do not depend on it
         changes = check_resume(saved, settings, where=where, allowed=("num_samples",), hint=hint)
-        missing = [f"{g}_{f}" for g, t in (("chain", _Chain), ("adapt", _Adapt)) for f in t._fields]
+        missing = [f"{g}_{f}" for g, t in (("chain", ChainState), ("adapt", AdaptationState)) for f in t._fields]
         missing = [k for k in missing if k not in z]
         if missing:
             raise ResumeError(f"{where}: it lacks the arrays {missing} (damaged); {hint}.")
         old = [Resumed(int(s), tuple(tuple(c) for c in ch)) for s, ch in json.loads(str(z.get("resumed", "[]")))]
         step = int(z["step"])
         resumed = (*old, Resumed(step, tuple((k, a, b) for k, (a, b) in changes.items())))
-        chains = _Chain(*(jnp.asarray(z[f"chain_{f}"]) for f in _Chain._fields))
-        state = cls(step, chains, _Adapt(*(jnp.asarray(z[f"adapt_{f}"]) for f in _Adapt._fields)), resumed)
+        chains = ChainState(*(jnp.asarray(z[f"chain_{f}"]) for f in ChainState._fields))
+        state = cls(
+            step, chains, AdaptationState(*(jnp.asarray(z[f"adapt_{f}"]) for f in AdaptationState._fields)), resumed
+        )
         for out, prefix in ((state.warm_out, "warm"), (state.samp_out, "samp")):
             for k in out:
                 if f"{prefix}_{k}" in z and z[f"{prefix}_{k}"].shape[1]:
@@ -462,8 +540,8 @@ class _SamplerState:
     def save(self, path: Path, settings: dict[str, Any]) -> None:
         arrays = {"settings": np.asarray(json.dumps(settings)), "step": np.asarray(self.step)}
         arrays["resumed"] = np.asarray(json.dumps([[r.at_step, [list(c) for c in r.changed]] for r in self.resumed]))
-        arrays.update({f"chain_{f}": np.asarray(v) for f, v in zip(_Chain._fields, self.chains, strict=True)})
-        arrays.update({f"adapt_{f}": np.asarray(v) for f, v in zip(_Adapt._fields, self.adapt, strict=True)})
+        arrays.update({f"chain_{f}": np.asarray(v) for f, v in zip(ChainState._fields, self.chains, strict=True)})
+        arrays.update({f"adapt_{f}": np.asarray(v) for f, v in zip(AdaptationState._fields, self.adapt, strict=True)})
         for prefix, out in (("warm", self.warm_out), ("samp", self.samp_out)):
             arrays.update({f"{prefix}_{k}": np.concatenate(v, axis=1) for k, v in out.items() if v})
         write_npz(path, arrays)
@@ -486,14 +564,14 @@ class _SamplerState:
         stop = min(total, num_warmup + ((step - num_warmup) // every + 1) * every)
         steps = jnp.arange(step, stop)
         off = jnp.zeros(steps.shape, bool)
-        eps_fixed = jnp.broadcast_to(_final_eps(self.adapt, num_warmup), (keys.shape[0],))
+        eps_fixed = jnp.broadcast_to(final_step_size(self.adapt, num_warmup), (keys.shape[0],))
         self.chains, _, out = run_block(
             self.chains, self.adapt, keys, steps, off, off, False, eps_fixed, self.adapt.imm
         )
         for k in self.samp_out:
             self.samp_out[k].append(np.asarray(out[k]))
         div = int(sum(int(np.asarray(v).sum()) for v in self.samp_out["diverging"]))
-        return self._advance(stop, "sampling", np.asarray(_final_eps(self.adapt, num_warmup)), out, div)
+        return self._advance(stop, "sampling", np.asarray(final_step_size(self.adapt, num_warmup)), out, div)
 
     def _advance(self, stop: int, phase: str, eps, out, div: int) -> tuple[int, str]:
         if not bool(jnp.all(jnp.isfinite(self.chains.position))):
@@ -517,7 +595,7 @@ class _SamplerState:
             samples=dict(jax.vmap(jax.vmap(to_constrained))(positions)),
             positions=positions,
             stats=stats,
-            step_size=jnp.asarray(_final_eps(self.adapt, num_warmup)),
+            step_size=jnp.asarray(final_step_size(self.adapt, num_warmup)),
             inverse_mass_matrix=self.adapt.imm,
             warmup_stats=wstats,
             seconds=seconds,
@@ -559,11 +637,3 @@ def _precondition(preconditioner, logdensity, u0, d):
     c, L = jnp.asarray(c64, dtype), jnp.asarray(L64, dtype)
     to_u = lambda z: c + L @ z  # noqa: E731
     return (lambda z: logdensity(to_u(z))), jnp.asarray(z0, dtype), to_u
-
-
-def _final_eps(adapt: _Adapt, num_warmup: int) -> Array:
-    """Step size used for sampling: the dual-averaging average of the last window (the initial step size when
-    there was no warmup)."""
-    if num_warmup == 0:
-        return jnp.exp(adapt.log_eps)
-    return jnp.exp(jnp.where(adapt.t > 0, adapt.log_eps_bar, adapt.log_eps))

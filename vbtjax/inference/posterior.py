@@ -33,7 +33,7 @@ from jaxtyping import Array, Float
 
 from .params import AbstractConstraint, Real, Selection
 
-__all__ = ["Latent", "Posterior"]
+__all__ = ["Latent", "Posterior", "is_distribution"]
 
 
 class Latent(eqx.Module):
@@ -69,7 +69,9 @@ class _Summed:
         return jnp.sum(self.pointwise(net, latents))
 
 
-def _is_distribution(d: Any) -> bool:
+def is_distribution(d: Any) -> bool:
+    """Whether `d` is a distribution object (``log_prob`` and ``sample``, as NumPyro's and distrax's) rather than a
+    function of the latents that returns one."""
     return hasattr(d, "log_prob") and hasattr(d, "sample")
 
 
@@ -141,7 +143,7 @@ class Posterior(eqx.Module):
         for name, lat in latents.items():
             priors.setdefault(name, lat.prior)
         for name, p in priors.items():
-            if not (_is_distribution(p) or callable(p)):
+            if not (is_distribution(p) or callable(p)):
                 raise TypeError(
                     f"Posterior: priors[{name!r}] must be a NumPyro distribution or a function of the latents."
                 )
@@ -222,7 +224,7 @@ class Posterior(eqx.Module):
 
     def _prior(self, name: str, latent_values: dict[str, Array]):
         p = self.priors[name]
-        return p if _is_distribution(p) else p(latent_values)
+        return p if is_distribution(p) else p(latent_values)
 
     def log_prior(self, u: Float[Array, " d"]) -> Array:
         """``sum log prior(x) + log |dx/du|`` at ``u`` (the prior density of ``u``)."""

@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,7 +57,9 @@ from jaxtyping import Array
 
 from ..files import write_bytes
 from . import diagnostics as _diag
-from .nuts import _adapt_init, _adapt_update, _Chain, _chain_step, _final_eps, warmup_schedule
+from .nuts import adapt_init, adapt_update, final_step_size, warmup_schedule
+from .nuts import init as nuts_init
+from .nuts import step as nuts_step
 from .posterior import Posterior
 
 __all__ = ["sbc", "SBCResult", "sbc_ranks", "rank_pvalues", "default_bins", "rank_band"]
@@ -303,13 +304,6 @@ def _nuts_program(
     num_chains, d = u0.shape
     dtype = u0.dtype
     slow_np, end_np = warmup_schedule(num_warmup)
-    kernel = blackjax.nuts.build_kernel()
-
-    def chain_step(chain, key_c, s, step_size, imm):
-        return _chain_step(kernel, logdensity, max_tree_depth, dtype, chain, key_c, s, step_size, imm)
-
-    def adapt_step(a, chain, acc, slow, end):
-        return _adapt_update(a, chain.position, acc, slow, end, target_accept)
 
     # One scan over warmup and sampling (one NUTS kernel in the program: half the compile time of two scans). In
     # warmup the step size is the dual-averaging iterate and the adaptation advances; in sampling the adaptation
@@ -318,27 +312,28 @@ def _nuts_program(
     slow_all = np.concatenate([slow_np, np.zeros(num_samples, bool)])
     end_all = np.concatenate([end_np, np.zeros(num_samples, bool)])
 
-    def step(carry, xs):
+    def one_step(carry, xs):
         chain, a, key_c = carry
         s, warm, slow, end = xs
-        eps = jnp.where(warm, jnp.exp(a.log_eps), _final_eps(a, num_warmup))
-        chain, info, acc = chain_step(chain, key_c, s, eps, a.imm)
-        a_new = adapt_step(a, chain, acc, slow, end)
+        eps = jnp.where(warm, jnp.exp(a.log_eps), final_step_size(a, num_warmup))
+        chain, info, acc = nuts_step(
+            jax.random.fold_in(key_c, s), chain, logdensity, eps, a.imm, max_tree_depth=max_tree_depth
+        )
+        a_new = adapt_update(a, chain.position, acc, slow, end, target_accept=target_accept)
         a = jax.tree.map(lambda new, old: jnp.where(warm, new, old), a_new, a)
         return (chain, a, key_c), (chain.position, info.is_divergent)
 
     def per_chain(u, key_c):
-        st = blackjax.nuts.init(u, logdensity)
-        chain = _Chain(st.position, st.logdensity, st.logdensity_grad)
-        a = _adapt_init(d, dtype, initial_step_size)
+        chain = nuts_init(u, logdensity)
+        a = adapt_init(d, dtype, initial_step_size)
         xs = (
             jnp.arange(num_warmup + num_samples),
             jnp.asarray(warm_np),
             jnp.asarray(slow_all),
             jnp.asarray(end_all),
         )
-        _, (pos, div) = jax.lax.scan(step, (chain, a, key_c), xs)
-        return pos[num_warmup:], div[num_warmup:], st.logdensity
+        _, (pos, div) = jax.lax.scan(one_step, (chain, a, key_c), xs)
+        return pos[num_warmup:], div[num_warmup:], chain.logdensity
 
     keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(num_chains))
     return jax.vmap(per_chain)(u0, keys)
@@ -381,6 +376,140 @@ def _n_args(f: Callable) -> int | None:
     if any(p.kind == p.VAR_POSITIONAL for p in ps):
         return None
     return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in ps)
+
+
+def _check_args(prior, n_replicates, num_chains, num_warmup, num_samples, target_accept, thin_to, sampler) -> None:
+    if not isinstance(prior, Posterior):
+        raise TypeError(f"sbc: prior must be a vbtjax.inference.Posterior, got {type(prior).__name__}.")
+    if n_replicates < 2:
+        raise ValueError(f"sbc: need n_replicates >= 2, got {n_replicates}.")
+    if num_chains < 1 or num_samples < 4 or num_warmup < 0:
+        raise ValueError(
+            f"sbc: need num_chains >= 1, num_samples >= 4 and num_warmup >= 0, got {num_chains}, {num_samples}, "
+            f"{num_warmup}."
+        )
+    if not 0.0 < target_accept < 1.0:
+        raise ValueError(f"sbc: target_accept must lie in (0, 1), got {target_accept}.")
+    total_draws = num_chains * num_samples
+    if thin_to is not None and not 1 <= thin_to <= total_draws:
+        raise ValueError(f"sbc: thin_to must lie in 1..num_chains * num_samples = {total_draws}, got {thin_to}.")
+    if not (sampler in ("blackjax", "numpyro") or callable(sampler)):
+        raise ValueError(f"sbc: sampler must be 'blackjax', 'numpyro' or a function, got {sampler!r}.")
+
+
+def _replicate_functions(prior: Posterior, simulate_data: Callable, key: jax.Array):
+    """``prepare(r) -> (u_true, data, k_mcmc)``, replicate ``r``'s truth, data and sampler key; ``flat_draws(u)``:
+    unconstrained ``(..., d)`` to constrained scalars ``(..., K)``."""
+    names = prior.names
+    two_args = _n_args(simulate_data) == 2
+
+    def prepare(r):
+        k_true, k_data, k_mcmc = _replicate_keys(key, r)
+        u_true = prior.sample_prior(k_true)
+        values = prior.constrained(u_true)
+        net = prior.network(u_true)
+        data = simulate_data(k_data, net) if two_args else simulate_data(k_data, net, values)
+        return u_true, data, k_mcmc
+
+    def flat_draws(u):  # (..., d) unconstrained -> (..., K) constrained
+        lead = u.ndim - 1
+        fn = prior.constrained
+        for _ in range(lead):
+            fn = jax.vmap(fn)
+        return _flatten(fn(u), names, lead)
+
+    return prepare, flat_draws
+
+
+def _run_vectorised(prepare, flat_draws, make_posterior, n_replicates, batch_size, num_chains, nuts_kw, bar):
+    """``sampler="blackjax"``: batches of replicates as one vmapped program; returns the lists of truths, draws,
+    divergences and initial-point checks per batch."""
+    truth_l, draws_l, div_l, init_l = [], [], [], []
+    bsize = n_replicates if batch_size is None else max(1, min(int(batch_size), n_replicates))
+
+    def one(r):
+        u_true, data, k_mcmc = prepare(r)
+        # Posterior() validates the network's (concrete) values with jnp operations, which a jit trace would
+        # stage; evaluate those eagerly (operations on the traced data are still traced).
+        with jax.ensure_compile_time_eval():
+            post = make_posterior(data)
+        u0 = post.sample_prior(jax.random.fold_in(k_mcmc, 2**20), num_chains)
+        pos, div, lp0 = _nuts_program(post.log_density, u0, k_mcmc, **nuts_kw)
+        ok = jnp.all(jnp.isfinite(lp0) & (lp0 > -1e29))
+        return flat_draws(u_true), flat_draws(pos), div.sum(), ok
+
+    run_batch = jax.jit(jax.vmap(one))
+    for start in range(0, n_replicates, bsize):
+        idx = np.arange(start, start + bsize)
+        n_real = int(min(bsize, n_replicates - start))
+        idx = np.where(idx < n_replicates, idx, n_replicates - 1)  # pad the last batch (same shapes)
+        tr, dr, dv, ok = jax.device_get(run_batch(jnp.asarray(idx)))
+        truth_l.append(tr[:n_real])
+        draws_l.append(dr[:n_real])
+        div_l.append(dv[:n_real])
+        init_l.append(ok[:n_real])
+        if bar is not None:
+            bar.update(n_real)
+    return truth_l, draws_l, div_l, init_l
+
+
+def _run_each(prepare, flat_draws, make_posterior, sampler, names, n_replicates, num_chains, nuts_kw, bar):
+    """``sampler="numpyro"`` or a function: one sampler call per replicate (same returns as
+    :func:`_run_vectorised`)."""
+    truth_l, draws_l, div_l, init_l = [], [], [], []
+    num_samples = nuts_kw["num_samples"]
+    prep = jax.jit(prepare)
+    for r in range(n_replicates):
+        u_true, data, k_mcmc = prep(r)
+        post = make_posterior(data)
+        if sampler == "numpyro":
+            from .numpyro_path import numpyro_nuts
+
+            res = numpyro_nuts(
+                post,
+                key=k_mcmc,
+                num_chains=num_chains,
+                num_warmup=nuts_kw["num_warmup"],
+                num_samples=num_samples,
+                target_accept=nuts_kw["target_accept"],
+                max_tree_depth=nuts_kw["max_tree_depth"],
+                init="prior",
+                progress=False,
+            )
+        else:
+            res = sampler(post, k_mcmc)
+        samples = {n: jnp.asarray(res.samples[n]) for n in names}
+        dr = _flatten(samples, names, 2)
+        if dr.shape[:2] != (num_chains, num_samples):
+            raise ValueError(
+                f"sbc: the sampler returned draws of shape {tuple(dr.shape[:2])} (chains, draws); expected "
+                f"({num_chains}, {num_samples}) as given to sbc."
+            )
+        truth_l.append(np.asarray(flat_draws(u_true))[None])
+        draws_l.append(np.asarray(dr)[None])
+        div_l.append(np.asarray(res.stats["diverging"]).sum()[None])
+        init_l.append(np.asarray([bool(np.all(np.isfinite(np.asarray(res.stats["lp"]))))]))
+        if bar is not None:
+            bar.update(1)
+    return truth_l, draws_l, div_l, init_l
+
+
+def _chain_diagnostics(draws: np.ndarray, num_chains: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per replicate of `draws` ``(R, C, S, K)``: the smallest bulk/tail ESS over the scalars (0 for non-finite or
+    constant draws) and the largest split R-hat (NaN with one chain)."""
+    R = draws.shape[0]
+    min_ess = np.empty(R)
+    max_rhat = np.full(R, np.nan)
+    for r in range(R):
+        x = draws[r]
+        ok = np.isfinite(x).all()
+        if not ok or np.ptp(x, axis=(0, 1)).min() == 0.0:
+            min_ess[r] = 0.0
+            continue
+        min_ess[r] = min(np.min(_diag.ess_bulk(x)), np.min(_diag.ess_tail(x)))
+        if num_chains >= 2:
+            max_rhat[r] = np.nanmax(_diag.split_rhat(x))
+    return min_ess, max_rhat
 
 
 def sbc(
@@ -445,140 +574,38 @@ def sbc(
     **Returns:** an :class:`SBCResult` (ranks, L, names, per-replicate divergences, R-hat and ESS; its
     ``uniformity_pvalues()``, ``is_calibrated()`` and ``plot(path)``).
     """
-    if not isinstance(prior, Posterior):
-        raise TypeError(f"sbc: prior must be a vbtjax.inference.Posterior, got {type(prior).__name__}.")
-    if n_replicates < 2:
-        raise ValueError(f"sbc: need n_replicates >= 2, got {n_replicates}.")
-    if num_chains < 1 or num_samples < 4 or num_warmup < 0:
-        raise ValueError(
-            f"sbc: need num_chains >= 1, num_samples >= 4 and num_warmup >= 0, got {num_chains}, {num_samples}, "
-            f"{num_warmup}."
-        )
-    if not 0.0 < target_accept < 1.0:
-        raise ValueError(f"sbc: target_accept must lie in (0, 1), got {target_accept}.")
-    total_draws = num_chains * num_samples
-    if thin_to is not None and not 1 <= thin_to <= total_draws:
-        raise ValueError(f"sbc: thin_to must lie in 1..num_chains * num_samples = {total_draws}, got {thin_to}.")
-    if not (sampler in ("blackjax", "numpyro") or callable(sampler)):
-        raise ValueError(f"sbc: sampler must be 'blackjax', 'numpyro' or a function, got {sampler!r}.")
-
+    _check_args(prior, n_replicates, num_chains, num_warmup, num_samples, target_accept, thin_to, sampler)
     names = prior.names
-    shapes = prior.shapes
-    scalar_names = _scalar_names(names, shapes)
-    two_args = _n_args(simulate_data) == 2
-
-    def prepare(r):
-        k_true, k_data, k_mcmc = _replicate_keys(key, r)
-        u_true = prior.sample_prior(k_true)
-        values = prior.constrained(u_true)
-        net = prior.network(u_true)
-        data = simulate_data(k_data, net) if two_args else simulate_data(k_data, net, values)
-        return u_true, data, k_mcmc
-
-    def flat_draws(u):  # (..., d) unconstrained -> (..., K) constrained
-        lead = u.ndim - 1
-        fn = prior.constrained
-        for _ in range(lead):
-            fn = jax.vmap(fn)
-        return _flatten(fn(u), names, lead)
-
+    prepare, flat_draws = _replicate_functions(prior, simulate_data, key)
     t0 = time.perf_counter()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_replicates, desc=f"SBC ({sampler if isinstance(sampler, str) else 'custom'})", unit="rep")
-
-    truth_l, draws_l, div_l, init_l = [], [], [], []
+    nuts_kw = dict(
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        target_accept=target_accept,
+        max_tree_depth=int(max_tree_depth),
+        initial_step_size=initial_step_size,
+    )
     try:
         if sampler == "blackjax":
-            bsize = n_replicates if batch_size is None else max(1, min(int(batch_size), n_replicates))
-            nuts_kw = dict(
-                num_warmup=num_warmup,
-                num_samples=num_samples,
-                target_accept=target_accept,
-                max_tree_depth=int(max_tree_depth),
-                initial_step_size=initial_step_size,
+            run = _run_vectorised(
+                prepare, flat_draws, make_posterior, n_replicates, batch_size, num_chains, nuts_kw, bar
             )
-
-            def one(r):
-                u_true, data, k_mcmc = prepare(r)
-                # Posterior() validates the network's (concrete) values with jnp operations, which a jit trace would
-                # stage; evaluate those eagerly (operations on the traced data are still traced).
-                with jax.ensure_compile_time_eval():
-                    post = make_posterior(data)
-                u0 = post.sample_prior(jax.random.fold_in(k_mcmc, 2**20), num_chains)
-                pos, div, lp0 = _nuts_program(post.log_density, u0, k_mcmc, **nuts_kw)
-                ok = jnp.all(jnp.isfinite(lp0) & (lp0 > -1e29))
-                return flat_draws(u_true), flat_draws(pos), div.sum(), ok
-
-            run_batch = jax.jit(jax.vmap(one))
-            for start in range(0, n_replicates, bsize):
-                idx = np.arange(start, start + bsize)
-                n_real = int(min(bsize, n_replicates - start))
-                idx = np.where(idx < n_replicates, idx, n_replicates - 1)  # pad the last batch (same shapes)
-                tr, dr, dv, ok = jax.device_get(run_batch(jnp.asarray(idx)))
-                truth_l.append(tr[:n_real])
-                draws_l.append(dr[:n_real])
-                div_l.append(dv[:n_real])
-                init_l.append(ok[:n_real])
-                if bar is not None:
-                    bar.update(n_real)
         else:
-            prep = jax.jit(prepare)
-            for r in range(n_replicates):
-                u_true, data, k_mcmc = prep(r)
-                post = make_posterior(data)
-                if sampler == "numpyro":
-                    from .numpyro_path import numpyro_nuts
-
-                    res = numpyro_nuts(
-                        post,
-                        key=k_mcmc,
-                        num_chains=num_chains,
-                        num_warmup=num_warmup,
-                        num_samples=num_samples,
-                        target_accept=target_accept,
-                        max_tree_depth=max_tree_depth,
-                        init="prior",
-                        progress=False,
-                    )
-                else:
-                    res = sampler(post, k_mcmc)
-                samples = {n: jnp.asarray(res.samples[n]) for n in names}
-                dr = _flatten(samples, names, 2)
-                if dr.shape[:2] != (num_chains, num_samples):
-                    raise ValueError(
-                        f"sbc: the sampler returned draws of shape {tuple(dr.shape[:2])} (chains, draws); expected "
-                        f"({num_chains}, {num_samples}) as given to sbc."
-                    )
-                truth_l.append(np.asarray(flat_draws(u_true))[None])
-                draws_l.append(np.asarray(dr)[None])
-                div_l.append(np.asarray(res.stats["diverging"]).sum()[None])
-                init_l.append(np.asarray([bool(np.all(np.isfinite(np.asarray(res.stats["lp"]))))]))
-                if bar is not None:
-                    bar.update(1)
+            run = _run_each(prepare, flat_draws, make_posterior, sampler, names, n_replicates, num_chains, nuts_kw, bar)
     finally:
         if bar is not None:
             bar.close()
 
-    truth = np.concatenate(truth_l).astype(float)  # (R, K)
-    draws = np.concatenate(draws_l).astype(float)  # (R, C, S, K)
-    divergences = np.concatenate(div_l).astype(np.int64)
-    init_ok = np.concatenate(init_l).astype(bool)
+    truth = np.concatenate(run[0]).astype(float)  # (R, K)
+    draws = np.concatenate(run[1]).astype(float)  # (R, C, S, K)
+    min_ess, max_rhat = _chain_diagnostics(draws, num_chains)
     R, K = truth.shape
-
-    min_ess = np.empty(R)
-    max_rhat = np.full(R, np.nan)
-    for r in range(R):
-        x = draws[r]
-        ok = np.isfinite(x).all()
-        if not ok or np.ptp(x, axis=(0, 1)).min() == 0.0:
-            min_ess[r] = 0.0
-            continue
-        min_ess[r] = min(np.min(_diag.ess_bulk(x)), np.min(_diag.ess_tail(x)))
-        if num_chains >= 2:
-            max_rhat[r] = np.nanmax(_diag.split_rhat(x))
+    total_draws = num_chains * num_samples
     if thin_to is None:
         L = int(np.clip(np.floor(np.quantile(min_ess, 0.1)), 1, total_draws))
     else:
@@ -586,21 +613,20 @@ def sbc(
     pooled = draws.reshape(R, total_draws, K)  # chain-major: each chain's draws in order
     keep = (np.arange(L) * total_draws) // L  # evenly spaced
     thinned = pooled[:, keep, :]
-    ranks = sbc_ranks(truth, thinned)
     with np.errstate(invalid="ignore"):
         post_mean = pooled.mean(axis=1)
         post_sd = pooled.std(axis=1, ddof=1)
     return SBCResult(
-        names=scalar_names,
-        ranks=ranks,
+        names=_scalar_names(names, prior.shapes),
+        ranks=sbc_ranks(truth, thinned),
         num_draws=L,
         truth=truth,
         post_mean=post_mean,
         post_sd=post_sd,
-        divergences=divergences,
+        divergences=np.concatenate(run[2]).astype(np.int64),
         max_rhat=max_rhat,
         min_ess=min_ess,
-        init_ok=init_ok,
+        init_ok=np.concatenate(run[3]).astype(bool),
         sampler=sampler if isinstance(sampler, str) else getattr(sampler, "__name__", "custom"),
         seconds=time.perf_counter() - t0,
         draws=thinned,

@@ -513,6 +513,167 @@ def _finalize(dynamic, st: _Static, particles, weights, k_perm, batch_size: int)
     return positions, weights, lpr, llk, samples
 
 
+def _check_settings(
+    posterior, kernel, counts, target_ess, target_accept, initial_step_size, pointwise_log_likelihood
+) -> tuple[float, float]:
+    """Validate :func:`smc`'s arguments; returns ``(target_accept, initial_step_size)`` with their defaults."""
+    num_particles, num_runs, num_mcmc_steps, num_integration_steps, max_steps = counts
+    if not isinstance(posterior, Posterior):
+        raise TypeError(f"smc: expected a vbtjax.inference.Posterior, got {type(posterior).__name__}.")
+    if kernel not in ("hmc", "nuts"):
+        raise ValueError(f"smc: kernel must be 'hmc' or 'nuts', got {kernel!r}.")
+    if num_particles < 2 or num_runs < 1 or num_mcmc_steps < 1 or max_steps < 1 or num_integration_steps < 1:
+        raise ValueError(
+            "smc: need num_particles >= 2, num_runs >= 1, num_mcmc_steps >= 1, num_integration_steps >= 1 and "
+            f"max_steps >= 1, got {num_particles}, {num_runs}, {num_mcmc_steps}, {num_integration_steps}, "
+            f"{max_steps}."
+        )
+    if not 0.0 < target_ess < 1.0:
+        raise ValueError(f"smc: target_ess must lie in (0, 1), got {target_ess}.")
+    if target_accept is None:
+        target_accept = 0.75 if kernel == "hmc" else 0.8
+    if not 0.0 < target_accept < 1.0:
+        raise ValueError(f"smc: target_accept must lie in (0, 1), got {target_accept}.")
+    d = posterior.dim
+    if d < 1:
+        raise ValueError("smc: the posterior has no sampled parameters.")
+    if pointwise_log_likelihood and posterior.pointwise_log_likelihood is None:
+        raise ValueError("smc: pointwise_log_likelihood=True but the posterior has no pointwise log-likelihood.")
+    if initial_step_size is None:
+        initial_step_size = float(d) ** -0.25
+    if not initial_step_size > 0:
+        raise ValueError(f"smc: initial_step_size must be positive, got {initial_step_size}.")
+    return target_accept, initial_step_size
+
+
+def _initial_particles(init, num_runs: int, num_particles: int, d: int):
+    """`init` checked and broadcast to ``(num_runs, num_particles, d)``, or ``None`` (prior draws)."""
+    if init is None:
+        return None
+    else:
+        u0 = jnp.asarray(init, dtype=float)
+        if u0.shape == (num_particles, d):
+            u0 = jnp.broadcast_to(u0, (num_runs, num_particles, d))
+        if u0.shape != (num_runs, num_particles, d):
+            raise ValueError(
+                f"smc: init has shape {u0.shape}; expected (num_particles, d) = ({num_particles}, {d}) or "
+                f"(num_runs, num_particles, d) = ({num_runs}, {num_particles}, {d})."
+            )
+        if not bool(jnp.all(jnp.isfinite(u0))):
+            raise ValueError("smc: the initial particles contain NaN or inf.")
+    return u0
+
+
+def _temper(step_fn, state, run_keys, num_runs: int, max_steps: int, progress: bool):
+    """Tempering steps until every run reaches temperature 1 (or `max_steps`), then one more resample and move at
+    the last temperature; returns ``(state, records of each step, completed)``."""
+    records: list[dict[str, np.ndarray]] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        # the bar shows the lowest temperature of the runs (0-100 %); the description the last step's statistics
+        bar = tqdm(total=100, desc="SMC", dynamic_ncols=True, bar_format="{desc} |{bar}| {n_fmt}% [{elapsed}]")
+    temps = np.zeros(num_runs)
+    step = 0
+    try:
+        while step < max_steps and not np.all(temps >= 1.0):
+            state, rec = step_fn(state, _fold(run_keys, step), False)
+            rec = {k: np.asarray(v) for k, v in rec.items()}
+            records.append(rec)
+            temps = rec["temperature"]
+            step += 1
+            if not np.all(rec["finite"]):
+                raise FloatingPointError("smc: a particle reached a non-finite position; check the log density.")
+            if bar is not None:
+                bar.n = int(100 * float(np.min(temps)))
+                bar.set_description_str(
+                    f"SMC step {step}: lambda={np.min(temps):.3g} acc={rec['acceptance_rate'].mean():.2f} "
+                    f"eps={rec['step_size'].mean():.3g} ess={rec['ess'].mean():.2f}"
+                )
+        completed = bool(np.all(temps >= 1.0))
+        if not completed:
+            warnings.warn(
+                f"smc: max_steps={max_steps} reached before temperature 1 (lowest temperature {np.min(temps):.3g}); "
+                "the particles target the tempered posterior and log_evidence is not the evidence. Raise max_steps "
+                "(or lower target_ess).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        # resample and move once more at the last temperature: equally weighted particles
+        state, rec = step_fn(state, _fold(run_keys, step), True)
+        records.append({k: np.asarray(v) for k, v in rec.items()})
+        if bar is not None:
+            bar.n = int(100 * float(np.min(temps)))
+            bar.set_description_str(f"SMC done: {step} steps, log Z = {np.mean(np.asarray(state.log_evidence)):.4g}")
+    finally:
+        if bar is not None:
+            bar.close()
+    from ..simulation import distributed as _distributed
+
+    state = _distributed.to_host(state)
+    if np.any(np.asarray(state.log_evidence) < 0.5 * _BAD):
+        warnings.warn(
+            "smc: in some run every particle had a NaN or -inf likelihood at some step; its log_evidence is "
+            "meaningless (check the likelihood at prior draws, e.g. with posterior.sample_prior).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return state, records, completed
+
+
+def _pointwise(posterior, positions, pointwise_log_likelihood, num_draws: int, dtype):
+    """The per-observation log-likelihoods of the final particles, when asked for or within the memory budget."""
+    pointwise = None
+    if posterior.pointwise_log_likelihood is not None and pointwise_log_likelihood is not False:
+        u_one = jax.ShapeDtypeStruct((posterior.dim,), dtype)
+        n_obs = int(np.prod(jax.eval_shape(posterior.pointwise_log_likelihood_at, u_one).shape))
+        size = num_draws * n_obs * np.dtype(dtype).itemsize
+        if pointwise_log_likelihood or size <= _POINTWISE_BUDGET:
+            from .compare import log_likelihood_draws
+
+            pointwise = jnp.asarray(log_likelihood_draws(posterior, positions))
+        else:
+            warnings.warn(
+                f"smc: not storing the pointwise log-likelihoods ({size / 2**20:.0f} MB); pass "
+                "pointwise_log_likelihood=True, or compute them with vbtjax.inference.compare.log_likelihood_draws.",
+                stacklevel=3,
+            )
+    return pointwise
+
+
+def _placed_program(dynamic, st: _Static, state, run_keys, settings: tuple, num_runs: int, devices):
+    """The compiled tempering step as ``step_fn(state, keys, final)``, with the state and keys sharded over the
+    devices (when more than one)."""
+    placed = _placement(num_runs, devices)
+    program = _step_program(settings, None if placed is None else tuple(placed))
+    if placed is not None:
+        from jax.sharding import NamedSharding
+
+        from ..simulation import distributed as _distributed
+
+        mesh = _distributed.batch_mesh(placed, owner="smc")
+        sharding = NamedSharding(mesh, _distributed.batch_spec(mesh))
+        state = jax.device_put(state, sharding)
+        run_keys = jax.device_put(run_keys, sharding)
+
+    def step_fn(state, keys, final):
+        return program(dynamic, st, state, keys, jnp.asarray(final))
+
+    return step_fn, state, run_keys
+
+
+def _paths(records, num_runs: int):
+    """Per-step records stacked to ``(R, steps)``, the temperatures from 0 ``(R, steps + 1)`` and each run's steps
+    to temperature 1."""
+    paths = {k: np.stack([r[k] for r in records], axis=1) for k in records[0] if k != "finite"}  # (R, steps)
+    temperatures = np.concatenate([np.zeros((num_runs, 1), paths["temperature"].dtype), paths["temperature"]], axis=1)
+    num_steps = np.where(
+        np.any(temperatures >= 1.0, axis=1), np.argmax(temperatures >= 1.0, axis=1), temperatures.shape[1] - 1
+    )
+    return paths, temperatures, num_steps
+
+
 def smc(
     posterior: Posterior,
     *,
@@ -572,45 +733,12 @@ def smc(
     per posterior and settings, and reused by later calls with the same posterior (its arrays are arguments of
     the compiled program).
     """
-    if not isinstance(posterior, Posterior):
-        raise TypeError(f"smc: expected a vbtjax.inference.Posterior, got {type(posterior).__name__}.")
-    if kernel not in ("hmc", "nuts"):
-        raise ValueError(f"smc: kernel must be 'hmc' or 'nuts', got {kernel!r}.")
-    if num_particles < 2 or num_runs < 1 or num_mcmc_steps < 1 or max_steps < 1 or num_integration_steps < 1:
-        raise ValueError(
-            "smc: need num_particles >= 2, num_runs >= 1, num_mcmc_steps >= 1, num_integration_steps >= 1 and "
-            f"max_steps >= 1, got {num_particles}, {num_runs}, {num_mcmc_steps}, {num_integration_steps}, "
-            f"{max_steps}."
-        )
-    if not 0.0 < target_ess < 1.0:
-        raise ValueError(f"smc: target_ess must lie in (0, 1), got {target_ess}.")
-    if target_accept is None:
-        target_accept = 0.75 if kernel == "hmc" else 0.8
-    if not 0.0 < target_accept < 1.0:
-        raise ValueError(f"smc: target_accept must lie in (0, 1), got {target_accept}.")
+    counts = (num_particles, num_runs, num_mcmc_steps, num_integration_steps, max_steps)
+    target_accept, initial_step_size = _check_settings(
+        posterior, kernel, counts, target_ess, target_accept, initial_step_size, pointwise_log_likelihood
+    )
     d = posterior.dim
-    if d < 1:
-        raise ValueError("smc: the posterior has no sampled parameters.")
-    if pointwise_log_likelihood and posterior.pointwise_log_likelihood is None:
-        raise ValueError("smc: pointwise_log_likelihood=True but the posterior has no pointwise log-likelihood.")
-    if initial_step_size is None:
-        initial_step_size = float(d) ** -0.25
-    if not initial_step_size > 0:
-        raise ValueError(f"smc: initial_step_size must be positive, got {initial_step_size}.")
-
-    if init is None:
-        u0 = None
-    else:
-        u0 = jnp.asarray(init, dtype=float)
-        if u0.shape == (num_particles, d):
-            u0 = jnp.broadcast_to(u0, (num_runs, num_particles, d))
-        if u0.shape != (num_runs, num_particles, d):
-            raise ValueError(
-                f"smc: init has shape {u0.shape}; expected (num_particles, d) = ({num_particles}, {d}) or "
-                f"(num_runs, num_particles, d) = ({num_runs}, {num_particles}, {d})."
-            )
-        if not bool(jnp.all(jnp.isfinite(u0))):
-            raise ValueError("smc: the initial particles contain NaN or inf.")
+    u0 = _initial_particles(init, num_runs, num_particles, d)
     dynamic, st = _split(posterior)
     state, run_keys, k_perm, ok = _prepare(
         dynamic, st, key, u0, int(num_runs), int(num_particles), float(np.log(initial_step_size))
@@ -629,100 +757,16 @@ def smc(
         ("target_accept", float(target_accept)),
         ("batch_size", int(batch_size)),
     )
-    placed = _placement(num_runs, devices)
-    program = _step_program(settings, None if placed is None else tuple(placed))
-    if placed is not None:
-        from jax.sharding import NamedSharding
-
-        from ..simulation import distributed as _distributed
-
-        mesh = _distributed.batch_mesh(placed, owner="smc")
-        sharding = NamedSharding(mesh, _distributed.batch_spec(mesh))
-        state = jax.device_put(state, sharding)
-        run_keys = jax.device_put(run_keys, sharding)
-
-    def step_fn(state, keys, final):
-        return program(dynamic, st, state, keys, jnp.asarray(final))
-
-    records: list[dict[str, np.ndarray]] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        # the bar shows the lowest temperature of the runs (0-100 %); the description the last step's statistics
-        bar = tqdm(total=100, desc="SMC", dynamic_ncols=True, bar_format="{desc} |{bar}| {n_fmt}% [{elapsed}]")
+    step_fn, state, run_keys = _placed_program(dynamic, st, state, run_keys, settings, num_runs, devices)
     t_start = time.perf_counter()
-    temps = np.zeros(num_runs)
-    step = 0
-    try:
-        while step < max_steps and not np.all(temps >= 1.0):
-            state, rec = step_fn(state, _fold(run_keys, step), False)
-            rec = {k: np.asarray(v) for k, v in rec.items()}
-            records.append(rec)
-            temps = rec["temperature"]
-            step += 1
-            if not np.all(rec["finite"]):
-                raise FloatingPointError("smc: a particle reached a non-finite position; check the log density.")
-            if bar is not None:
-                bar.n = int(100 * float(np.min(temps)))
-                bar.set_description_str(
-                    f"SMC step {step}: lambda={np.min(temps):.3g} acc={rec['acceptance_rate'].mean():.2f} "
-                    f"eps={rec['step_size'].mean():.3g} ess={rec['ess'].mean():.2f}"
-                )
-        completed = bool(np.all(temps >= 1.0))
-        if not completed:
-            warnings.warn(
-                f"smc: max_steps={max_steps} reached before temperature 1 (lowest temperature {np.min(temps):.3g}); "
-                "the particles target the tempered posterior and log_evidence is not the evidence. Raise max_steps "
-                "(or lower target_ess).",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        # resample and move once more at the last temperature: equally weighted particles
-        state, rec = step_fn(state, _fold(run_keys, step), True)
-        records.append({k: np.asarray(v) for k, v in rec.items()})
-        if bar is not None:
-            bar.n = int(100 * float(np.min(temps)))
-            bar.set_description_str(f"SMC done: {step} steps, log Z = {np.mean(np.asarray(state.log_evidence)):.4g}")
-    finally:
-        if bar is not None:
-            bar.close()
-
-    from ..simulation import distributed as _distributed
-
-    state = _distributed.to_host(state)
+    state, records, completed = _temper(step_fn, state, run_keys, num_runs, max_steps, progress)
     seconds = time.perf_counter() - t_start
-    if np.any(np.asarray(state.log_evidence) < 0.5 * _BAD):
-        warnings.warn(
-            "smc: in some run every particle had a NaN or -inf likelihood at some step; its log_evidence is "
-            "meaningless (check the likelihood at prior draws, e.g. with posterior.sample_prior).",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    paths = {k: np.stack([r[k] for r in records], axis=1) for k in records[0] if k != "finite"}  # (R, steps)
-    temperatures = np.concatenate([np.zeros((num_runs, 1), paths["temperature"].dtype), paths["temperature"]], axis=1)
-    num_steps = np.where(
-        np.any(temperatures >= 1.0, axis=1), np.argmax(temperatures >= 1.0, axis=1), temperatures.shape[1] - 1
-    )
+    paths, temperatures, num_steps = _paths(records, num_runs)
 
     positions, weights, lpr, llk, samples = _finalize(
         dynamic, st, jnp.asarray(state.particles), jnp.asarray(state.weights), k_perm, int(batch_size)
     )
-    pointwise = None
-    if posterior.pointwise_log_likelihood is not None and pointwise_log_likelihood is not False:
-        u_one = jax.ShapeDtypeStruct((d,), dtype)
-        n_obs = int(np.prod(jax.eval_shape(posterior.pointwise_log_likelihood_at, u_one).shape))
-        size = num_runs * num_particles * n_obs * np.dtype(dtype).itemsize
-        if pointwise_log_likelihood or size <= _POINTWISE_BUDGET:
-            from .compare import log_likelihood_draws
-
-            pointwise = jnp.asarray(log_likelihood_draws(posterior, positions))
-        else:
-            warnings.warn(
-                f"smc: not storing the pointwise log-likelihoods ({size / 2**20:.0f} MB); pass "
-                "pointwise_log_likelihood=True, or compute them with vbtjax.inference.compare.log_likelihood_draws.",
-                stacklevel=2,
-            )
+    pointwise = _pointwise(posterior, positions, pointwise_log_likelihood, num_runs * num_particles, dtype)
 
     return SMCResult(
         names=tuple(posterior.names),
