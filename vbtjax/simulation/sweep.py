@@ -595,27 +595,24 @@ def sweep(
       per-region leaf ``(N,)`` also takes ``(B,)``, one value for all regions. See :func:`sweep_grid` and
       :func:`sweep_random`. Speeds (mm/ms), tract lengths (mm) and weights may be swept: the delay buffer is laid out
       for the whole range of swept delays.
-    - `t1`, `dt`: duration and step in ms.
-    - `history`, `solver`, `monitors`: as for :func:`~vbtjax.simulate` (one history shared by all simulations;
-      default monitors ``{"raw": Raw()}``).
+    - `t1`, `dt` (ms), `history`, `solver`, `monitors`: as for :func:`~vbtjax.simulate` (one history shared by all
+      simulations; default monitors ``{"raw": Raw()}``).
     - `key`: base ``jax.random`` key; simulation ``b`` gets ``jax.random.fold_in(key, b)`` (required when the network
       has noise; with ``history=None`` it also draws each simulation's random initial state, as ``simulate`` does).
     - `features`: optional ``features(solution) -> pytree`` computed per simulation inside the vmapped program; only
-      its output is kept (``res.features``, ``res.ys`` is None), which keeps large sweeps small, e.g.
-      ``lambda sol: vbt.features.fc(sol.ys["raw"][:, 0])``.
+      its output is kept (``res.features``; ``res.ys`` is None), e.g. ``lambda s: vbt.features.fc(s.ys["raw"][:, 0])``.
     - `batch_size`: simulations per chunk (rounded up to a multiple of the number of devices). Default: as many as fit
       `max_memory`, and on CPU at most what keeps the loop's working set in cache (:data:`CPU_CACHE`, at most
       :data:`CPU_MAX_BATCH` per device): a CPU gains little from wide batches, an accelerator a lot.
     - `max_memory`: memory budget per device in bytes for one chunk (monitor outputs, features, delay buffer and loop
       temporaries, estimated); when given, the batch is sized by it alone. Default: half the free memory of an
       accelerator; on CPU ``min(2 GiB, RAM / 4 / local devices)``.
-    - `devices`: the devices sharing the batch (default ``jax.devices()``: all devices of all processes).
-    - `mesh`: a ``jax.sharding.Mesh`` instead of `devices`; the batch is sharded over all of its axes.
-    - `chunk_steps`, `unroll`: passed to :func:`~vbtjax.simulate`.
-    - `progress`: a progress bar over simulations, one update per chunk (on process 0 only).
+    - `devices`: the devices sharing the batch (default ``jax.devices()``: all devices of all processes), or `mesh`,
+      a ``jax.sharding.Mesh`` whose axes all shard the batch.
+    - `chunk_steps`, `unroll`: passed to :func:`~vbtjax.simulate`; `progress`: a bar over chunks (on process 0).
 
-    Multi-host: call ``jax.distributed.initialize()`` first and run the same script with the same arguments on every
-    process; each process computes the shards of its devices and every process receives the full result.
+    Multi-host: call ``jax.distributed.initialize()``, then run the same script on every process; each computes the
+    shards of its devices and every process receives the full result.
 
     **Returns:** a :class:`SweepResult` (host arrays).
     """
@@ -634,23 +631,26 @@ def sweep(
     reduced = _reduced(simulate_one, features)
     runner = BatchRunner(net_eff, build, reduced, has_key=key is not None, mesh=mesh, owner="sweep", closed=True)
     if batch_size is None:
-        kept = features is not None
-        per_device = memory_per_device(
-            net_eff, sol_shape, out_shape, mesh, chunk_steps=chunk_steps, max_memory=max_memory, kept=kept
-        )
+        budget = {"chunk_steps": chunk_steps, "max_memory": max_memory, "kept": features is not None}
+        per_device = memory_per_device(net_eff, sol_shape, out_shape, mesh, **budget)
     else:
         per_device = -(-int(batch_size) // runner.n_devices)
     bs = runner.chunk_size(B, per_device, balance=batch_size is None)
     _warn_host_memory(B * nbytes(out_shape))
     outputs, finite = runner(vals, B, key, bs, progress="sweep" if progress else None)
+    return _result(net, target, vals, mons, sol_shape, outputs, finite, features is not None, t1, dt, bs, runner)
+
+
+def _result(net, target, vals, mons, sol_shape, outputs, finite, reduced, t1, dt, bs, runner) -> SweepResult:
+    """The :class:`SweepResult` of a finished sweep, with each monitor's sample times."""
     mon_leaves = jax.tree.leaves(mons, is_leaf=is_monitor)
     ts_leaves, ts_tree = jax.tree.flatten(sol_shape.ts)
     ts = [np.asarray(m.sample_times(s.shape[0], dt), s.dtype) for m, s in zip(mon_leaves, ts_leaves, strict=True)]
     return SweepResult(
         values=vals[0] if target.single else tuple(vals),
         ts=jax.tree.unflatten(ts_tree, ts),
-        ys=outputs if features is None else None,
-        features=outputs if features is not None else None,
+        ys=None if reduced else outputs,
+        features=outputs if reduced else None,
         finite=finite,
         names=target.names,
         units=tuple(UNITS.get(leaf_path(net, leaf) or "", "") for leaf in target.leaves),
