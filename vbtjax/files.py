@@ -38,6 +38,7 @@ __all__ = [
     "FileReadError",
     "ZipArchive",
     "bunzip",
+    "npy_header",
     "read_file",
     "read_json",
     "read_npz",
@@ -379,10 +380,9 @@ class ZipArchive:
         return out
 
 
-def _npy(data: bytes, where: str, max_bytes: int) -> np.ndarray:
-    """The array of the ``.npy`` bytes `data`: pickles refused; declared size checked against `max_bytes` and the
-    data."""
-    f = io.BytesIO(data)
+def npy_header(f: BinaryIO, where: str, max_bytes: int) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """``(shape, fortran_order, dtype, nbytes)`` from the header of the ``.npy`` stream `f` (left at the data),
+    refusing pickled objects and declared sizes over `max_bytes` before anything is allocated."""
     try:
         version = np.lib.format.read_magic(f)
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
@@ -394,6 +394,13 @@ def _npy(data: bytes, where: str, max_bytes: int) -> np.ndarray:
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > max_bytes:
         raise FileReadError(f"{where} declares shape {shape} ({nbytes} bytes), over the limit of {max_bytes}.")
+    return shape, fortran, dtype, nbytes
+
+
+def _npy(data: bytes, where: str, max_bytes: int) -> np.ndarray:
+    """The array of the ``.npy`` bytes `data`, its declared size checked against the data."""
+    f = io.BytesIO(data)
+    shape, fortran, dtype, nbytes = npy_header(f, where, max_bytes)
     if nbytes != len(data) - f.tell():
         raise FileReadError(
             f"{where} declares shape {shape} ({nbytes} bytes) but holds {len(data) - f.tell()}: truncated or forged."

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..files import MAX_BYTES, TEXT_MAX_BYTES, FileReadError, ZipArchive, bunzip, read_file, read_npz
+from ..files import MAX_BYTES, TEXT_MAX_BYTES, FileReadError, ZipArchive, bunzip, npy_header, read_file, read_npz
 
 __all__ = [
     "TEXT_MAX_BYTES",
@@ -97,17 +97,8 @@ def read_npy(path: str | os.PathLike, what: str, max_bytes: int = MAX_BYTES) -> 
     arrays declaring more than `max_bytes` or more data than the file holds, before anything is allocated."""
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            if dtype.hasobject:
-                raise FileReadError(f"{what} holds Python objects; refusing to unpickle them.")
+            shape, fortran, dtype, nbytes = npy_header(f, what, max_bytes)
             count = math.prod(shape)
-            nbytes = count * dtype.itemsize
-            if nbytes > max_bytes:
-                raise FileReadError(f"{what} declares shape {shape} ({nbytes} bytes), over the limit of {max_bytes}.")
             left = os.fstat(f.fileno()).st_size - f.tell()
             if nbytes > left:
                 raise FileReadError(

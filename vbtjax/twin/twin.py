@@ -455,19 +455,12 @@ def _read_twin(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                     raise TwinFileError(f"Twin.load: {path} is not a complete twin folder ({name} is missing).")
             meta = _checked_meta(files.read_json(path / "twin.json", what=f"{path}: twin.json"), path)
             return meta, files.read_npz(path / "arrays.npz", what=f"{path}: arrays.npz")
-        with zipfile.ZipFile(path) as z:
-            info = {i.filename: i for i in z.infolist()}
-            for name, limit in (("twin.json", _JSON_LIMIT), ("arrays.npz", files.MAX_BYTES)):
-                if name not in info:
+        with files.ZipArchive(path, f"Twin.load: {path}") as z:
+            for name in ("twin.json", "arrays.npz"):
+                if name not in z.infos:
                     raise TwinFileError(f"Twin.load: {path} is not a twin zip ({name} is missing).")
-                if info[name].file_size > limit:
-                    size = info[name].file_size
-                    raise TwinFileError(f"Twin.load: {path}: {name} is {size} bytes, over the limit of {limit}.")
-            with z.open(info["twin.json"]) as f:
-                text = f.read(_JSON_LIMIT + 1)
-            meta = _checked_meta(files.read_json(text, what=f"{path}: twin.json"), path)
-            with z.open(info["arrays.npz"]) as f:
-                return meta, files.read_npz(f, what=f"{path}: arrays.npz")
+            meta = _checked_meta(files.read_json(z.read("twin.json", _JSON_LIMIT), what=f"{path}: twin.json"), path)
+            return meta, files.read_npz(z.read("arrays.npz", files.MAX_BYTES), what=f"{path}: arrays.npz")
     except TwinFileError:
         raise
     except files.FileReadError as e:
