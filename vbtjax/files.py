@@ -388,7 +388,7 @@ def npy_header(f: BinaryIO, where: str, max_bytes: int) -> tuple[tuple[int, ...]
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran, dtype = read_header(f)
     except (ValueError, EOFError, OSError) as e:
-        raise FileReadError(f"{where} is not a NumPy array ({e}).") from None
+        raise FileReadError(f"{where} is not a readable .npy array ({e}).") from None
     if dtype.hasobject:
         raise FileReadError(f"{where} holds Python objects; refusing to unpickle them.")
     nbytes = math.prod(shape) * dtype.itemsize
