@@ -12,6 +12,7 @@ import argparse
 import io
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = [
     "replacing",
     "resume_settings",
     "save_figure",
+    "time_ms",
     "version",
     "write_json",
 ]
@@ -52,6 +54,46 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D102
         raise UsageError(None, message)
+
+
+_TIME = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(ms|s|min)?\s*$")
+_TO_MS = {"ms": 1.0, "s": 1000.0, "min": 60000.0}
+
+
+def time_ms(text: str | float, option: str, minimum_ms: float | None = None) -> float:
+    """A time option's value in ms: the CLI's one convention for times.
+
+    A bare number is ms (``720``); a suffix states another unit (``720ms``, ``0.72s``, ``2min``). With
+    `minimum_ms`, a bare number below it is refused as ambiguous (``--tr 0.72`` is 0.72 ms, surely meant as
+    seconds), naming both spellings; a value with a unit is taken as written.
+
+    Raises :class:`UsageError` naming `option` for anything else.
+    """
+    if isinstance(text, (int, float)):
+        text = repr(float(text))
+    m = _TIME.match(str(text))
+    if m is None:
+        raise UsageError(option, f"{text!r} is not a time: write a number in ms (720) or with a unit (720ms, 0.72s)")
+    value, unit = float(m.group(1)), m.group(2)
+    if not math.isfinite(value):
+        raise UsageError(option, f"{text!r} is not a finite time")
+    if unit is None and minimum_ms is not None and 0 < value < minimum_ms:
+        raise UsageError(
+            option,
+            f"{value:g} is read as {value:g} ms, which is implausibly short here; "
+            f"write {value:g}s for seconds or {value:g}ms to confirm milliseconds",
+        )
+    return value * _TO_MS[unit or "ms"]
+
+
+def time_arg(option: str, minimum_ms: float | None = None):
+    """An argparse ``type=`` for :func:`time_ms` (bare numbers in ms, suffixes ms/s/min)."""
+
+    def parse(text: str) -> float:
+        return time_ms(text, option, minimum_ms)
+
+    parse.__name__ = "time"  # argparse names the type in its own messages
+    return parse
 
 
 def print_error(command: str | None, message: str) -> None:
