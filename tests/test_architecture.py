@@ -3,6 +3,10 @@ name classes by them still load, and the layers hold (the structure check, run o
 
 import importlib
 import json
+import os
+import subprocess
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +90,39 @@ def test_the_library_does_not_choose_a_matplotlib_backend():
     library = [p for p in root.rglob("*.py") if "cli" not in p.relative_to(root).parts]
     chooses = [p.relative_to(root).as_posix() for p in library if "matplotlib.use(" in p.read_text()]
     assert chooses == []
+
+
+def _run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_earlier_paths_can_be_switched_off():
+    """``VBTJAX_EARLIER_PATHS=0``: no alias modules are registered, the public names stay."""
+    code = (
+        "import importlib, sys, vbtjax as vbt\n"
+        "assert not vbt.EARLIER_PATHS_REGISTERED\n"
+        "assert 'vbtjax.connectome' not in sys.modules and 'vbtjax.vep.infer' not in sys.modules\n"
+        "assert vbt.structural is importlib.import_module('vbtjax.data.structural')\n"
+        "assert callable(vbt.vep.infer_ez) and vbt.monitors.Bold and callable(vbt.simulate)\n"
+        "try:\n    importlib.import_module('vbtjax.sweep')\nexcept ImportError:\n    print('refused')\n"
+    )
+    off = _run_python(code, VBTJAX_EARLIER_PATHS="0")
+    assert off.returncode == 0, off.stderr
+    assert off.stdout.strip() == "refused"
+    on = _run_python(
+        "import vbtjax as vbt, sys; assert vbt.EARLIER_PATHS_REGISTERED; print(sys.modules['vbtjax.sweep'].__name__)"
+    )
+    assert on.returncode == 0, on.stderr
+    assert on.stdout.strip() == "vbtjax.simulation.sweep"
+
+
+def test_inference_package_is_a_plain_module_with_function_names():
+    """No module of ``vbtjax.inference`` has the name of a function it exports, so the package needs no module class
+    of its own: importing every submodule leaves ``fit``, ``nuts``, ``sbc``, ``smc`` and ``compare`` functions."""
+    for name in vbt.inference._MODULES:
+        importlib.import_module(f"vbtjax.inference.{name}")
+    assert type(vbt.inference) is types.ModuleType
+    for name in ("fit", "nuts", "sbc", "smc", "compare"):
+        assert isinstance(getattr(vbt.inference, name), types.FunctionType), name

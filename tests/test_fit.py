@@ -14,10 +14,10 @@ import pytest
 
 import vbtjax as vbt
 from vbtjax import inference as inf
-from vbtjax.inference import fit as _fit_function  # noqa: F401  (the module is shadowed by the function)
+from vbtjax.inference import fit as _fit_function  # noqa: F401  (loads vbtjax.inference.fitting)
 from vbtjax.monitors import SubSample
 
-fit_module = sys.modules["vbtjax.inference.fit"]
+fit_module = sys.modules["vbtjax.inference.fitting"]
 
 N = 5
 

@@ -27,8 +27,8 @@ from vbtjax.inference import (
     warmup_schedule,
 )
 
-# the module, not the function vbtjax.inference.nuts that shadows it as an attribute of the package
-nuts_module = importlib.import_module("vbtjax.inference.nuts")
+# the module of vbtjax.inference.nuts (the function) and of the low-level NUTS API
+nuts_module = importlib.import_module("vbtjax.inference.nuts_sampler")
 
 N = 3
 W = np.array([[0.0, 1.0, 0.5], [0.8, 0.0, 0.3], [0.2, 0.9, 0.0]])
@@ -266,7 +266,7 @@ def test_resume_gives_exact_draws_and_same_key_same_draws(tmp_path, monkeypatch)
     np.testing.assert_array_equal(np.asarray(again.positions), np.asarray(ref.positions))
     assert [r.at_step for r in again.resumed] == [20, 80, 100] and all(r.changed == () for r in again.resumed)
     # other settings -> ResumeError naming what differs, old -> new, in one line
-    ResumeError = importlib.import_module("vbtjax.inference.fit").ResumeError
+    ResumeError = importlib.import_module("vbtjax.inference.fitting").ResumeError
     with pytest.raises(ResumeError, match=r"key \[0,11\] -> \[0,12\]"):
         nuts(gauss_logdensity, key=jax.random.key(12), checkpoint=tmp_path, **kw)
     with pytest.raises(ResumeError, match="max_tree_depth 10 -> 5, num_warmup 60 -> 50"):

@@ -16,8 +16,8 @@ from scipy import stats
 import vbtjax as vbt
 from vbtjax.inference import Affine, Parameter, Positive, Posterior, Real, Selection, nuts
 
-sbc_mod = importlib.import_module("vbtjax.inference.sbc")
-from vbtjax.inference.sbc import SBCResult, default_bins, rank_band, rank_pvalues, sbc, sbc_ranks  # noqa: E402
+sbc_mod = importlib.import_module("vbtjax.inference.calibration")
+from vbtjax.inference.calibration import SBCResult, default_bins, rank_band, rank_pvalues, sbc, sbc_ranks  # noqa: E402
 
 N = 3
 W = np.array([[0.0, 1.0, 0.5], [0.8, 0.0, 0.3], [0.2, 0.9, 0.0]])

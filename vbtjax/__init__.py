@@ -15,15 +15,19 @@ from . import sbi as sbi
 from . import stimulus as stimulus
 from . import twin as twin
 from .applications import vep as vep
+from .data import connectome as connectome
 from .data import datasets as datasets
 from .data import empirical as empirical
 from .data import recordings as recordings
 from .data import sensors as sensors
+from .data import structural as structural
+from .data import tractogram as tractogram
 from .data.connectome import Connectome as Connectome
 from .network import Network as Network
 from .observation import features as features
 from .observation import monitors as monitors
 from .simulation import delays as delays
+from .simulation import solvers as solvers
 from .simulation.simulate import NonFiniteError as NonFiniteError
 from .simulation.simulate import NonFiniteWarning as NonFiniteWarning
 from .simulation.simulate import SimulationWarning as SimulationWarning
@@ -47,9 +51,9 @@ from .twin.twin import Twin as Twin
 __version__ = "0.1.0"
 
 # The modules' earlier paths (before the layer folders data/, simulation/, observation/, twin/, applications/)
-# still import:
-# ``import vbtjax.connectome`` is vbtjax.data.connectome, ``from vbtjax.monitors import Bold`` works, and twin files
-# that name classes by these paths load. docs/architecture.md lists them; new code uses the layer paths.
+# still import: ``import vbtjax.connectome`` is vbtjax.data.connectome, ``from vbtjax.monitors import Bold`` works,
+# and twin files that name classes by these paths load. docs/architecture.md lists them; new code uses the layer
+# paths. ``VBTJAX_EARLIER_PATHS=0`` in the environment leaves them unregistered.
 _EARLIER_PATHS = {
     "connectome": "data.connectome",
     "datasets": "data.datasets",
@@ -78,14 +82,17 @@ _EARLIER_PATHS = {
 }
 
 
-def _register_earlier_paths() -> None:
+def _register_earlier_paths() -> bool:
     import importlib
+    import os
     import sys
 
+    if os.environ.get("VBTJAX_EARLIER_PATHS", "1") == "0":
+        return False
     for old, new in _EARLIER_PATHS.items():
         sys.modules.setdefault(f"{__name__}.{old}", importlib.import_module(f"{__name__}.{new}"))
-        if "." not in old and old not in globals():
-            globals()[old] = sys.modules[f"{__name__}.{old}"]
+    return True
 
 
-_register_earlier_paths()
+EARLIER_PATHS_REGISTERED = _register_earlier_paths()
+"""Whether the earlier module paths were registered (not with ``VBTJAX_EARLIER_PATHS=0``)."""

@@ -38,7 +38,7 @@ _PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirec
 _INPUT_ERRORS = {
     "vbtjax.files": "FileReadError",
     "vbtjax._serialise": "SerialisationError",  # and twin.TwinFileError, its subclass
-    "vbtjax.inference.fit": "ResumeError",
+    "vbtjax.inference.fitting": "ResumeError",
 }
 
 

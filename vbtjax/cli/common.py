@@ -173,7 +173,7 @@ def resume_settings(
     killed before its first checkpoint never leaves the old run's state beside the new settings. A resume compares
     `settings` with the record and raises ``UsageError("--resume", ...)`` naming every setting that differs (old ->
     new) outside `allowed`; allowed changes are recorded with the step the checkpoint had reached."""
-    from ..inference.fit import ResumeError, check_resume
+    from ..inference.fitting import ResumeError, check_resume
 
     ckpt, record = files.recover(folder / checkpoint), folder / SETTINGS_NAME  # recover: drop temporary leftovers
     settings = jsonable(dict(settings))

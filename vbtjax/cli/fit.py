@@ -160,7 +160,7 @@ def _check(args) -> tuple[str, ...] | None:
 
 def _resume(args, data, dt: float, names, folder: Path) -> list[dict[str, Any]]:
     """Check ``--resume`` against the checkpoint's settings (or record a fresh run's): see ``--help``."""
-    from ..inference.fit import fingerprint
+    from ..inference.fitting import fingerprint
     from ..inference.resting_state import fc_network, fc_parameters
 
     net = fc_network(data.connectome, args.model)

@@ -294,7 +294,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise UsageError("--seed", f"must be a non-negative integer, got {args.seed}")
     import jax
 
-    from ..inference.fit import ResumeError
+    from ..inference.fitting import ResumeError
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -335,7 +335,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 def _problem_record(out: Path, problem, args) -> None:
     """``DIR/problem.json``: written by the first run; a later run (a resume) must give the same problem, seed and
     chunking, and may raise ``--n`` (more simulations) when the budget so far is a whole number of chunks."""
-    from ..inference.fit import ResumeError, check_resume
+    from ..inference.fitting import ResumeError, check_resume
 
     meta = jsonable({"problem": problem.name, "spec": problem.spec, "n": args.n, "chunk_size": args.chunk_size})
     meta["seed"] = args.seed

@@ -334,7 +334,7 @@ def run_vep(args: argparse.Namespace) -> int:
 
 def _resume(args, conn, post, folder: Path) -> list[dict]:
     """Check ``--resume`` against the checkpoint's settings (or record a fresh run's): see ``--help``."""
-    from ..inference.fit import fingerprint
+    from ..inference.fitting import fingerprint
 
     data = (post.envelope, post.gain, conn.weights, conn.lengths, conn.centres)
     settings = {

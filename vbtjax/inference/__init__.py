@@ -11,28 +11,26 @@ Available as ``vbt.inference``.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING
 
 # Names are loaded on first use (PEP 562), so that ``import vbtjax`` does not import BlackJAX, Optax or SciPy,
 # which only fitting and sampling need (about 85 MB of resident memory and a second of start-up).
 _NAMES = {
-    "compare": "compare",
-    "format_compare": "compare",
-    "log_likelihood_draws": "compare",
-    "loo": "compare",
-    "waic": "compare",
+    "compare": "comparison",
+    "format_compare": "comparison",
+    "log_likelihood_draws": "comparison",
+    "loo": "comparison",
+    "waic": "comparison",
     "ess_bulk": "diagnostics",
     "ess_tail": "diagnostics",
     "split_rhat": "diagnostics",
     "summary": "diagnostics",
     "to_inference_data": "diagnostics",
-    "FitResult": "fit",
-    "ResumeError": "fit",
-    "Resumed": "fit",
-    "check_resume": "fit",
-    "fit": "fit",
+    "FitResult": "fitting",
+    "ResumeError": "fitting",
+    "Resumed": "fitting",
+    "check_resume": "fitting",
+    "fit": "fitting",
     "fc_correlation_loss": "losses",
     "fc_distance_loss": "losses",
     "fcd_ks_loss": "losses",
@@ -41,9 +39,9 @@ _NAMES = {
     "weighted_sum": "losses",
     "numpyro_model": "numpyro_path",
     "numpyro_nuts": "numpyro_path",
-    "NutsResult": "nuts",
-    "nuts": "nuts",
-    "warmup_schedule": "nuts",
+    "NutsResult": "nuts_sampler",
+    "nuts": "nuts_sampler",
+    "warmup_schedule": "nuts_sampler",
     "AbstractConstraint": "params",
     "Affine": "params",
     "Interval": "params",
@@ -58,27 +56,27 @@ _NAMES = {
     "MODELS": "resting_state",
     "FCFit": "resting_state",
     "fit_fc": "resting_state",
-    "SBCResult": "sbc",
-    "rank_pvalues": "sbc",
-    "sbc": "sbc",
-    "sbc_ranks": "sbc",
-    "SMCResult": "smc",
-    "smc": "smc",
+    "SBCResult": "calibration",
+    "rank_pvalues": "calibration",
+    "sbc": "calibration",
+    "sbc_ranks": "calibration",
+    "SMCResult": "tempering",
+    "smc": "tempering",
 }
 _MODULES = (
-    "compare",
+    "calibration",
+    "comparison",
     "diagnostics",
-    "fit",
+    "fitting",
     "gibbs",
     "losses",
-    "nuts",
+    "nuts_sampler",
     "numpyro_path",
     "params",
     "posterior",
     "ppc",
     "resting_state",
-    "sbc",
-    "smc",
+    "tempering",
 )
 
 __all__ = sorted(_NAMES) + [m for m in _MODULES if m not in _NAMES]
@@ -99,38 +97,24 @@ def __dir__():
     return sorted(set(globals()) | set(__all__))
 
 
-# ``compare``, ``fit``, ``nuts``, ``sbc`` and ``smc`` are functions with the names of their modules: whenever the
-# import system binds one of those submodules on this package (``import vbtjax.inference.nuts``, or one module
-# importing another), the package keeps the function, as the eager imports did. A module ``__getattr__`` alone
-# cannot do this: the import system writes the submodule into the package's namespace after loading it, and
-# ``__getattr__`` is never asked for a name that is there; only the module's class sees that write.
-_SHADOWED = frozenset(n for n, m in _NAMES.items() if n == m)
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name, value):
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
-
 if TYPE_CHECKING:  # static analysers and documentation tools see the eager imports
     from . import diagnostics as diagnostics
-    from .compare import compare as compare
-    from .compare import format_compare as format_compare
-    from .compare import log_likelihood_draws as log_likelihood_draws
-    from .compare import loo as loo
-    from .compare import waic as waic
+    from .calibration import SBCResult as SBCResult
+    from .calibration import rank_pvalues as rank_pvalues
+    from .calibration import sbc as sbc
+    from .calibration import sbc_ranks as sbc_ranks
+    from .comparison import compare as compare
+    from .comparison import format_compare as format_compare
+    from .comparison import log_likelihood_draws as log_likelihood_draws
+    from .comparison import loo as loo
+    from .comparison import waic as waic
     from .diagnostics import ess_bulk as ess_bulk
     from .diagnostics import ess_tail as ess_tail
     from .diagnostics import split_rhat as split_rhat
     from .diagnostics import summary as summary
     from .diagnostics import to_inference_data as to_inference_data
-    from .fit import FitResult as FitResult
-    from .fit import fit as fit
+    from .fitting import FitResult as FitResult
+    from .fitting import fit as fit
     from .losses import fc_correlation_loss as fc_correlation_loss
     from .losses import fc_distance_loss as fc_distance_loss
     from .losses import fcd_ks_loss as fcd_ks_loss
@@ -139,9 +123,9 @@ if TYPE_CHECKING:  # static analysers and documentation tools see the eager impo
     from .losses import weighted_sum as weighted_sum
     from .numpyro_path import numpyro_model as numpyro_model
     from .numpyro_path import numpyro_nuts as numpyro_nuts
-    from .nuts import NutsResult as NutsResult
-    from .nuts import nuts as nuts
-    from .nuts import warmup_schedule as warmup_schedule
+    from .nuts_sampler import NutsResult as NutsResult
+    from .nuts_sampler import nuts as nuts
+    from .nuts_sampler import warmup_schedule as warmup_schedule
     from .params import AbstractConstraint as AbstractConstraint
     from .params import Affine as Affine
     from .params import Interval as Interval
@@ -154,9 +138,5 @@ if TYPE_CHECKING:  # static analysers and documentation tools see the eager impo
     from .resting_state import MODELS as MODELS
     from .resting_state import FCFit as FCFit
     from .resting_state import fit_fc as fit_fc
-    from .sbc import SBCResult as SBCResult
-    from .sbc import rank_pvalues as rank_pvalues
-    from .sbc import sbc as sbc
-    from .sbc import sbc_ranks as sbc_ranks
-    from .smc import SMCResult as SMCResult
-    from .smc import smc as smc
+    from .tempering import SMCResult as SMCResult
+    from .tempering import smc as smc

@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from .nuts import NutsResult, adapt_init, adapt_update, final_step_size
-from .nuts import init as nuts_init
-from .nuts import step as nuts_step
+from .nuts_sampler import NutsResult, adapt_init, adapt_update, final_step_size
+from .nuts_sampler import init as nuts_init
+from .nuts_sampler import step as nuts_step
 from .posterior import Posterior
 
 __all__ = ["nuts_within_gibbs", "independence_sweep"]

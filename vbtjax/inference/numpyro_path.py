@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .nuts import NutsResult
+from .nuts_sampler import NutsResult
 from .posterior import Posterior, is_distribution
 
 __all__ = ["numpyro_model", "numpyro_nuts"]

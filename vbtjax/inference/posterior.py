@@ -91,7 +91,7 @@ class Posterior(eqx.Module):
     - `latents`: name -> :class:`Latent`, sampled alongside the network parameters.
     - `pointwise_log_likelihood`: optional ``(net, latents) -> array`` of the log-likelihood of each observation
       (any shape, e.g. ``(T, contacts)``), whose sum is `log_likelihood`; needed only for PSIS-LOO and WAIC
-      (:func:`~vbtjax.inference.compare.loo`, :func:`~vbtjax.inference.compare.waic`). Given without
+      (:func:`~vbtjax.inference.comparison.loo`, :func:`~vbtjax.inference.comparison.waic`). Given without
       `log_likelihood` (``None``), the log-likelihood is its sum.
 
     ``u`` concatenates the raveled unconstrained values of the parameters (selection order) then of the latents

@@ -38,7 +38,7 @@ from ..network import Network
 from ..observation import features as _features
 from ..observation import monitors as _monitors
 from ..simulation.simulate import simulate
-from .fit import FitResult, fit
+from .fitting import FitResult, fit
 from .losses import fc_correlation_loss
 from .params import Interval, Parameter, Selection
 

@@ -198,7 +198,7 @@ def simulate_budget(
     - `n`: number of simulations.
     - `out`: folder for the chunks (``None``: in memory only). Existing finished chunks of the same budget are
       reused (resume); a folder holding a different budget (other parameters, key, chunk size, simulation settings
-      or description) is refused with :class:`~vbtjax.inference.fit.ResumeError` naming what differs. `n` may grow
+      or description) is refused with :class:`~vbtjax.inference.fitting.ResumeError` naming what differs. `n` may grow
       when the budget so far is a whole number of chunks (recorded in ``budget.json`` under ``resumed``).
     - `features`: ``features(solution) -> array`` (flattened to ``(F,)``), with `t1`, `dt` (ms), `solver`,
       `monitors`, `history` as for :func:`~vbtjax.simulate`; or
@@ -346,7 +346,7 @@ def _open_folder(folder: Path, meta: dict[str, Any], provenance) -> dict[str, An
     """Start the budget folder (its ``budget.json``), or check that the folder holds this budget: the same prior,
     key, chunking, simulation settings and description; `n` may grow when the budget so far is a whole number of
     chunks (its chunks keep their draws), and the growth is recorded under ``resumed``."""
-    from ..inference.fit import ResumeError, check_resume
+    from ..inference.fitting import ResumeError, check_resume
 
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "budget.json"

@@ -148,7 +148,7 @@ def calibrate(
     **Arguments:** `prior`: the prior the budget was drawn from (for the constrained space and the prior variance);
     `num_draws`: posterior draws ``L`` per simulation; `levels`: credibility levels (default 0.05 ... 0.95);
     `batch`: simulations per vectorised call."""
-    from ..inference.sbc import rank_pvalues
+    from ..inference.calibration import rank_pvalues
 
     test = test.finite_only()
     T = len(test)

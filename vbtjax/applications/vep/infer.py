@@ -94,7 +94,7 @@ def infer_ez(
             gibbs=sampler == "nuts-gibbs",
         )
     else:
-        from ...inference.smc import smc
+        from ...inference.tempering import smc
 
         res = smc(
             posterior,
@@ -149,7 +149,7 @@ def _nuts(
 ):
     """NUTS from around the Newton-refined mode, preconditioned by the Laplace approximation there; with `gibbs`,
     each transition followed by a sweep of prior independence updates of every region's ``x0``."""
-    from ...inference.nuts import nuts
+    from ...inference.nuts_sampler import nuts
 
     u_map, hess = posterior_mode(posterior, init=initial_guess(posterior), steps=map_steps)
     L = laplace_factor(hess)

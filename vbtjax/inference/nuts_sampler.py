@@ -31,7 +31,7 @@ import numpy as np
 from jaxtyping import Array
 
 from ..files import read_npz, write_npz
-from .fit import Resumed, ResumeError, check_resume, key_data
+from .fitting import Resumed, ResumeError, check_resume, key_data
 from .posterior import Posterior
 
 __all__ = [
@@ -126,7 +126,7 @@ class NutsResult(eqx.Module):
     - `step_size`: ``(chains,)`` adapted step sizes; `inverse_mass_matrix`: ``(chains, d)`` (diagonal).
     - `warmup_stats`: name -> ``(chains, num_warmup)``: ``step_size``, ``acceptance_rate``, ``diverging``.
     - `seconds`: wall time of warmup and sampling in this process (a resumed run counts only its own part).
-    - `resumed`: one :class:`~vbtjax.inference.fit.Resumed` record per resume from a checkpoint (empty when none).
+    - `resumed`: one :class:`~vbtjax.inference.fitting.Resumed` record per resume from a checkpoint (empty when none).
     """
 
     names: tuple[str, ...] = eqx.field(static=True)
@@ -359,7 +359,7 @@ def nuts(
       steps (atomically), and a later call with the same arguments resumes from it and returns exactly the draws
       of an uninterrupted run. A checkpoint written with other settings (key, chains, warmup, tree depth, step size
       and mass matrix settings, the target: its starting points and log density there) raises
-      :class:`~vbtjax.inference.fit.ResumeError` naming each that differs (``num_chains 4 -> 2``). `num_samples`
+      :class:`~vbtjax.inference.fitting.ResumeError` naming each that differs (``num_chains 4 -> 2``). `num_samples`
       may change: more draws continue the chains, fewer keep the first ones (both exactly the draws of an
       uninterrupted run with that many); the change is recorded in :attr:`NutsResult.resumed`. `checkpoint_every`
       may change too.

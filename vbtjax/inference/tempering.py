@@ -210,7 +210,7 @@ class SMCResult(eqx.Module):
         """ArviZ ``InferenceData``: ``posterior`` (runs as chains), ``sample_stats`` (``lp``: log prior + log-likelihood
         in unconstrained space, and ``log_prior``),
         ``log_likelihood`` (variable ``obs``, ``(chain, draw, n_obs)``) when the pointwise log-likelihoods are stored
-        or `posterior` has them (then computed here, see :func:`vbtjax.inference.compare.log_likelihood_draws`), and
+        or `posterior` has them (then computed here, see :func:`vbtjax.inference.comparison.log_likelihood_draws`), and
         a group ``smc`` with the tempering path (``temperature``, ``ess``, ``acceptance_rate``, ``step_size``,
         ``log_evidence_increment`` by ``(chain, smc_step)``; ``log_evidence``, ``num_steps`` by ``chain``). Keyword
         arguments go to :func:`vbtjax.inference.diagnostics.to_inference_data` (``coords``, ``dims``,
@@ -226,7 +226,7 @@ class SMCResult(eqx.Module):
         idata = to_inference_data({k: np.asarray(v) for k, v in self.samples.items()}, sample_stats=stats, **kwargs)
         ll = self.pointwise_log_likelihood
         if ll is None and posterior is not None and posterior.pointwise_log_likelihood is not None:
-            from .compare import log_likelihood_draws
+            from .comparison import log_likelihood_draws
 
             ll = log_likelihood_draws(posterior, self.positions)
         if ll is not None:
@@ -630,13 +630,13 @@ def _pointwise(posterior, positions, pointwise_log_likelihood, num_draws: int, d
         n_obs = int(np.prod(jax.eval_shape(posterior.pointwise_log_likelihood_at, u_one).shape))
         size = num_draws * n_obs * np.dtype(dtype).itemsize
         if pointwise_log_likelihood or size <= _POINTWISE_BUDGET:
-            from .compare import log_likelihood_draws
+            from .comparison import log_likelihood_draws
 
             pointwise = jnp.asarray(log_likelihood_draws(posterior, positions))
         else:
             warnings.warn(
                 f"smc: not storing the pointwise log-likelihoods ({size / 2**20:.0f} MB); pass "
-                "pointwise_log_likelihood=True, or compute them with vbtjax.inference.compare.log_likelihood_draws.",
+                "pointwise_log_likelihood=True, or compute them with vbtjax.inference.comparison.log_likelihood_draws.",
                 stacklevel=3,
             )
     return pointwise

@@ -56,10 +56,11 @@ import numpy as np
 from jaxtyping import Array
 
 from ..files import write_bytes
+from ..simulation.batch import BatchRunner
 from . import diagnostics as _diag
-from .nuts import adapt_init, adapt_update, final_step_size, warmup_schedule
-from .nuts import init as nuts_init
-from .nuts import step as nuts_step
+from .nuts_sampler import adapt_init, adapt_update, final_step_size, warmup_schedule
+from .nuts_sampler import init as nuts_init
+from .nuts_sampler import step as nuts_step
 from .posterior import Posterior
 
 __all__ = ["sbc", "SBCResult", "sbc_ranks", "rank_pvalues", "default_bins", "rank_band"]
@@ -421,13 +422,12 @@ def _replicate_functions(prior: Posterior, simulate_data: Callable, key: jax.Arr
     return prepare, flat_draws
 
 
-def _run_vectorised(prepare, flat_draws, make_posterior, n_replicates, batch_size, num_chains, nuts_kw, bar):
-    """``sampler="blackjax"``: batches of replicates as one vmapped program; returns the lists of truths, draws,
-    divergences and initial-point checks per batch."""
-    truth_l, draws_l, div_l, init_l = [], [], [], []
-    bsize = n_replicates if batch_size is None else max(1, min(int(batch_size), n_replicates))
+def _run_vectorised(prepare, flat_draws, make_posterior, n_replicates, batch_size, num_chains, nuts_kw, progress):
+    """``sampler="blackjax"``: the replicates as one vmapped program through the batched runner
+    (:class:`~vbtjax.simulation.batch.BatchRunner`: sharded over the devices, in chunks of `batch_size`, default
+    all); returns the lists of truths, draws, divergences and initial-point checks."""
 
-    def one(r):
+    def one(r, _key):
         u_true, data, k_mcmc = prepare(r)
         # Posterior() validates the network's (concrete) values with jnp operations, which a jit trace would
         # stage; evaluate those eagerly (operations on the traced data are still traced).
@@ -438,19 +438,13 @@ def _run_vectorised(prepare, flat_draws, make_posterior, n_replicates, batch_siz
         ok = jnp.all(jnp.isfinite(lp0) & (lp0 > -1e29))
         return flat_draws(u_true), flat_draws(pos), div.sum(), ok
 
-    run_batch = jax.jit(jax.vmap(one))
-    for start in range(0, n_replicates, bsize):
-        idx = np.arange(start, start + bsize)
-        n_real = int(min(bsize, n_replicates - start))
-        idx = np.where(idx < n_replicates, idx, n_replicates - 1)  # pad the last batch (same shapes)
-        tr, dr, dv, ok = jax.device_get(run_batch(jnp.asarray(idx)))
-        truth_l.append(tr[:n_real])
-        draws_l.append(dr[:n_real])
-        div_l.append(dv[:n_real])
-        init_l.append(ok[:n_real])
-        if bar is not None:
-            bar.update(n_real)
-    return truth_l, draws_l, div_l, init_l
+    # a row of the batch is a replicate index; its keys come from the index (prepare), not from the runner
+    runner = BatchRunner(None, lambda _net, vs: vs[0], one, has_key=False, owner="sbc", closed=True)
+    per_device = -(-(n_replicates if batch_size is None else max(1, int(batch_size))) // runner.n_devices)
+    bs = runner.chunk_size(n_replicates, per_device)
+    replicates = (np.arange(n_replicates, dtype=np.int32),)
+    tr, dr, dv, ok = runner(replicates, n_replicates, None, bs, progress="SBC (blackjax)" if progress else None)
+    return [tr], [dr], [dv], [ok]
 
 
 def _run_each(prepare, flat_draws, make_posterior, sampler, names, n_replicates, num_chains, nuts_kw, bar):
@@ -579,7 +573,7 @@ def sbc(
     prepare, flat_draws = _replicate_functions(prior, simulate_data, key)
     t0 = time.perf_counter()
     bar = None
-    if progress:
+    if progress and sampler != "blackjax":  # "blackjax": the batched runner's bar, when there are several chunks
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_replicates, desc=f"SBC ({sampler if isinstance(sampler, str) else 'custom'})", unit="rep")
@@ -593,7 +587,7 @@ def sbc(
     try:
         if sampler == "blackjax":
             run = _run_vectorised(
-                prepare, flat_draws, make_posterior, n_replicates, batch_size, num_chains, nuts_kw, bar
+                prepare, flat_draws, make_posterior, n_replicates, batch_size, num_chains, nuts_kw, progress
             )
         else:
             run = _run_each(prepare, flat_draws, make_posterior, sampler, names, n_replicates, num_chains, nuts_kw, bar)
