@@ -1,6 +1,7 @@
 """The package layout (docs/architecture.md): the earlier module paths still import as the layer modules, twins that
 name classes by them still load, and the layers hold (the structure check, run on the source)."""
 
+import ast
 import importlib
 import json
 import os
@@ -126,3 +127,31 @@ def test_inference_package_is_a_plain_module_with_function_names():
     assert type(vbt.inference) is types.ModuleType
     for name in ("fit", "nuts", "sbc", "smc", "compare"):
         assert isinstance(getattr(vbt.inference, name), types.FunctionType), name
+
+
+def test_problem_kinds_are_registered_not_imported():
+    """``problem_from_spec`` finds the VEP through the registry the application filled on import, and a user's
+    own kind the same way; the inference layer names no application module."""
+    from vbtjax.sbi import problems
+
+    assert problems.registered_problem("vep").make is vbt.vep.vep_problem is vbt.sbi.vep_problem
+    for path in Path(problems.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [node.value] if isinstance(node, ast.Constant) and isinstance(node.value, str) else []
+            assert not any(n.startswith(("vbtjax.applications", "..applications")) for n in names), path.name
+    seen = {}
+
+    def from_spec(conn, spec):
+        seen.update(n=conn.n_regions, spec=spec)
+        return "built"
+
+    problems.register_problem("toy-test", lambda: None, from_spec)
+    try:
+        assert problems.problem_from_spec("toy-test", {"connectome": "76", "a": 1}) == "built"
+        assert seen["n"] == 76 and seen["spec"]["a"] == 1
+    finally:
+        problems._KINDS.pop("toy-test")
+    with pytest.raises(ValueError, match="unknown problem 'toy-test'"):
+        problems.problem_from_spec("toy-test", {"connectome": "76"})

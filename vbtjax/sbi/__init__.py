@@ -1,8 +1,8 @@
 """Amortised simulation-based inference: simulation budgets drawn from the same priors and selections as fitting
 and NUTS (:func:`simulate_budget`, :class:`Budget`), neural posterior estimation with FlowJAX normalising flows
 trained with Optax (:func:`train_npe`, :class:`NPE`, :func:`load_npe`), and calibration on held-out simulations
-(:func:`calibrate`, :func:`compare_posteriors` with NUTS). ``vep_problem`` is the VEP as a problem, re-exported
-from :mod:`vbtjax.applications.vep.sbi`.
+(:func:`calibrate`, :func:`compare_posteriors` with NUTS). ``vep_problem`` is the VEP as a problem, registered
+by :mod:`vbtjax.applications.vep.sbi`.
 
 Available as ``vbt.sbi``; FlowJAX is imported on first use of the estimator.
 """
@@ -22,8 +22,8 @@ _NAMES = {
     "calibrate": "calibration",
     "compare_posteriors": "calibration",
 }
-# re-exported from the applications layer, imported on first use (the inference layer does not depend on it)
-_APPLICATIONS = {"vep_problem": "vbtjax.applications.vep.sbi"}
+# problems that applications register (vbtjax.sbi.problems.register_problem), found here by their kind
+_APPLICATIONS = {"vep_problem": "vep"}
 
 __all__ = sorted([*_NAMES, *_APPLICATIONS])
 
@@ -34,9 +34,9 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     if name in _APPLICATIONS:
-        value = getattr(importlib.import_module(_APPLICATIONS[name]), name)
-        globals()[name] = value
-        return value
+        from .problems import registered_problem
+
+        return registered_problem(_APPLICATIONS[name]).make
     if name in ("budget", "npe", "calibration"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -46,9 +46,18 @@ import numpy as np
 
 from ..observation.features import pearson_r
 
-__all__ = ["Problem", "PROBLEMS", "resting_state_problem", "problem_from_spec", "FC_FEATURES"]
+__all__ = [
+    "Problem",
+    "PROBLEMS",
+    "resting_state_problem",
+    "problem_from_spec",
+    "register_problem",
+    "registered_problem",
+    "FC_FEATURES",
+]
 
 PROBLEMS = ("vep", "resting-state")
+"""The problems of vbtjax: ``"resting-state"`` here, ``"vep"`` registered by :mod:`vbtjax.applications.vep.sbi`."""
 
 FC_FEATURES = (
     "fc_mean",
@@ -355,12 +364,45 @@ def _map_scores(a_map: Any, weights: np.ndarray) -> np.ndarray | None:
 
 
 # ------------------------------------------------------------------------------------------------------- from spec
+@dataclass(frozen=True)
+class ProblemKind:
+    """A named kind of problem: `make`, its public constructor (e.g. :func:`resting_state_problem`), and
+    `from_spec`, ``(connectome, spec) -> Problem`` rebuilding one from its spec."""
+
+    name: str
+    make: Callable[..., Problem]
+    from_spec: Callable[[Any, dict], Problem]
+
+
+_KINDS: dict[str, ProblemKind] = {}
+
+
+def register_problem(name: str, make: Callable[..., Problem], from_spec: Callable[[Any, dict], Problem]) -> None:
+    """Make the problem kind `name` known to :func:`problem_from_spec` (and so to ``vbtjax sbi`` and saved
+    estimators). Applications register their problems when imported (``import vbtjax`` imports them), so the
+    inference layer never imports an application."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_problem: name must be a non-empty string, got {name!r}.")
+    _KINDS[name] = ProblemKind(name, make, from_spec)
+
+
+def registered_problem(name: str) -> ProblemKind:
+    """The registered kind `name`; a :class:`ValueError` naming the known kinds otherwise."""
+    if name not in _KINDS:
+        raise ValueError(f"unknown problem {name!r}; choose from {tuple(_KINDS)}.")
+    return _KINDS[name]
+
+
 def problem_from_spec(name: str, spec: Mapping[str, Any]) -> Problem:
     """Rebuild a problem from its ``spec`` (as stored in ``problem.json`` by ``vbtjax sbi`` and in an estimator's
     description). The connectome is ``spec["sc"]`` and ``spec["lengths"]`` (files), or ``spec["connectome"]``: a
     TVB size (``"76"``), ``"hcp:SUBJECT"`` (the embedded HCP subject) or a path that
-    :meth:`vbtjax.Connectome.from_file` reads; for the VEP, the contacts' positions come from ``spec["sensors"]`` (a
-    path, or ``None``: tvb-data's seeg_588) and their names ``spec["contacts"]``."""
+    :meth:`vbtjax.Connectome.from_file` reads; the rest of the spec is read by the kind's ``from_spec``
+    (:func:`register_problem`)."""
+    try:
+        kind = registered_problem(name)
+    except ValueError as e:
+        raise ValueError(f"problem_from_spec: {e}") from None
     spec = json.loads(json.dumps(dict(spec)))
     if spec.get("sc") is not None:
         import vbtjax as vbt
@@ -368,31 +410,15 @@ def problem_from_spec(name: str, spec: Mapping[str, Any]) -> Problem:
         conn = vbt.Connectome.from_file(spec["sc"], lengths=spec["lengths"])
     else:
         conn = _connectome(spec.get("connectome"))
-    if name == "vep":
-        from ..data.sensors import Sensors, seeg_gain_point_source, tvb_sensors
+    return kind.from_spec(conn, spec)
 
-        sensors = tvb_sensors("seeg") if spec.get("sensors") is None else Sensors.from_file(spec["sensors"])
-        labels = list(sensors.labels)
-        contacts = spec["contacts"]
-        missing = [c for c in contacts if c not in labels]
-        if missing:
-            raise ValueError(f"problem_from_spec: contacts {missing[:5]} are not in the sensors {spec.get('sensors')}.")
-        idx = [labels.index(c) for c in contacts]
-        gain = seeg_gain_point_source(np.asarray(sensors.positions)[idx], conn.centres)
-        keys = ("duration", "period", "dt", "noise_sd", "K_prior_scale")
-        kw = {k: spec[k] for k in keys if k in spec}
-        if "x0_prior" in spec:
-            kw["x0_prior"] = tuple(spec["x0_prior"])
-        import vbtjax.sbi  # the VEP is an application: vbtjax.sbi re-exports its problem lazily
 
-        return vbtjax.sbi.vep_problem(conn, gain, contacts=contacts, spec=spec, **kw)
-    if name == "resting-state":
-        keys = ("tr", "n_samples", "dt", "features", "fcd_window", "fcd_step", "coupling_max", "a_map", "a_slope_max")
-        kw = {k: spec[k] for k in keys if k in spec}
-        if "a_range" in spec:
-            kw["a_range"] = tuple(spec["a_range"])
-        return resting_state_problem(conn, spec=spec, **kw)
-    raise ValueError(f"problem_from_spec: unknown problem {name!r}; choose from {PROBLEMS}.")
+def _resting_state_from_spec(conn: Any, spec: dict) -> Problem:
+    keys = ("tr", "n_samples", "dt", "features", "fcd_window", "fcd_step", "coupling_max", "a_map", "a_slope_max")
+    kw = {k: spec[k] for k in keys if k in spec}
+    if "a_range" in spec:
+        kw["a_range"] = tuple(spec["a_range"])
+    return resting_state_problem(conn, spec=spec, **kw)
 
 
 def _connectome(spec: Any):
@@ -408,10 +434,11 @@ def _connectome(spec: Any):
     return vbt.Connectome.from_file(spec)
 
 
-def __getattr__(name: str) -> Any:
-    # vep_problem lives in the applications layer (vbtjax.applications.vep.sbi); this path still imports it
-    if name == "vep_problem":
-        import vbtjax.sbi
+register_problem("resting-state", resting_state_problem, _resting_state_from_spec)
 
-        return vbtjax.sbi.vep_problem
+
+def __getattr__(name: str) -> Any:
+    # vep_problem, registered by the applications layer (vbtjax.applications.vep.sbi), is still found here
+    if name == "vep_problem":
+        return registered_problem("vep").make
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

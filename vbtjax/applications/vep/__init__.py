@@ -58,6 +58,7 @@ from .observation import (
 )
 from .patients import DETECTABLE, SyntheticPatient, detectability, implant, synthetic_patient, synthetic_seeg
 from .posterior import VEPPosterior, initial_guess, laplace_factor, posterior_mode, recording_posterior, vep_posterior
+from .sbi import vep_problem  # importing .sbi registers the VEP with vbtjax.sbi.problem_from_spec
 
 __all__ = [
     "DETECTABLE",
@@ -107,4 +108,5 @@ __all__ = [
     "vep_twin",
     "virtual_resection",
     "window_power",
+    "vep_problem",
 ]

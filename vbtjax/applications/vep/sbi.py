@@ -18,12 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...data.recordings import SEEGRecording
-from ...sbi.problems import Problem
+from ...sbi.problems import Problem, register_problem
 from .network import simulate_power, vep_network
 from .observation import log_power_envelope, seeg_log_power
 from .patients import DETECTABLE, detectability
 
-__all__ = ["vep_problem"]
+__all__ = ["vep_problem", "vep_from_spec"]
 
 
 def vep_problem(
@@ -123,3 +123,27 @@ def vep_problem(
         batch_size=256,
         extra={"connectome": connectome, "n_windows": n_win, "observed": detectability(gain) > DETECTABLE},
     )
+
+
+def vep_from_spec(conn: Any, spec: dict) -> Problem:
+    """The VEP problem of `spec` on the connectome `conn` (:func:`vbtjax.sbi.problems.problem_from_spec`): the
+    contacts' positions from ``spec["sensors"]`` (a path, or ``None``: tvb-data's seeg_588), their names
+    ``spec["contacts"]``, and the settings of :func:`vep_problem`."""
+    from ...data.sensors import Sensors, seeg_gain_point_source, tvb_sensors
+
+    sensors = tvb_sensors("seeg") if spec.get("sensors") is None else Sensors.from_file(spec["sensors"])
+    labels = list(sensors.labels)
+    contacts = spec["contacts"]
+    missing = [c for c in contacts if c not in labels]
+    if missing:
+        raise ValueError(f"problem_from_spec: contacts {missing[:5]} are not in the sensors {spec.get('sensors')}.")
+    idx = [labels.index(c) for c in contacts]
+    gain = seeg_gain_point_source(np.asarray(sensors.positions)[idx], conn.centres)
+    keys = ("duration", "period", "dt", "noise_sd", "K_prior_scale")
+    kw = {k: spec[k] for k in keys if k in spec}
+    if "x0_prior" in spec:
+        kw["x0_prior"] = tuple(spec["x0_prior"])
+    return vep_problem(conn, gain, contacts=contacts, spec=spec, **kw)
+
+
+register_problem("vep", vep_problem, vep_from_spec)
