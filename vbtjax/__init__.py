@@ -26,6 +26,7 @@ from .data.connectome import Connectome as Connectome
 from .network import Network as Network
 from .observation import features as features
 from .observation import monitors as monitors
+from .observation.export import OutputInfo as OutputInfo
 from .simulation import delays as delays
 from .simulation import solvers as solvers
 from .simulation.simulate import NonFiniteError as NonFiniteError

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from typing import Any
 
@@ -31,6 +32,7 @@ from jaxtyping import Array, Float, PyTree
 
 from .._params import is_concrete
 from ..network import Network, plan_for
+from ..observation.export import OutputInfo, describe_outputs
 from ..observation.monitors import AbstractMonitor, Raw
 from .delays import NESTED_ABOVE as NESTED_ABOVE  # noqa: F401  (documented here: checkpoint_levels)
 from .delays import DelayPlan, EdgePattern, LoopLayout, longest_delay_ms, pattern_or_none
@@ -58,6 +60,11 @@ MEMORY_FRACTION = 0.8
 MAX_MEMORY: float | None = None
 """Memory limit of one simulation in bytes, for every call that does not pass ``max_memory=`` (``None``: the default
 :data:`MEMORY_FRACTION` of the RAM; ``math.inf``: no limit)."""
+
+PROGRESS_MIN_WORK = 1e8
+"""``progress=None`` shows a bar when ``n_steps * n_regions * n_svar`` exceeds this: a few seconds of forward run on
+two CPU cores (100 000 Heun steps of the 76-region, 2-variable network take 0.4-0.5 s in float32, ``docs/design.md``;
+float64 and noise take longer). Compilation time is not counted."""
 
 MAX_STEPS = 2**31 - 1
 """Most steps (padding included) one simulation can count: the step counter is an int32."""
@@ -88,6 +95,14 @@ class Solution(eqx.Module):
     - `ys`: the monitor outputs, same structure; ``ys["raw"]`` is ``(T, n_svar, N)`` (time, state variable, region).
     - `final_state`: the state at the last step, ``(n_svar, N)``.
     - `dt`, `n_steps`, `horizon`, `block`: step (ms), number of steps, history rows used, steps per bulk gather.
+    - `outputs`: one :class:`~vbtjax.observation.export.OutputInfo` per monitor, in the order of
+      ``jax.tree.leaves(ys)``: the recorded variables' names, the region labels (the connectome's) or channel labels
+      (a sensor monitor's), units where known, the period and the monitor's kind; ``info`` gives them in the
+      structure of ``ys`` (``sol.info["raw"].labels``). Static, so a Solution still passes through ``jax.jit``,
+      ``jax.vmap`` and ``jax.grad``.
+
+    **Exports:** :meth:`to_xarray` (labelled ``xarray`` objects), :meth:`to_mne` (an ``mne.io.RawArray`` of an
+    EEG/MEG/SEEG output) and :meth:`plot` (a matplotlib figure).
     """
 
     ts: PyTree[Float[Array, " T"]]
@@ -97,6 +112,38 @@ class Solution(eqx.Module):
     n_steps: int = eqx.field(static=True)
     horizon: int = eqx.field(static=True)
     block: int = eqx.field(static=True)
+    outputs: tuple[OutputInfo, ...] = eqx.field(default=(), static=True)
+
+    @property
+    def info(self) -> PyTree[OutputInfo] | None:
+        """The :class:`~vbtjax.observation.export.OutputInfo` of each output, in the structure of ``ys`` (``None``
+        for a Solution built without them)."""
+        if not self.outputs:
+            return None
+        return jax.tree.unflatten(jax.tree.structure(self.ys), self.outputs)
+
+    def to_xarray(self, which: Any = None):
+        """The outputs as an ``xarray.DataArray`` (one output, or `which` names one) with dims ``("time",
+        "variable", "region" | "channel")``, labelled coordinates and time in ms, or an ``xarray.Dataset`` of every
+        output; see :func:`vbtjax.observation.export.to_xarray`."""
+        from ..observation.export import to_xarray
+
+        return to_xarray(self, which)
+
+    def to_mne(self, which: Any = None, **kwargs):
+        """An EEG/MEG/SEEG output as an ``mne.io.RawArray`` (channel types, sampling frequency, sensor positions;
+        values scaled to volts or tesla: see `scale`); keywords `variable`, `scale`, `ch_type`, `coord_frame`,
+        `position_unit` as in :func:`vbtjax.observation.export.to_mne`. Needs MNE (``pip install "vbtjax[io]"``)."""
+        from ..observation.export import to_mne
+
+        return to_mne(self, which, **kwargs)
+
+    def plot(self, which: Any = None, **kwargs):
+        """A matplotlib figure of one output's time series (time in ms; regions or channels chosen with
+        `select`, labelled in a legend); keywords as in :func:`vbtjax.observation.export.plot`."""
+        from ..observation.export import plot
+
+        return plot(self, which, **kwargs)
 
 
 def is_monitor(x) -> bool:
@@ -201,7 +248,7 @@ def simulate(
     chunk_steps: int = CHUNK_STEPS,
     checkpoint_levels: int | None = None,
     unroll: int = 1,
-    progress: bool = False,
+    progress: bool | None = None,
     check: str = "warn",
     max_memory: float | None = None,
 ) -> Solution:
@@ -229,7 +276,9 @@ def simulate(
       at the cost of one more forward pass in the gradient; ``None`` (default): 2 above :data:`NESTED_ABOVE`
       chunks, else 1. The values are the same either way.
     - `unroll`: steps unrolled in the innermost loop (faster run, longer compile).
-    - `progress`: show a progress bar (one update per chunk).
+    - `progress`: show a progress bar (``tqdm.auto``: a widget in Jupyter; one update per chunk); ``None``
+      (default): on for a long run watched from a terminal or a notebook, off under a transformation (see
+      :func:`auto_progress`).
     - `check`: what a non-finite output (NaN or inf: the run diverged) does: ``"warn"`` (default) a
       :class:`NonFiniteWarning`, ``"raise"`` a :class:`NonFiniteError`, ``"off"`` nothing. Under ``jax.jit``,
       ``jax.vmap`` or ``jax.grad`` the values are not known when ``simulate`` runs: ``"warn"`` then does nothing (check
@@ -248,6 +297,7 @@ def simulate(
     t1, dt = _ms("t1", t1, "1000.0"), _ms("dt", dt, "0.1")
     n_steps = _n_steps(t1, dt)
     solver, leaves, tree, names = _check_arguments(net, solver, monitors, key, chunk_steps, checkpoint_levels, check)
+    progress = auto_progress(progress, net, n_steps, (history, key))
     config = _configure(net, t1, dt, n_steps, leaves, names, chunk_steps, unroll, checkpoint_levels, progress)
     plan, dtype = config.plan, net.dtype
     parts = _memory_parts(
@@ -259,6 +309,11 @@ def simulate(
     ys, final, finite = run(net, hist, key_noise, solver, tuple(leaves), config)
     ts = [jnp.asarray(m.sample_times(n_steps // q, dt), hist.dtype) for m, q in zip(leaves, config.qs, strict=True)]
     ys, final = _check_finite(list(ys), final, finite, ts, names, check)
+    return _solution(net, tree, leaves, ts, ys, final, dt, n_steps, plan)
+
+
+def _solution(net, tree, leaves, ts, ys, final, dt: float, n_steps: int, plan: DelayPlan) -> Solution:
+    """The :class:`Solution` of a run: outputs in the structure of the monitors, each described (labels, variables)."""
     return Solution(
         ts=jax.tree.unflatten(tree, ts),
         ys=jax.tree.unflatten(tree, ys),
@@ -267,7 +322,22 @@ def simulate(
         n_steps=n_steps,
         horizon=plan.horizon,
         block=plan.block,
+        outputs=describe_outputs(net, jax.tree.unflatten(tree, leaves), dt),
     )
+
+
+def auto_progress(progress: bool | None, net: Network, n_steps: int, inputs: Any = None) -> bool:
+    """Whether :func:`simulate` shows a progress bar: `progress` when given; for ``None``, on when the run is long
+    (``n_steps * n_regions * n_svar`` above :data:`PROGRESS_MIN_WORK`), its inputs (`net` and `inputs`) are not
+    traced (no bars under ``jax.jit``/``vmap``/``grad`` of the inputs), and someone watches: a terminal on stderr or a
+    Jupyter kernel (``tqdm.auto`` draws a notebook widget there)."""
+    if progress is not None:
+        return bool(progress)
+    if n_steps * net.n_regions * net.model.n_svar < PROGRESS_MIN_WORK:
+        return False
+    if not all(is_concrete(x) for x in jax.tree.leaves((net, inputs))):
+        return False
+    return "ipykernel" in sys.modules or bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 def _configure(net, t1, dt, n_steps, leaves, names, chunk_steps, unroll, checkpoint_levels, progress) -> LoopConfig:
