@@ -39,8 +39,12 @@ __all__ = [
 ]
 
 NORMALISE_CHOICES = ("none", "volume", "count")
+"""Weight normalisations of a tractogram-built connectome: raw streamline counts, per unit of the two regions' volume,
+or as a fraction of all counted streamlines."""
 LENGTH_CHOICES = ("mean", "median")
+"""How the tract length of an edge is summarised over its streamlines (mm)."""
 SELF_CONNECTION_CHOICES = ("drop", "keep")
+"""Whether streamlines starting and ending in the same region are dropped or kept on the diagonal."""
 DEFAULT_RADIUS = 2.0
 """mm: end points in unlabelled voxels go to the nearest labelled voxel within this distance (MRtrix's
 ``tck2connectome`` radial search uses 4 mm by default)."""

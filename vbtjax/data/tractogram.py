@@ -25,6 +25,7 @@ from ._readers import FolderFiles, ZipArchive
 __all__ = ["Streamlines", "TractogramReport", "load_streamlines", "apply_affine", "TRACTOGRAM_SUFFIXES"]
 
 TRACTOGRAM_SUFFIXES = (".tck", ".trk", ".trx")
+"""File suffixes of the tractograms read through nibabel (MRtrix TCK, TrackVis TRK, TRX)."""
 
 _CHUNK_POINTS = 1 << 20  # points per block when computing lengths (float64 temporaries of ~25 MB)
 _CHUNK_TCK_ROWS = 1 << 21  # rows (points and delimiters) of a .tck per block read (24 MB of float32)

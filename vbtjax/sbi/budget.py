@@ -35,6 +35,7 @@ from ..simulation.batch import BatchRunner, widened
 __all__ = ["Budget", "simulate_budget", "prior_paths", "FORMAT"]
 
 FORMAT = "vbtjax-sbi-budget"
+"""The ``format`` field of a saved simulation budget."""
 
 
 def prior_paths(prior: Any) -> tuple[str, ...]:

@@ -45,7 +45,9 @@ from .budget import Budget, prior_paths
 __all__ = ["NPE", "train_npe", "load_npe", "FLOWS"]
 
 FORMAT = "vbtjax-npe"
+"""The ``format`` field of a saved estimator."""
 FLOWS = ("nsf", "maf")
+"""Normalising flows of :func:`train_npe`: neural spline flow, masked autoregressive flow (FlowJAX)."""
 
 
 def _build(cfg: Mapping[str, Any], key: jax.Array, dtype) -> tuple[Any, Any]:

@@ -71,6 +71,8 @@ FC_FEATURES = (
     "fc_eig2",
     "fc_eig3",
 )
+"""Summary features of the resting-state problem's FC (upper triangle statistics, SC-FC correlation, leading
+eigenvalues)."""
 FCD_FEATURES = ("fcd_mean", "fcd_sd", "fcd_q10", "fcd_q50", "fcd_q90")
 
 

@@ -16,7 +16,7 @@ time axis is the model's, in ms, with one observation window per ``period``):
   ``Difference(a=K)`` (``dz_i += -r K sum_j W_ij (x1_j - x1_i)``, Proix et al. 2014), ``K = 0.3`` by default;
 - initial state: every region at the resting fixed point of an uncoupled region with ``x0 = -2.5``
   (:data:`X1_REST`, :data:`Z_REST`);
-- Heun, ``dt = 0.1`` ms, ``duration = 50`` ms, one sample of ``x1`` per ``period = 1`` ms;
+- Heun, ``dt = 0.1`` ms, ``duration = 50`` ms, one sample of ``x1`` per ``period = 2`` ms;
 - observation: each region emits broadband activity of amplitude ``exp(x1)``; a contact's power is
   ``P_k = sum_i G_ki^2 exp(2 x1_i)`` with the inverse-square point-source gain ``G`` (mm^-2,
   :func:`vbtjax.sensors.seeg_gain_point_source`); the data are the log of the mean squared (demeaned) SEEG signal

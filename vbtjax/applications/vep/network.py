@@ -29,7 +29,14 @@ SEIZURE_X1 = -1.0
 
 R, KS, IEXT = 0.04, -1.0, 3.1
 UNROLL = 5  # Heun steps unrolled in the inner loop (fewer loop iterations; measured faster gradients on CPU)
-DT, DURATION, PERIOD, K_DEFAULT = 0.1, 50.0, 2.0, 0.3
+DT = 0.1
+"""Integration step of the VEP network, ms."""
+DURATION = 50.0
+"""Model time a recording is mapped onto at time scale 1, ms."""
+PERIOD = 2.0
+"""Model time per envelope window, ms (``DURATION / PERIOD`` windows)."""
+K_DEFAULT = 0.3
+"""Default global coupling of the VEP network."""
 TIME_SCALE_RANGE = (0.25, 4.0)
 """Default range of the time scale that maps a recording onto the model's time (see :func:`vep_posterior`)."""
 

@@ -14,4 +14,5 @@ from .bold import MixtureOfGammas as MixtureOfGammas
 from .projection import EEG as EEG
 from .projection import MEG as MEG
 from .projection import SEEG as SEEG
+from .projection import TVB_PROJECTION_PERIOD as TVB_PROJECTION_PERIOD
 from .projection import AbstractProjection as AbstractProjection

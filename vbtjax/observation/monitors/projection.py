@@ -19,7 +19,7 @@ from ..._params import as_float_array, is_concrete
 from ...data.sensors import Sensors, region_gain_from_surface, seeg_gain_point_source, tvb_projection
 from ._base import AbstractMonitor, TemporalAverage, as_tuple
 
-__all__ = ["AbstractProjection", "EEG", "MEG", "SEEG"]
+__all__ = ["AbstractProjection", "EEG", "MEG", "SEEG", "TVB_PROJECTION_PERIOD"]
 
 TVB_PROJECTION_PERIOD = 1e3 / 1024.0
 """TVB's default sampling period of monitors (ms): 0.9765625 ms, i.e. 1024 Hz."""
