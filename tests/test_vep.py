@@ -138,9 +138,9 @@ def test_posterior_and_initial_guess(conn, sensors):
     the data-driven starting point picks the TVB patient's EZ."""
     z, ez, gain, env = _tvb_case(1, conn, sensors)
     post = vep.vep_posterior(conn, gain, env)
-    assert post.names == ("x0", "K", "sigma", "time_scale") and post.dim == 79 and post.feature == "power"
+    assert post.names == ("x0", "K", "sigma", "tau", "time_scale") and post.dim == 80 and post.feature == "power"
     u_healthy = post.initial_position()
-    u_true = post.unconstrained({"x0": z["x0"], "K": 0.3, "sigma": 0.2, "time_scale": 1.0})
+    u_true = post.unconstrained({"x0": z["x0"], "K": 0.3, "sigma": 0.2, "tau": 0.2, "time_scale": 1.0})
     lp, g = jax.value_and_grad(post.log_density)(u_true)
     assert np.isfinite(float(lp)) and bool(jnp.all(jnp.isfinite(g)))
     assert float(post.log_density(u_true)) > float(post.log_density(u_healthy)) + 100

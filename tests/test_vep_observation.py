@@ -56,7 +56,7 @@ def test_power_likelihood_integrates_out_each_offset(conn):
     gain = _gain(conn)
     rng = np.random.default_rng(1)
     env = rng.normal(-3.0, 0.5, (10, 3))
-    post = vep.vep_posterior(conn, gain, env, duration=20.0, time_scale=1.3, dtype=jnp.float64)
+    post = vep.vep_posterior(conn, gain, env, duration=20.0, time_scale=1.3, dtype=jnp.float64, noise="independent")
     u = post.initial_position() + 0.1 * jnp.asarray(rng.standard_normal(post.dim))
     ll, fitted = _terms(post, u)
     sigma = float(post.constrained(u)["sigma"])
@@ -74,6 +74,50 @@ def test_power_likelihood_integrates_out_each_offset(conn):
     np.testing.assert_allclose(np.asarray(fitted).mean(axis=0), env.mean(axis=0), atol=1e-12)
     assert float(post.log_likelihood_at(u)) == pytest.approx(float(jnp.sum(ll)), rel=1e-12)
     np.testing.assert_allclose(np.asarray(post.pointwise(u)), np.asarray(ll), rtol=1e-12)
+
+
+def test_correlated_power_likelihood_is_the_gaussian_with_shared_noise(conn):
+    """With ``noise="correlated"`` the "power" log-likelihood equals log of the integral over the contacts' offsets
+    b (flat prior) of prod_t N(y_t | model_t + b, tau^2 (R * R) + sigma^2 I), R the contacts' correlation under
+    equal region power: computed here as the limit of a dense (T C)-variate normal with a wide Gaussian prior on b."""
+    from scipy.stats import multivariate_normal
+
+    gain = np.array(_gain(conn, n_contacts=4, seed=3))
+    gain[1] = gain[0] * 0.9 + gain[1] * 0.1  # two contacts that see nearly the same regions
+    rng = np.random.default_rng(2)
+    T, C = 8, 4
+    env = rng.normal(-3.0, 0.5, (T, C))
+    post = vep.vep_posterior(conn, gain, env, duration=16.0, time_scale=1.3, dtype=jnp.float64)
+    assert "tau" in post.names and post.noise_basis is not None
+    u = post.initial_position() + 0.1 * jnp.asarray(rng.standard_normal(post.dim))
+    x = post.constrained(u)
+    sigma, tau = float(x["sigma"]), float(x["tau"])
+    raw = np.asarray(vep.seeg_log_power(vep.simulate_power(post.network(u), 16.0, 0.1, 2.0, 1.3), gain))
+    cov = gain @ gain.T
+    R = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    Sigma = tau**2 * R * R + sigma**2 * np.eye(C)
+    s = 1e3  # prior sd of each offset; the flat-prior integral is the limit s -> inf
+    full = np.kron(np.eye(T), Sigma) + s**2 * np.kron(np.ones((T, T)), np.eye(C))
+    r = env - raw
+    m = r.mean(axis=0)  # the prior's centre (the flat-prior limit does not depend on it; here it is reached faster)
+    ref = multivariate_normal(np.tile(m, T), full).logpdf(r.reshape(-1)) + 0.5 * C * np.log(2 * np.pi * s**2)
+    np.testing.assert_allclose(float(post.log_likelihood_at(u)), ref, rtol=1e-6)
+    # tau = 0: the independent likelihood, whatever the basis
+    ind = vep.vep_posterior(conn, gain, env, duration=16.0, time_scale=1.3, dtype=jnp.float64, noise="independent")
+    x0 = {**x, "tau": 0.0}
+    x_ind = {k: v for k, v in x.items() if k != "tau"}
+    np.testing.assert_allclose(
+        float(post.log_likelihood_at(post.unconstrained({**x0, "tau": 1e-12}))),
+        float(ind.log_likelihood_at(ind.unconstrained(x_ind))),
+        rtol=1e-10,
+    )
+    # the terms are the decorrelated components; they sum to the total, and the fitted envelope is unchanged
+    np.testing.assert_allclose(float(jnp.sum(post.pointwise(u))), float(post.log_likelihood_at(u)), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(post.predict(u)).mean(axis=0), env.mean(axis=0), atol=1e-12)
+    lam, _ = vep.shared_noise_basis(gain, jnp.float64)
+    assert 1.0 < float(lam.sum() ** 2 / (lam**2).sum()) < C  # fewer independent contacts than contacts
+    with pytest.raises(ValueError, match="noise must be one of"):
+        vep.vep_posterior(conn, gain, env, duration=16.0, noise="white")
 
 
 def test_level_likelihood_integrates_out_offset_and_polarity(conn):

@@ -57,7 +57,16 @@ from .observation import (
     window_power,
 )
 from .patients import DETECTABLE, SyntheticPatient, detectability, implant, synthetic_patient, synthetic_seeg
-from .posterior import VEPPosterior, initial_guess, laplace_factor, posterior_mode, recording_posterior, vep_posterior
+from .posterior import (
+    NOISE_MODELS,
+    VEPPosterior,
+    initial_guess,
+    laplace_factor,
+    posterior_mode,
+    recording_posterior,
+    shared_noise_basis,
+    vep_posterior,
+)
 from .sbi import vep_problem  # importing .sbi registers the VEP with vbtjax.sbi.problem_from_spec
 
 __all__ = [
@@ -109,4 +118,6 @@ __all__ = [
     "virtual_resection",
     "window_power",
     "vep_problem",
+    "NOISE_MODELS",
+    "shared_noise_basis",
 ]

@@ -28,15 +28,36 @@ from .network import (
 )
 from .observation import FEATURES, crop_to_cycles, seeg_features, seeg_log_power, signal_kind, silent, window_power
 
+NOISE_MODELS = ("correlated", "independent")
+"""Observation-noise models of the ``"power"`` feature (:func:`vep_posterior`)."""
+
+
+def shared_noise_basis(gain: Any, dtype: Any = jnp.float32) -> tuple[Array, Array]:
+    """``(lam (C,), Q (C, C))``: eigenvalues and eigenvectors of ``R * R`` (element-wise), ``R`` the correlation of
+    the contacts' signals when every region contributes the same power (``gain @ gain.T``, normalised). Two contacts
+    that see the same regions see the same fluctuations of those regions' power: the log power of contact ``c`` has
+    the noise covariance ``tau^2 (R * R) + sigma^2 I`` to first order, which this basis diagonalises. ``lam.sum()**2
+    / (lam**2).sum()`` is the effective number of independent contacts."""
+    g = np.asarray(gain, dtype=float)
+    cov = g @ g.T
+    d = np.sqrt(np.clip(np.diag(cov), np.finfo(float).tiny, None))
+    R = cov / np.outer(d, d)
+    lam, Q = np.linalg.eigh(R * R)
+    return jnp.asarray(np.clip(lam, 0.0, None), dtype), jnp.asarray(Q, dtype)
+
 
 def _contact_terms(obs, net, lat) -> tuple[Array, Array]:
-    """``(log-likelihood per contact (contacts,), fitted envelope (T, contacts))`` of the observation ``obs =
-    (envelope, gain, feature, duration, dt, fixed_time_scale)``, with the per-contact nuisance parameters integrated
-    out: ``"power"``, an offset of the log power with a flat prior (a contact's unknown gain); ``"level"``, an offset
+    """``(log-likelihood per term, fitted envelope (T, contacts))`` of the observation ``obs = (envelope, gain,
+    feature, duration, dt, fixed_time_scale, basis)``, with the per-contact nuisance parameters integrated out:
+    ``"power"``, an offset of the log power with a flat prior (a contact's unknown gain); ``"level"``, an offset
     with a flat prior and the contact's polarity (+1 or -1, equally likely), with one ``scale`` shared by all
     contacts (latent) on the gain divided by its largest magnitude. The amplitude across contacts, which locates the
-    seizing regions, is kept by both: by the size of each contact's power change, and by the shared scale."""
-    env, gain, feature, duration, dt, fixed = obs
+    seizing regions, is kept by both: by the size of each contact's power change, and by the shared scale.
+
+    The terms are the contacts (independent noise), or, for ``"power"`` with a `basis` (:func:`shared_noise_basis`),
+    the decorrelated components of the contacts: noise ``tau^2 (R * R) + sigma^2 I`` (``tau`` latent), so that
+    fluctuations shared by neighbouring contacts count once, not once per contact."""
+    env, gain, feature, duration, dt, fixed, basis = obs
     sigma = lat["sigma"]
     ts = lat["time_scale"] if fixed is None else fixed
     T = env.shape[0]
@@ -44,9 +65,14 @@ def _contact_terms(obs, net, lat) -> tuple[Array, Array]:
     if feature == "power":
         raw = seeg_log_power(simulate_power(net, duration, dt, period, ts), gain)
         r = env - raw
-        offset = jnp.mean(r, axis=0)
+        offset = jnp.mean(r, axis=0)  # the offsets' posterior mean (flat prior; the same noise in every window)
         rc = r - offset
-        ll = -0.5 * (T - 1) * jnp.log(2 * jnp.pi * sigma**2) - 0.5 * jnp.log(T) - jnp.sum(rc**2, 0) / (2 * sigma**2)
+        if basis is None:
+            var, sq = sigma**2, jnp.sum(rc**2, 0)
+        else:
+            lam, Q = basis
+            var, sq = lat["tau"] ** 2 * lam + sigma**2, jnp.sum((rc @ Q) ** 2, 0)
+        ll = -0.5 * (T - 1) * jnp.log(2 * jnp.pi * var) - 0.5 * jnp.log(T) - sq / (2 * var)
         return ll, raw + offset
     raw = simulate_level(net, duration, dt, period, ts) @ (gain / jnp.max(jnp.abs(gain))).T
     mc = raw - jnp.mean(raw, axis=0)
@@ -65,8 +91,9 @@ def _contact_terms(obs, net, lat) -> tuple[Array, Array]:
 class VEPPosterior(Posterior):
     """A :class:`~vbtjax.inference.Posterior` that also keeps the VEP's data and observation model: the
     `envelope` ``(T, contacts)``, the `gain` ``(contacts, N)``, the `feature` (``"power"`` or ``"level"``, see
-    :data:`FEATURES`), the model time ``duration`` and step ``dt`` (ms). :meth:`predict` gives the model's
-    envelope at ``u`` and :meth:`pointwise` the log-likelihood per contact."""
+    :data:`FEATURES`), the model time ``duration`` and step ``dt`` (ms), and for correlated noise the
+    `noise_basis` (:func:`shared_noise_basis`; None: independent contacts). :meth:`predict` gives the model's
+    envelope at ``u`` and :meth:`pointwise` the log-likelihood per term."""
 
     envelope: Array
     gain: Array
@@ -75,6 +102,7 @@ class VEPPosterior(Posterior):
     dt: float = eqx.field(static=True)
     fixed_time_scale: float | None = eqx.field(static=True)
     cropped_s: tuple[float, float] | None = eqx.field(static=True, default=None)
+    noise_basis: tuple[Array, Array] | None = None
 
     def __init__(
         self,
@@ -90,6 +118,7 @@ class VEPPosterior(Posterior):
         dt,
         fixed_time_scale=None,
         cropped_s=None,
+        noise_basis=None,
     ):
         self.envelope = envelope
         self.gain = gain
@@ -98,7 +127,8 @@ class VEPPosterior(Posterior):
         self.dt = float(dt)
         self.fixed_time_scale = None if fixed_time_scale is None else float(fixed_time_scale)
         self.cropped_s = None if cropped_s is None else tuple(float(v) for v in cropped_s)
-        obs = (envelope, gain, self.feature, self.duration, self.dt, self.fixed_time_scale)
+        self.noise_basis = noise_basis
+        obs = (envelope, gain, self.feature, self.duration, self.dt, self.fixed_time_scale, noise_basis)
 
         def log_likelihood(net, lat):
             return jnp.sum(_contact_terms(obs, net, lat)[0])
@@ -115,11 +145,12 @@ class VEPPosterior(Posterior):
 
     def _terms(self, u):
         x = self.constrained(u)
-        obs = (self.envelope, self.gain, self.feature, self.duration, self.dt, self.fixed_time_scale)
+        obs = (self.envelope, self.gain, self.feature, self.duration, self.dt, self.fixed_time_scale, self.noise_basis)
         return _contact_terms(obs, self.network(u), {n: x[n] for n in self.latents})
 
     def pointwise(self, u: Float[Array, " d"]) -> Float[Array, " contacts"]:
-        """Log-likelihood of each contact's envelope at ``u`` (they sum to :meth:`log_likelihood_at`)."""
+        """Log-likelihood of each contact's envelope at ``u``, or with correlated noise of each decorrelated
+        component of the contacts (:func:`shared_noise_basis`); they sum to :meth:`log_likelihood_at`."""
         return self._terms(u)[0]
 
     def predict(self, u: Float[Array, " d"]) -> Float[Array, "T contacts"]:
@@ -142,6 +173,7 @@ def vep_posterior(
     time_scale: float | tuple[float, float] | None = TIME_SCALE_RANGE,
     dtype: Any = jnp.float32,
     cropped_s: tuple[float, float] | None = None,
+    noise: str = "correlated",
 ) -> VEPPosterior:
     """The VEP posterior given an SEEG `envelope` ``(T, contacts)`` of the kind `feature` (:func:`seeg_features`) and
     the `gain` ``(contacts, N)`` (mm^-2; rows of a bipolar channel are differences of two contacts' rows).
@@ -154,7 +186,13 @@ def vep_posterior(
     (``LogNormal(0, 2)``). Each contact's offset (and, for ``"level"``, its polarity) is integrated out
     analytically, so that a contact's unknown reference (and, for ``"power"``, its unknown gain) does not matter; the
     model's window ``m`` (at ``(m + 1) duration / T`` ms) is compared with the data's window ``m``. `cropped_s`: the
-    seconds of the recording the envelope covers, kept for the record (:func:`recording_posterior` sets it)."""
+    seconds of the recording the envelope covers, kept for the record (:func:`recording_posterior` sets it).
+
+    `noise` (``"power"`` only): ``"correlated"`` (default), the contacts share the fluctuations of the regions they
+    all see, with covariance ``tau^2 (R * R) + sigma^2 I`` (``tau ~ HalfNormal(1)`` sampled, ``R`` from the gain:
+    :func:`shared_noise_basis`); ``"independent"``, each contact its own noise of sd ``sigma``. Independent noise
+    counts a fluctuation seen by ten neighbouring contacts ten times, which makes spurious seizing regions
+    likely."""
     import numpyro.distributions as dist
 
     from ...inference.params import Interval
@@ -163,6 +201,8 @@ def vep_posterior(
     gain = jnp.asarray(gain, dtype=dtype)
     if feature not in FEATURES:
         raise ValueError(f"vep_posterior: feature must be one of {FEATURES}, got {feature!r}.")
+    if noise not in NOISE_MODELS:
+        raise ValueError(f"vep_posterior: noise must be one of {NOISE_MODELS}, got {noise!r}.")
     if env.ndim != 2:
         raise ValueError(f"vep_posterior: envelope has shape {env.shape}; expected (windows, contacts).")
     if gain.ndim != 2 or gain.shape[0] != env.shape[1]:
@@ -194,6 +234,10 @@ def vep_posterior(
     latents = {"sigma": Latent(dist.HalfNormal(sigma_prior_scale), Positive(), init=0.3 * sigma_prior_scale)}
     if feature == "level":  # data (largest sd 1) = scale * model level (gain / max |gain|, x1 in its own units)
         latents["scale"] = Latent(dist.LogNormal(0.0, 2.0), Positive(), init=1.0)
+    basis = None
+    if feature == "power" and noise == "correlated":
+        latents["tau"] = Latent(dist.HalfNormal(1.0), Positive(), init=0.2)
+        basis = shared_noise_basis(gain, dtype)
     fixed = None
     if time_scale is None or np.ndim(time_scale) == 0:
         fixed = 1.0 if time_scale is None else float(time_scale)
@@ -217,6 +261,7 @@ def vep_posterior(
         dt=dt,
         fixed_time_scale=fixed,
         cropped_s=cropped_s,
+        noise_basis=basis,
     )
 
 
@@ -232,6 +277,7 @@ def recording_posterior(
     dt: float = DT,
     time_scale: float | tuple[float, float] | None = TIME_SCALE_RANGE,
     dtype: Any = jnp.float32,
+    noise: str = "correlated",
 ) -> VEPPosterior:
     """:func:`vep_posterior` of an SEEG `recording` of any length and sampling rate, cut into
     ``duration / period`` windows: its channels are contacts of `sensors` (monopolar) or pairs ``"X-Y"`` of them
@@ -270,6 +316,7 @@ def recording_posterior(
         time_scale=time_scale,
         dtype=dtype,
         cropped_s=kept,
+        noise=noise,
     )
 
 
