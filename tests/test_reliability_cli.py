@@ -45,7 +45,7 @@ def fit_argv(subject: Path, out: Path, *extra) -> list[str]:
         "--bold",
         str(subject / "bold.npy"),
         "--tr",
-        "0.72",
+        "0.72s",
         "--out",
         str(out),
         "--eval",
@@ -219,9 +219,9 @@ def test_hostile_inputs_give_one_line_errors(tmp_path, capsys):
             "--bold",
             str(bad["empty.npz"]),
         ]
-        + ["--tr", "0.72", "--out", out, "--quiet"],
+        + ["--tr", "0.72s", "--out", out, "--quiet"],
         ["fit", "--sc", str(bad["corrupt.npz"]), "--lengths", str(bad["empty.npz"]), "--bold", str(bad["notzip.npz"])]
-        + ["--tr", "0.72", "--out", out, "--quiet"],
+        + ["--tr", "0.72s", "--out", out, "--quiet"],
         ["sbi", "train", "--out", str(_sbi_project(tmp_path / "p1", bad["non-utf8.json"])), "--quiet"],
         ["sbi", "train", "--out", str(_sbi_project(tmp_path / "p2", bad["deep.json"])), "--quiet"],
         ["sbi", "infer", "--out", str(tmp_path / "p1"), "--observation", str(bad["corrupt.npz"]), "--quiet"],

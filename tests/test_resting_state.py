@@ -220,7 +220,7 @@ def test_cli_fit_writes_outputs_and_resumes(tmp_path, capsys):
         "--bold",
         str(bold),
         "--tr",
-        "0.72",
+        "0.72s",
         "--out",
         str(out),
         "--eval",
@@ -306,9 +306,9 @@ def test_cli_fit_bad_files(tmp_path, capsys):
         (["--sc", str(sc), "--lengths", str(ln)], "--bold: give exactly one of --bold"),
         (["--sc", str(sc), "--lengths", str(ln), "--bold", str(bold)], "--tr: required with --sc"),
         (["--sc", str(sc), "--lengths", str(ln), "--bold", str(bold), "--tr", "-1"], "--tr: must be a positive"),
-        (["--sc", str(sc), "--lengths", str(ln), "--bold", str(tmp_path / "none.npy"), "--tr", "1"], "does not exist"),
-        (["--sc", str(sc), "--lengths", str(ln), "--bold", str(tmp_path / "bold_t.npy"), "--tr", "1"], "transpose it"),
-        (["--sc", str(sc), "--lengths", str(ln), "--fc", str(bold), "--tr", "1"], "--n-samples: required with --fc"),
+        (["--sc", str(sc), "--lengths", str(ln), "--bold", str(tmp_path / "none.npy"), "--tr", "1s"], "does not exist"),
+        (["--sc", str(sc), "--lengths", str(ln), "--bold", str(tmp_path / "bold_t.npy"), "--tr", "1s"], "transpose it"),
+        (["--sc", str(sc), "--lengths", str(ln), "--fc", str(bold), "--tr", "1s"], "--n-samples: required with --fc"),
     ]
     for extra, match in cases:
         rc = cli.main(["fit", "--out", str(tmp_path / "o"), "--quiet", *extra])

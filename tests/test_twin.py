@@ -352,7 +352,10 @@ def test_cli_whatif(tmp_path, capsys):
     s = json.loads((out / "summary.json").read_text())
     pred = twin.predict(sc.Resect([5, 10]), Seizes(monitor="x1", threshold=vep.SEIZURE_X1), progress=False)
     np.testing.assert_allclose(s["p_seize_baseline"], pred.probability("baseline"))
-    np.testing.assert_allclose(s["p_seize_scenario"], pred.probability())
+    kept = np.ones(76, bool)
+    kept[[5, 10]] = False  # removed regions are reported as removed (null), not as seizing
+    np.testing.assert_allclose(np.asarray(s["p_seize_scenario"], float)[kept], pred.probability()[kept])
+    assert s["p_seize_scenario"][5] is None and s["p_seize_scenario"][10] is None
     assert s["removed"] == [5, 10] and (out / "whatif.png").read_bytes()[:4] == b"\x89PNG"
     with np.load(out / "prediction.npz") as z:
         np.testing.assert_array_equal(z["outcome"], pred.outcome)

@@ -1,11 +1,15 @@
 """The ``vbtjax`` command line: :func:`build_parser` and :func:`main`.
 
 Each subcommand lives in its own module and plugs in through an ``add_<name>(subparsers)`` function that adds its
-parser and sets ``func`` to a ``run(args) -> int``: ``simulate`` (:mod:`vbtjax._cli_simulate`), ``fit``
-(:mod:`vbtjax._cli_fit`), ``vep``, ``connectome``, ``whatif`` and ``sbi``. What they share (the usage error, JSON,
-atomic output files, the settings record behind ``--resume``) is in :mod:`vbtjax._cli_common`.
+parser and sets ``func`` to a ``run(args) -> int``: ``simulate`` (:mod:`vbtjax.cli.simulate`), ``fit``
+(:mod:`vbtjax.cli.fit`), ``vep``, ``connectome``, ``whatif`` and ``sbi``. What they share (the usage error, JSON,
+atomic output files, the settings record behind ``--resume``) is in :mod:`vbtjax.cli.common`.
 
-Units everywhere: time in ms, lengths in mm, conduction speed in mm/ms (= m/s).
+Units everywhere: time in ms, lengths in mm, conduction speed in mm/ms (= m/s). A time option takes a bare number
+in ms or a number with its unit (``720ms``, ``0.72s``, ``2min``: :func:`vbtjax.cli.common.time_ms`).
+
+Warnings are one line each on stderr, ``vbtjax CMD: warning: ...``; long commands announce their stages on stderr
+(``[2/4] compiling the model``) unless ``--quiet``.
 
 Exit codes: 0 success; 2 bad input: a bad command-line value, or a file given that is missing, unreadable, damaged
 or not what it should be, a ``--resume`` whose settings differ from the checkpoint's, a run too large for the
@@ -22,7 +26,7 @@ import sys
 import tempfile
 import traceback
 
-from .common import PROG, UsageError, print_error, version
+from .common import PROG, UsageError, one_line_warnings, print_error, version
 from .common import ArgumentParser as _ArgumentParser
 from .common import fc_panel as _fc_panel  # noqa: F401 - the name other modules imported from here
 from .common import jsonable as _jsonable  # noqa: F401
@@ -86,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print_error(None, f"a command is required: {', '.join(_commands(parser))} (see vbtjax --help)")
         return 2
     try:
-        return int(args.func(args))
+        with one_line_warnings(args.command):  # a warning is one plain line, as errors are
+            return int(args.func(args))
     except UsageError as e:
         print_error(args.command, str(e))
         return 2

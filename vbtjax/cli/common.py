@@ -9,12 +9,16 @@ take a path), so a run killed at any moment leaves each output complete or absen
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
+import json
 import math
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +30,23 @@ from ..files import replacing
 __all__ = [
     "PROG",
     "ArgumentParser",
+    "Stages",
     "UsageError",
     "fc_panel",
     "jsonable",
+    "label_ticks",
+    "one_line_warnings",
+    "plural",
     "print_error",
+    "region_labels",
     "replacing",
     "resume_settings",
     "save_figure",
+    "time_arg",
     "time_ms",
     "version",
     "write_json",
+    "write_summary_json",
 ]
 
 PROG = "vbtjax"
@@ -136,6 +147,18 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return files.write_json(path, jsonable(obj))
 
 
+_FLAT_LIST = re.compile(r"\[\n[^\[\]{}]*?\n\s*\]")
+
+
+def write_summary_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``jsonable(obj)`` to `path` atomically, as :func:`write_json`, but with every list of plain values
+    (numbers, strings, null) on one line: a per-region list is one line, not one line per region."""
+    text = json.dumps(jsonable(obj), indent=1, allow_nan=False)
+    # JSON strings hold no raw newline, so the newlines (and indents) inside a flat list are layout only
+    text = _FLAT_LIST.sub(lambda m: re.sub(r"\n\s*", " ", m.group(0)).replace("[ ", "[").replace(" ]", "]"), text)
+    return files.write_text(path, text + "\n")
+
+
 def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     """Render a Matplotlib figure (format from the suffix) into memory and write it to `path` atomically."""
     path = Path(path)
@@ -194,3 +217,78 @@ def resume_settings(
     resumed = [*saved.get("resumed", []), {"at_step": step, **{k: [old, new] for k, (old, new) in changes.items()}}]
     write_json(record, {"settings": settings, "resumed": resumed})
     return resumed
+
+
+# ------------------------------------------------------------------------------------ progress, warnings, labels
+class Stages:
+    """The named stages of a long command, each announced on stderr as it starts (``[2/4] compiling the model``),
+    so that a run shows what it is doing from its first second; silent with `quiet`.
+
+    ``stages = Stages(4, quiet=args.quiet); stages("loading data"); ...``: each call starts the next stage. The
+    elapsed time since the first stage is appended from the second stage on.
+    """
+
+    def __init__(self, total: int, quiet: bool = False):
+        self.total, self.quiet, self.done = int(total), bool(quiet), 0
+        self.t0: float | None = None
+
+    def __call__(self, text: str) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        self.t0 = now if self.t0 is None else self.t0
+        if self.quiet:
+            return
+        at = f" [{now - self.t0:.0f} s]" if self.done > 1 else ""
+        print(f"[{self.done}/{max(self.total, self.done)}] {text}{at}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def one_line_warnings(command: str | None) -> Iterator[None]:
+    """Within the block, a warning displayed is one plain line on stderr, ``vbtjax CMD: warning: message`` (no file
+    path, no source line, no category; the message's lines joined); the previous ``warnings.formatwarning`` comes
+    back after it.
+
+    Only the display's format changes (``warnings.formatwarning``, not ``showwarning``): filters (``-W error``,
+    ``warnings.simplefilter``) and recorders (``warnings.catch_warnings(record=True)``, ``pytest.warns``) around or
+    inside the block see every warning as before."""
+    prefix = f"{PROG} {command}" if command else PROG
+    previous = warnings.formatwarning
+
+    def one_line(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001 - formatwarning's signature
+        return f"{prefix}: warning: {' '.join(str(message).split())}\n"
+
+    warnings.formatwarning = one_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``"1 draw"``, ``"3 draws"`` (`many`: the plural when it is not `word` + "s")."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def region_labels(connectome: Any) -> list[str]:
+    """The connectome's region labels, or the indices as text ("0", "1", ...) when it has none."""
+    labels = getattr(connectome, "labels", None)
+    n = int(np.asarray(connectome.weights).shape[0])
+    return [str(v) for v in labels] if labels is not None and len(labels) == n else [str(i) for i in range(n)]
+
+
+def label_ticks(
+    ax: Any, labels: Sequence[str], axis: str = "x", max_labels: int = 40, fontsize: float | None = None
+) -> bool:
+    """Region labels as the tick labels of `ax`'s `axis` ("x", "y" or "both"), at positions 0..N-1, where there
+    are at most `max_labels` of them (rotated on x; `fontsize` by default smaller for more labels); returns whether
+    they were set (else the ticks stay indices)."""
+    if len(labels) > max_labels:
+        return False
+    if fontsize is None:
+        fontsize = 8 if len(labels) <= 20 else 6 if len(labels) <= 40 else 5
+    pos = np.arange(len(labels))
+    if axis in ("x", "both"):
+        ax.set_xticks(pos, list(labels), rotation=90, fontsize=fontsize)
+    if axis in ("y", "both"):
+        ax.set_yticks(pos, list(labels), fontsize=fontsize)
+    return True

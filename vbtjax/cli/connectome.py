@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import files
-from .common import UsageError, jsonable, save_figure, version, write_json
+from .common import PROG, Stages, UsageError, jsonable, label_ticks, save_figure, version, write_json
 
 DEFAULT_OUT = "vbtjax-connectome"
 
@@ -164,8 +165,10 @@ def run_connectome(args: argparse.Namespace) -> int:
         raise UsageError("--out", f"{out} exists and is not a folder")
 
     caught: list[str] = []
+    stages = Stages(3, quiet=args.quiet)
     with warnings.catch_warnings(record=True) as records, jax.enable_x64(True):
         warnings.simplefilter("always")
+        stages(f"reading the parcellation {args.parcellation}")
         t = time.perf_counter()
         try:
             parc = Parcellation.load(Path(args.parcellation).expanduser(), args.lut, regions=regions)
@@ -173,6 +176,7 @@ def run_connectome(args: argparse.Namespace) -> int:
             option = "--regions" if str(e).startswith("regions") else "--lut" if str(e).startswith("lut") else None
             raise UsageError(option or "--parcellation", str(e)) from None
         t_parc = time.perf_counter() - t
+        stages(f"reading the tractogram {args.tractogram} and mapping its streamlines to {len(parc.names)} regions")
         try:
             conn, report = build_connectome(
                 Path(args.tractogram).expanduser(),
@@ -190,6 +194,7 @@ def run_connectome(args: argparse.Namespace) -> int:
         timings["load parcellation"] = t_parc
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
         report = dataclasses.replace(report, timings=timings)
+        stages("writing connectome.npz, connectome.zip, regions.tsv, report.json" + ("" if args.no_plot else ", .png"))
         out.mkdir(parents=True, exist_ok=True)
         written = [conn.save(out / "connectome.npz"), conn.save(out / "connectome.zip")]
         files.write_text(out / "regions.tsv", parc.table())
@@ -222,10 +227,10 @@ def run_connectome(args: argparse.Namespace) -> int:
     if not args.no_plot:
         _plot(out / "connectome.png", weights, lengths, parc, report)
         written.append(out / "connectome.png")
+    for text in caught:  # one line each, as every vbtjax warning (kept in report.json too)
+        print(f"{PROG} connectome: warning: {' '.join(text.split())}", file=sys.stderr)
     if not args.quiet:
         print(report)
-        for text in caught:
-            print(f"warning: {text}")
         for path in written:
             print(f"wrote {path}")
     return 0
@@ -260,6 +265,7 @@ def _plot(path: Path, weights: np.ndarray, lengths: np.ndarray, parc: Any, repor
     else:
         ax_w.imshow(weights, cmap="viridis", interpolation="nearest")
     ax_w.set_title(f"weights W[target, source] ({n} regions)")
+    label_ticks(ax_w, list(parc.names), "both")
     ax_w.set_xlabel("source region")
     ax_w.set_ylabel("target region")
 
@@ -293,10 +299,12 @@ def _plot(path: Path, weights: np.ndarray, lengths: np.ndarray, parc: Any, repor
         for i, j in edges:
             ax.plot([c[i, a], c[j, a]], [c[i, b], c[j, b]], color="0.4", lw=0.5, alpha=0.15 + 0.6 * sym[i, j] / top)
         ax.scatter(c[:, a], c[:, b], s=size, c=strength, cmap="plasma", edgecolors="k", linewidths=0.3, zorder=3)
+        for i in np.argsort(-strength, kind="stable")[:5]:  # the five strongest regions, by name
+            ax.annotate(str(parc.names[i]), (c[i, a], c[i, b]), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_xlabel("xyz"[a] + " (mm, RAS+)")
         ax.set_ylabel("xyz"[b] + " (mm, RAS+)")
-        ax.set_title(f"region centres, {title}; strongest {len(edges)} connections")
+        ax.set_title(f"region centres, {title}; strongest {len(edges)} connections; top-5 strength named", fontsize=9)
     fig.suptitle(
         f"connectome from {Path(report.tractogram_source).name} and {Path(report.parcellation_source).name}",
         fontsize="medium",

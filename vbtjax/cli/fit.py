@@ -17,7 +17,19 @@ from typing import Any
 import numpy as np
 
 from .. import files
-from .common import UsageError, fc_panel, jsonable, resume_settings, save_figure, version, write_json
+from .common import (
+    Stages,
+    UsageError,
+    fc_panel,
+    jsonable,
+    label_ticks,
+    plural,
+    resume_settings,
+    save_figure,
+    time_arg,
+    version,
+    write_summary_json,
+)
 
 DEFAULT_SUBJECT = "101309"
 
@@ -25,10 +37,12 @@ EPILOG = """\
 examples:
   vbtjax fit                                   # the embedded HCP subject 101309, global coupling, 40 steps
   vbtjax fit --fit coupling,a --steps 60       # also the per-region bifurcation parameter a (1/ms)
-  vbtjax fit --sc DTI_CM.mat --lengths DTI_LEN.mat --bold TC_rsfMRI_REST1_LR.mat --tr 0.72 --name 102311 \\
+  vbtjax fit --sc DTI_CM.mat --lengths DTI_LEN.mat --bold TC_rsfMRI_REST1_LR.mat --tr 0.72s --name 102311 \\
              --out fit-102311
   vbtjax fit --out fit1 --resume               # continue an interrupted fit from fit1/checkpoint
   vbtjax fit --out fit1 --resume --steps 80    # ... and extend it to 80 steps (the other settings unchanged)
+
+times (--tr, --dt): a bare number is ms (--tr 720), or give the unit (--tr 0.72s, --tr 720ms).
 """
 
 
@@ -40,7 +54,8 @@ def add_fit(sub) -> None:
         description=(
             "Personalise a whole-brain network: gradient descent (Adam) on 1 - r between the simulated and the "
             "empirical FC (Pearson correlation of the upper triangles), the noise drawn anew at every step. "
-            "Without --sc, fits the HCP subject embedded in vbtjax (101309). Units: ms, mm, mm/ms; --tr in seconds."
+            "Without --sc, fits the HCP subject embedded in vbtjax (101309). Units: ms, mm, mm/ms; times in ms unless "
+            "they carry a unit (--tr 0.72s)."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -53,8 +68,14 @@ def add_fit(sub) -> None:
     g.add_argument("--lengths", metavar="PATH", help="tract lengths in mm (N x N), same formats (e.g. DTI_LEN.mat)")
     g.add_argument("--bold", metavar="PATH", help="BOLD series, region x time (N x T): .mat (e.g. tc), .npy, .csv")
     g.add_argument("--fc", metavar="PATH", help="an empirical FC matrix (N x N) instead of --bold (needs --n-samples)")
-    g.add_argument("--n-samples", type=int, metavar="T", help="BOLD volumes behind --fc")
-    g.add_argument("--tr", type=float, metavar="S", help="repetition time of the BOLD series in seconds (e.g. 0.72)")
+    g.add_argument("--n-samples", type=int, metavar="T", help="BOLD volumes behind --fc (only with --fc)")
+    g.add_argument(
+        "--tr",
+        type=time_arg("--tr", minimum_ms=100),
+        metavar="TIME",
+        help="repetition time of the BOLD series with --sc: ms, or with a unit: 0.72s (e.g. --tr 720 or --tr 0.72s); "
+        "the embedded subject's is known",
+    )
     g.add_argument("--name", help="subject name for reports (default: the subject id or the --sc file name)")
     g = p.add_argument_group("model and fit")
     g.add_argument(
@@ -69,7 +90,13 @@ def add_fit(sub) -> None:
     )
     g.add_argument("--steps", type=int, default=40, help="optimiser steps (default 40)")
     g.add_argument("--lr", type=float, default=0.1, help="Adam step size in unconstrained space (default 0.1)")
-    g.add_argument("--dt", type=float, default=None, help="integration step in ms (default: TR / ceil(TR / 40 ms))")
+    g.add_argument(
+        "--dt",
+        type=time_arg("--dt"),
+        default=None,
+        metavar="TIME",
+        help="integration step: ms, or with a unit: 0.04s (default: TR / ceil(TR / 40 ms))",
+    )
     g.add_argument("--realisations", type=int, default=1, help="noise realisations averaged per step (default 1)")
     g.add_argument("--eval", type=int, default=4, help="noise realisations for the final evaluation (default 4)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -102,7 +129,15 @@ def _load_data(args):
         subject = args.subject or DEFAULT_SUBJECT
         if subject not in HCP_SUBJECTS:
             raise UsageError("--subject", f"{subject!r} is not embedded; available: {', '.join(HCP_SUBJECTS)}")
+        if args.n_samples is not None:
+            raise UsageError("--n-samples", "applies with --fc only (the embedded subject's BOLD is known)")
         data = hcp_subject(subject)
+        if args.tr is not None and abs(args.tr - data.tr) > 1e-9 * data.tr:
+            raise UsageError(
+                "--tr",
+                f"the embedded subject {subject} was recorded at TR {data.tr:g} ms, not {args.tr:g} ms; --tr applies "
+                "to the files given with --sc (leave it out here)",
+            )
         return data if args.name is None else dataclasses.replace(data, name=args.name)
     if args.subject is not None:
         raise UsageError("--subject", "give either an embedded --subject or files (--sc ...), not both")
@@ -111,11 +146,13 @@ def _load_data(args):
     if (args.bold is None) == (args.fc is None):
         raise UsageError("--bold", "give exactly one of --bold (region x time) or --fc (N x N) with --sc")
     if args.tr is None:
-        raise UsageError("--tr", "required with --sc: the repetition time in seconds, e.g. --tr 0.72")
+        raise UsageError("--tr", "required with --sc: the repetition time, e.g. --tr 0.72s or --tr 720 (ms)")
     if not (np.isfinite(args.tr) and args.tr > 0):
-        raise UsageError("--tr", f"must be a positive repetition time in seconds, got {args.tr:g}")
+        raise UsageError("--tr", f"must be a positive repetition time, got {args.tr:g} ms")
     if args.fc is not None and args.n_samples is None:
         raise UsageError("--n-samples", "required with --fc: the number of BOLD volumes behind the FC")
+    if args.fc is None and args.n_samples is not None:
+        raise UsageError("--n-samples", "applies with --fc only (the volumes of --bold are counted from the file)")
     for k, v in files.items():
         if v is not None and not Path(v).exists():
             raise UsageError(f"--{k}", f"{v} does not exist")
@@ -125,7 +162,7 @@ def _load_data(args):
             args.lengths,
             bold=args.bold,
             fc=args.fc,
-            tr=1000.0 * args.tr,
+            tr=args.tr,
             n_samples=args.n_samples,
             name=args.name,
         )
@@ -216,11 +253,15 @@ def _twin(args, data, res) -> Path:
 
 def run_fit(args: argparse.Namespace) -> int:
     """``vbtjax fit``: load the subject, fit, evaluate, save, plot. Returns the exit code."""
+    t_start = time.perf_counter()
+    stages = Stages(3, quiet=args.quiet)
+    stages(
+        "loading the subject's data" + (f" ({args.sc}, ...)" if args.sc else f" ({args.subject or DEFAULT_SUBJECT})")
+    )
     import jax
 
     from ..inference.resting_state import default_dt, fc_network, fc_parameters, fit_fc
 
-    t_start = time.perf_counter()
     names = _check(args)
     out = Path(args.out)
     with jax.enable_x64(bool(args.x64)):
@@ -240,6 +281,12 @@ def run_fit(args: argparse.Namespace) -> int:
                 flush=True,
             )
         resumed = _resume(args, data, dt, names, out / "checkpoint")
+        if args.resume and not resumed and not args.quiet:
+            print(f"--resume: no checkpoint in {out / 'checkpoint'} to continue; starting afresh", flush=True)
+        stages(
+            f"fitting: compiling the model (a few seconds to a minute), then {plural(args.steps, 'step')} (progress "
+            f"bar), then {plural(args.eval, 'noise realisation')} to evaluate the start and the fit"
+        )
         res = fit_fc(
             data,
             model=args.model,
@@ -255,6 +302,7 @@ def run_fit(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=not args.quiet,
         )
+    stages("writing fit.npz, fit.json, the twin" + ("" if args.no_plot else " and fit.png"))
     wall = time.perf_counter() - t_start
     summary = _summary(args, data, res, wall)
     summary["resumed"] = resumed
@@ -276,7 +324,7 @@ def run_fit(args: argparse.Namespace) -> int:
         arrays[f"param_{k}"] = np.asarray(v, np.float64)
         arrays[f"history_{k}"] = np.asarray(res.result.history[k], np.float64)
     npz = files.write_npz(out / "fit.npz", arrays)
-    write_json(out / "fit.json", summary)
+    write_summary_json(out / "fit.json", summary)
     twin = _twin(args, data, res)
     written = [npz, out / "fit.json", twin]
     if not args.no_plot:
@@ -286,7 +334,7 @@ def run_fit(args: argparse.Namespace) -> int:
         r = np.asarray(res.r)
         params = ", ".join(f"{k} = {_short(v)}" for k, v in res.params.items())
         print(
-            f"fitted {params}\nFC correlation r = {r.mean():.3f} +- {r.std():.3f} over {r.size} realisations "
+            f"fitted {params}\nFC correlation r = {r.mean():.3f} +- {r.std():.3f} over {plural(r.size, 'realisation')} "
             f"(start {np.mean(res.r_start):.3f}; mean simulated FC {res.r_mean_fc:.3f}; structural baseline "
             f"{res.baseline:.3f}) in {wall:.1f} s"
         )
@@ -312,6 +360,7 @@ def _summary(args, data, res, wall) -> dict[str, Any]:
             "argv": ["vbtjax", *getattr(args, "argv", [])],
             "subject": data.name,
             "n_regions": data.n_regions,
+            **({"labels": list(data.connectome.labels)} if data.connectome.labels is not None else {}),
             "n_samples": data.n_samples,
             "tr_ms": data.tr,
             "model": res.model,
@@ -347,17 +396,21 @@ def _plot(path: Path, data, res) -> None:
     fig = Figure(figsize=(17, 4.6), layout="constrained")
     FigureCanvasAgg(fig)
     ax_e, ax_s, ax_x, ax_l = fig.subplots(1, 4, width_ratios=[1, 1, 0.9, 1.1])
-    fc_panel(fig, ax_e, emp, f"empirical FC ({data.n_samples} volumes)")
-    fc_panel(fig, ax_s, sim, f"simulated FC (fitted, mean of {r.size})")
+    fc_panel(fig, ax_e, emp, f"empirical FC ({plural(data.n_samples, 'volume')})")
+    fc_panel(fig, ax_s, sim, f"simulated FC (fitted, mean of {plural(r.size, 'realisation')})")
+    if data.connectome.labels is not None:
+        for ax in (ax_e, ax_s):
+            if label_ticks(ax, list(data.connectome.labels), "both"):
+                ax.set(xlabel="region", ylabel="region")
     ax_x.plot(emp[iu], sim[iu], ".", ms=1.5, alpha=0.3, color="C0")
-    ax_x.set_xlabel("empirical FC")
-    ax_x.set_ylabel("simulated FC")
-    ax_x.set_title(f"r = {r.mean():.3f} +- {r.std():.3f} per realisation\n(mean FC: {res.r_mean_fc:.3f})")
+    ax_x.set_xlabel("empirical FC (Pearson r)")
+    ax_x.set_ylabel("simulated FC (Pearson r)")
+    ax_x.set_title(f"FC entries: r = {r.mean():.3f} +- {r.std():.3f} per realisation\n(mean FC: {res.r_mean_fc:.3f})")
     losses = np.asarray(res.result.losses, np.float64)
     if losses.size:
         ax_l.plot(np.arange(1, losses.size + 1), 1.0 - losses, color="C0", label="r during the fit (one realisation)")
     ax_l.axhline(res.baseline, color="C3", ls="--", label=f"structural baseline log1p(SC): {res.baseline:.3f}")
-    ax_l.axhline(r.mean(), color="C2", ls=":", label=f"fitted, {r.size} fresh realisations: {r.mean():.3f}")
+    ax_l.axhline(r.mean(), color="C2", ls=":", label=f"fitted, {plural(r.size, 'fresh realisation')}: {r.mean():.3f}")
     ax_l.set_xlabel("optimiser step")
     ax_l.set_ylabel("FC correlation r (1 - loss)")
     ax_l.set_title("fit progress")

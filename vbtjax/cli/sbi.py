@@ -22,7 +22,32 @@ from typing import Any
 import numpy as np
 
 from .. import files
-from .common import UsageError, jsonable, save_figure, version, write_json
+from .common import Stages, UsageError, jsonable, plural, time_arg, version, write_json
+from .sbi_output import (
+    calibration_json,
+    calibration_line,
+    compare_nuts,
+    infer_report,
+    plot_posterior,
+    plot_training,
+    save_posterior,
+    short_summary,
+    vep_result,
+)
+
+VEP_DEFAULTS = {"duration": 50.0, "period": 2.0, "vep_dt": 0.1, "noise_sd": 0.2}
+"""Defaults of the vep problem's options (given with the resting-state problem, they are refused)."""
+RS_DEFAULTS = {
+    "tr": 720.0,
+    "volumes": 1200,
+    "dt": None,
+    "features": "fc+fcd",
+    "fcd_window": None,
+    "coupling_max": 2e-3,
+}
+"""Defaults of the resting-state problem's options (given with the vep problem, they are refused)."""
+NUTS_DEFAULTS = {"nuts_chains": 2, "nuts_warmup": 200, "nuts_samples": 200}
+"""Defaults of ``sbi infer``'s NUTS options (given without --compare-nuts, they are refused)."""
 
 EPILOG = """\
 examples:
@@ -34,6 +59,8 @@ examples:
   vbtjax sbi infer --out sbi-rs --observation bold.mat          # BOLD region x time; --features fc: an FC matrix
 
 an interrupted simulate resumes from the finished chunks when run again with the same arguments.
+times (--duration, --period, --vep-dt, --tr, --dt): a bare number is ms, or give the unit (--tr 0.72s, --tr 720ms).
+each step announces its stages on stderr ([1/3] ...) unless --quiet.
 """
 
 
@@ -56,7 +83,12 @@ def add_sbi(sub) -> None:
     )
     steps = p.add_subparsers(dest="step", metavar="STEP", parser_class=ArgumentParser)
     p.set_defaults(func=_no_step)
+    _add_simulate(steps)
+    _add_train(steps)
+    _add_infer(steps)
 
+
+def _add_simulate(steps) -> None:
     s = steps.add_parser("simulate", help="build or resume a simulation budget in DIR/budget")
     s.add_argument("--problem", choices=("vep", "resting-state"), help="the inference problem (required)")
     s.add_argument("--out", metavar="DIR", required=True, help="project folder")
@@ -69,20 +101,26 @@ def add_sbi(sub) -> None:
     g.add_argument("--sensors", metavar="PATH", help="SEEG contact positions (default: tvb-data's seeg_588)")
     g.add_argument("--seeg", metavar="PATH", help="a recording whose contacts (ch_names) define the implantation")
     g.add_argument("--synthetic-ez", metavar="I,J", help="a synthetic patient with this EZ (its implant, its data)")
-    g.add_argument("--duration", type=float, default=50.0, help="model time of the recording, ms (50)")
-    g.add_argument("--period", type=float, default=2.0, help="model time per envelope window, ms (2)")
-    g.add_argument("--vep-dt", type=float, default=0.1, help="VEP integration step, ms (0.1)")
-    g.add_argument("--noise-sd", type=float, default=0.2, help="observation noise sd of the log power (0.2)")
+    T = "TIME"
+    g.add_argument("--duration", type=time_arg("--duration"), metavar=T, help="model time of the recording: ms (50)")
+    g.add_argument("--period", type=time_arg("--period"), metavar=T, help="model time per envelope window: ms (2)")
+    g.add_argument("--vep-dt", type=time_arg("--vep-dt"), metavar=T, help="VEP integration step: ms (0.1)")
+    g.add_argument("--noise-sd", type=float, help="observation noise sd of the log power (0.2)")
     g = s.add_argument_group("resting-state")
     g.add_argument("--subject", default=None, help="embedded HCP subject whose connectome is used (101309)")
     g.add_argument("--sc", metavar="PATH", help="structural weights file instead (with --lengths)")
     g.add_argument("--lengths", metavar="PATH", help="tract lengths file (mm)")
-    g.add_argument("--tr", type=float, default=720.0, help="repetition time, ms (720)")
-    g.add_argument("--volumes", type=int, default=1200, help="BOLD volumes per simulation, as the observation (1200)")
-    g.add_argument("--dt", type=float, default=None, help="integration step, ms (default: tr / ceil(tr / 40))")
-    g.add_argument("--features", choices=("fc", "fc+fcd"), default="fc+fcd", help="summaries (fc+fcd)")
-    g.add_argument("--fcd-window", type=int, default=None, help="FCD window, volumes (default: 60 s)")
-    g.add_argument("--coupling-max", type=float, default=2e-3, help="upper bound of the coupling prior, 1/ms")
+    g.add_argument(
+        "--tr",
+        type=time_arg("--tr", minimum_ms=100),
+        metavar=T,
+        help="repetition time: ms, or with a unit: 0.72s (720)",
+    )
+    g.add_argument("--volumes", type=int, help="BOLD volumes per simulation, as the observation (1200)")
+    g.add_argument("--dt", type=time_arg("--dt"), metavar=T, help="integration step: ms (default: tr / ceil(tr / 40))")
+    g.add_argument("--features", choices=("fc", "fc+fcd"), help="summaries (fc+fcd)")
+    g.add_argument("--fcd-window", type=int, help="FCD window, volumes (default: 60 s)")
+    g.add_argument("--coupling-max", type=float, help="upper bound of the coupling prior, 1/ms (2e-3)")
     g.add_argument(
         "--a-map",
         metavar="MAP",
@@ -94,6 +132,8 @@ def add_sbi(sub) -> None:
     s.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     s.set_defaults(func=run_simulate)
 
+
+def _add_train(steps) -> None:
     t = steps.add_parser("train", help="train NPE on DIR/budget, calibrate it, write DIR/npe")
     t.add_argument("--out", metavar="DIR", required=True, help="project folder (with budget/)")
     t.add_argument("--flow", choices=("nsf", "maf"), default="nsf", help="spline (nsf) or affine (maf) flow")
@@ -119,6 +159,8 @@ def add_sbi(sub) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     t.set_defaults(func=run_train)
 
+
+def _add_infer(steps) -> None:
     i = steps.add_parser("infer", help="posterior of a new observation from DIR/npe")
     i.add_argument("--out", metavar="DIR", required=True, help="project folder (with npe/)")
     i.add_argument("--observation", metavar="PATH", required=True, help="SEEG .npz, BOLD/FC file or features .npy")
@@ -126,11 +168,11 @@ def add_sbi(sub) -> None:
     i.add_argument("--name", default="infer", help="results go to DIR/NAME (infer)")
     i.add_argument("--draws", type=int, default=1000, help="posterior draws (1000)")
     i.add_argument("--seed", type=int, default=0, help="seed (0)")
-    i.add_argument("--threshold", type=float, default=0.5, help="vep: P(x0 > critical) above which a region is EZ")
+    i.add_argument("--threshold", type=float, help="vep: P(x0 > critical) above which a region is EZ (0.5)")
     i.add_argument("--compare-nuts", action="store_true", help="vep: also run NUTS (vep.infer_ez) on the recording")
-    i.add_argument("--nuts-chains", type=int, default=2, help="NUTS chains (2)")
-    i.add_argument("--nuts-warmup", type=int, default=200, help="NUTS warmup per chain (200)")
-    i.add_argument("--nuts-samples", type=int, default=200, help="NUTS draws per chain (200)")
+    i.add_argument("--nuts-chains", type=int, help="NUTS chains, with --compare-nuts (2)")
+    i.add_argument("--nuts-warmup", type=int, help="NUTS warmup per chain, with --compare-nuts (200)")
+    i.add_argument("--nuts-samples", type=int, help="NUTS draws per chain, with --compare-nuts (200)")
     i.add_argument("--no-plot", action="store_true", help="do not write posterior.png")
     i.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     i.set_defaults(func=run_infer)
@@ -284,31 +326,61 @@ def _rs_setup(args):
     return problem, None, None
 
 
+def _problem_options(args) -> None:
+    """Refuse the other problem's options (they would be ignored), then fill in this problem's defaults."""
+    mine, other = (VEP_DEFAULTS, RS_DEFAULTS) if args.problem == "vep" else (RS_DEFAULTS, VEP_DEFAULTS)
+    for name in other:
+        if getattr(args, name) is not None:
+            opt = "--" + name.replace("_", "-")
+            raise UsageError(
+                opt,
+                f"is a {'resting-state' if args.problem == 'vep' else 'vep'} option; "
+                f"--problem {args.problem} does not use it",
+            )
+    for name, default in mine.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     if args.problem is None:
         raise UsageError("--problem", "choose the problem: vep or resting-state")
+    _problem_options(args)
     _positive("--n", args.n, 2)
     _positive("--chunk-size", args.chunk_size)
     _positive("--batch-size", args.batch_size)
     if args.seed < 0:
         raise UsageError("--seed", f"must be a non-negative integer, got {args.seed}")
-    import jax
-
-    from ..inference.fitting import ResumeError
-
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError("--out", f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    problem, truth, write_patient = _vep_setup(args, out) if args.problem == "vep" else _rs_setup(args)
+    stages = Stages(2, quiet=args.quiet)
+    if args.problem == "vep":
+        patient = ", simulating the synthetic patient" if args.synthetic_ez is not None else ""
+        stages(f"setting up the vep problem: loading the connectome and sensors{patient}")
+        problem, truth, write_patient = _vep_setup(args, out)
+    else:
+        stages("setting up the resting-state problem: loading the connectome")
+        problem, truth, write_patient = _rs_setup(args)
+    import jax
+
+    from ..inference.fitting import ResumeError
+
     _problem_record(out, problem, args)  # refuses another problem in this folder before anything is written
     if write_patient is not None:
         write_patient()
     if not args.quiet:
         what = f"{problem.prior.dim} parameters ({', '.join(problem.prior.names)}), {problem.n_features} features"
-        print(f"vbtjax sbi simulate: {problem.name}, {what}; {args.n} simulations into {out / 'budget'}")
+        print(f"vbtjax sbi simulate: {problem.name}, {what}; {plural(args.n, 'simulation')} into {out / 'budget'}")
         if truth is not None:
-            print(f"synthetic patient: EZ {truth['ez']}; its SEEG in {out / 'patient' / 'seeg.npz'}")
+            labels = list(problem.labels)
+            ez = ", ".join(f"{labels[i]} ({i})" for i in truth["ez"])
+            print(f"synthetic patient: EZ {ez}; its SEEG in {out / 'patient' / 'seeg.npz'}")
+    stages(
+        f"simulating the budget: compiling the simulator first (seconds to a minute), then "
+        f"{plural(args.n, 'simulation')}"
+    )
     t0 = time.perf_counter()
     try:
         budget = problem.simulate_budget(
@@ -385,6 +457,8 @@ def run_train(args: argparse.Namespace) -> int:
     if not (args.learning_rate > 0):
         raise UsageError("--learning-rate", f"must be positive, got {args.learning_rate:g}")
     meta = _load_problem_meta(out)
+    stages = Stages(4, quiet=args.quiet)
+    stages(f"loading the simulation budget {out / 'budget'}")
     import jax
 
     from .. import sbi
@@ -412,6 +486,10 @@ def run_train(args: argparse.Namespace) -> int:
             f"{n_test} held out for calibration; {len(budget) - n} dropped (non-finite)"
         )
     key = jax.random.key(args.seed)
+    stages(
+        f"training {plural(args.ensemble, 'flow')} (compiling first, seconds to a minute; then up to "
+        f"{plural(args.max_epochs, 'epoch')})"
+    )
     npe, hist = sbi.train_npe(
         train,
         key=jax.random.fold_in(key, 0),
@@ -427,14 +505,18 @@ def run_train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         progress=not args.quiet,
     )
+    stages(f"calibrating on {plural(n_test, 'held-out simulation')}, {args.calibration_draws} posterior draws each")
     t0 = time.perf_counter()
     cal = sbi.calibrate(npe, problem.prior, test, key=jax.random.fold_in(key, 1), num_draws=args.calibration_draws)
     t_cal = time.perf_counter() - t0
-    cal_json = _calibration_json(cal)
+    cal_json = calibration_json(cal)
+    stages("writing npe/, calibration.json, train.json" + ("" if args.no_plot else " and the figures"))
     write_json(out / "calibration.json", cal_json)
     desc = problem.description()
     desc.update(budget=str((out / "budget").resolve()), n_budget=len(budget), n_test=n_test)
-    desc["calibration"] = {k: cal_json[k] for k in ("max_coverage_error", "coverage_band_99", "joint_coverage_90")}
+    desc["calibration"] = {
+        k: cal_json[k] for k in ("max_coverage_error", "coverage_band_99", "joint_coverage_90", "checks", "verdict")
+    }
     npe.save(out / "npe", problem.prior, history=hist, description=jsonable(desc), overwrite=True)
     summary = {
         "vbtjax_version": version(),
@@ -454,69 +536,21 @@ def run_train(args: argparse.Namespace) -> int:
         "embedding": args.embedding,
         "pca": pca or None,
         "ensemble": args.ensemble,
+        "calibration_checks": cal_json["checks"],
+        "calibration_verdict": cal_json["verdict"],
     }
     write_json(out / "train.json", summary)
     if not args.no_plot:
         cal.plot(out / "calibration.png")
-        _plot_training(out / "training.png", hist)
+        plot_training(out / "training.png", hist)
     if not args.quiet:
-        print(cal.summary() if len(cal.names) <= 12 else _short_summary(cal_json))
+        print(cal.summary() if len(cal.names) <= 12 else short_summary(cal_json))
         print(
-            f"trained in {hist['seconds']:.1f} s ({summary['epochs']} epochs, best {hist['best_epoch']}); "
-            f"calibration in {t_cal:.1f} s; max coverage error {cal_json['max_coverage_error']:.3f} (99% band "
-            f"{cal_json['coverage_band_99']:.3f}); wrote {out / 'npe'}; next: vbtjax sbi infer --out {out} "
-            "--observation FILE"
+            f"trained in {hist['seconds']:.1f} s ({plural(summary['epochs'], 'epoch')}, best {hist['best_epoch']}); "
+            f"calibration in {t_cal:.1f} s; {calibration_line(cal_json)}; wrote {out / 'npe'}; next: vbtjax sbi "
+            f"infer --out {out} --observation FILE"
         )
     return 0
-
-
-def _calibration_json(cal) -> dict[str, Any]:
-    i50 = int(np.argmin(np.abs(cal.levels - 0.5)))
-    i90 = int(np.argmin(np.abs(cal.levels - 0.9)))
-    return {
-        "names": list(cal.names),
-        "n_test": int(cal.ranks.shape[0]),
-        "num_draws": cal.num_draws,
-        "levels": cal.levels,
-        "coverage": {n: cal.coverage[:, j] for j, n in enumerate(cal.names)},
-        "joint_coverage": cal.joint_coverage,
-        "joint_coverage_50": float(cal.joint_coverage[i50]),
-        "joint_coverage_90": float(cal.joint_coverage[i90]),
-        "max_coverage_error": cal.max_coverage_error(),
-        "coverage_band_99": cal.coverage_band(0.99),
-        "rank_pvalues": cal.rank_pvalues,
-        "z_mean": {n: float(np.nanmean(cal.z[:, j])) for j, n in enumerate(cal.names)},
-        "z_sd": {n: float(np.nanstd(cal.z[:, j])) for j, n in enumerate(cal.names)},
-        "median_shrinkage": {n: float(np.nanmedian(cal.shrinkage[:, j])) for j, n in enumerate(cal.names)},
-    }
-
-
-def _short_summary(c: dict[str, Any]) -> str:
-    z_sd = np.asarray(list(c["z_sd"].values()))
-    sh = np.asarray(list(c["median_shrinkage"].values()))
-    return (
-        f"{len(c['names'])} parameters: joint (HPD) coverage at 50% / 90% {c['joint_coverage_50']:.2f} / "
-        f"{c['joint_coverage_90']:.2f}; sd of z per parameter {z_sd.min():.2f}-{z_sd.max():.2f}; median shrinkage "
-        f"{np.median(sh):.2f} (range {sh.min():.2f}-{sh.max():.2f}) over {c['n_test']} held-out simulations"
-    )
-
-
-def _plot_training(path: Path, hist) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    e = np.arange(1, len(hist["train_loss"]) + 1)
-    ax.plot(e, hist["train_loss"], label="train")
-    ax.plot(e, hist["val_loss"], label="validation")
-    ax.axvline(hist["best_epoch"], color="k", ls="--", lw=0.8, label=f"best epoch {hist['best_epoch']}")
-    ax.set(xlabel="epoch", ylabel="-log q(u | x) (standardised u)", title="NPE training")
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------------------- infer
@@ -544,20 +578,33 @@ def _observation(problem, path: Path, n_features: int) -> tuple[np.ndarray, Any]
     return x, rec
 
 
-def run_infer(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    npe_dir = Path(args.npe) if args.npe else out / "npe"
+def _infer_options(args, out: Path, npe_dir: Path) -> None:
+    """Check ``sbi infer``'s options; NUTS options without --compare-nuts are refused (they would be ignored), then
+    the defaults filled in."""
     _positive("--draws", args.draws, 2)
+    given = [f"--{k.replace('_', '-')}" for k in NUTS_DEFAULTS if getattr(args, k) is not None]
+    if given and not args.compare_nuts:
+        raise UsageError(given[0], "applies with --compare-nuts only")
+    for k, v in NUTS_DEFAULTS.items():
+        setattr(args, k, v if getattr(args, k) is None else getattr(args, k))
     for opt, v, lo in (("--nuts-chains", args.nuts_chains, 1), ("--nuts-samples", args.nuts_samples, 1)):
         _positive(opt, v, lo)
     _positive("--nuts-warmup", args.nuts_warmup, 0)
-    if not 0 < args.threshold < 1:
+    if args.threshold is not None and not 0 < args.threshold < 1:
         raise UsageError("--threshold", f"must lie in (0, 1), got {args.threshold}")
     if not (npe_dir / "npe.json").is_file():
         opt = "--npe" if args.npe else "--out"
         raise UsageError(opt, f"{npe_dir} holds no trained estimator; run vbtjax sbi train --out {out} first")
     if "/" in args.name or args.name in ("", ".", "..", "npe", "budget", "patient"):
         raise UsageError("--name", f"must be a plain folder name other than npe, budget, patient; got {args.name!r}")
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    npe_dir = Path(args.npe) if args.npe else out / "npe"
+    _infer_options(args, out, npe_dir)
+    stages = Stages(4 if args.compare_nuts else 3, quiet=args.quiet)
+    stages(f"loading the estimator {npe_dir} and the observation {args.observation}")
     import jax
 
     from .. import sbi
@@ -573,11 +620,15 @@ def run_infer(args: argparse.Namespace) -> int:
     problem = problem_from_spec(desc["problem"], desc["spec"])
     if args.compare_nuts and problem.name != "vep":
         raise UsageError("--compare-nuts", "is available for the vep problem only")
+    if args.threshold is not None and problem.name != "vep":
+        raise UsageError("--threshold", f"applies to the vep problem only (this estimator's is {problem.name})")
+    args.threshold = 0.5 if args.threshold is None else args.threshold
     obs_path = Path(args.observation)
     x, rec = _observation(problem, obs_path, npe.x_mean.shape[0])
     if args.compare_nuts and rec is None:
         raise UsageError("--compare-nuts", "needs the SEEG recording (.npz) as --observation, not features")
     t_load = time.perf_counter() - t0
+    stages(f"sampling {plural(args.draws, 'posterior draw')} (compiling first, a few seconds)")
     key = jax.random.key(args.seed)
     t1 = time.perf_counter()
     draws = npe.posterior(prior, key, x, args.draws)
@@ -588,25 +639,12 @@ def run_infer(args: argparse.Namespace) -> int:
     t_sample = time.perf_counter() - t1
     res_dir = out / args.name
     res_dir.mkdir(parents=True, exist_ok=True)
-    from ..inference.diagnostics import save_netcdf, to_inference_data
-
-    dims, coords = {}, {}
-    if problem.name == "vep":
-        dims, coords = {"x0": ["region"]}, {"region": list(problem.labels)}
-    attrs = {"vbtjax_version": version(), "method": "NPE", "observation": str(obs_path), "problem": problem.name}
-    idata = to_inference_data(
-        {k: v[None] for k, v in draws.items()},
-        observed_data={"features": x},
-        dims=dims,
-        coords=coords,
-        attrs=attrs,
-    )
-    save_netcdf(idata, res_dir / "posterior.nc")
     summary: dict[str, Any] = {
         "vbtjax_version": version(),
         "problem": problem.name,
         "observation": str(obs_path),
         "estimator": str(npe_dir),
+        "estimator_calibration": (desc.get("calibration") or {}).get("verdict"),
         "draws": args.draws,
         "seconds_load": round(t_load, 3),
         "seconds_first_sampling": round(t_first, 3),
@@ -616,168 +654,23 @@ def run_infer(args: argparse.Namespace) -> int:
             for k, v in draws.items()
         },
     }
-    truth = None
-    truth_path = obs_path.parent / "truth.json"
-    if truth_path.is_file():
-        truth = files.read_json(truth_path)
+    truth = files.read_json(obs_path.parent / "truth.json") if (obs_path.parent / "truth.json").is_file() else None
+    if truth is not None:
         summary["truth"] = truth
-    ranking = None
-    if problem.name == "vep":
-        ranking = _vep_ranking(problem, draws, args.threshold)
-        write_json(res_dir / "ranking.json", ranking)
-        predicted = [r["index"] for r in ranking if r["observed"] and r["probability"] > args.threshold]
-        summary["predicted_ez"] = predicted
-        summary["threshold"] = args.threshold
-        if truth is not None and "ez" in truth:
-            tp = len(set(truth["ez"]) & set(predicted))
-            summary["precision"] = tp / max(len(predicted), 1)
-            summary["recall"] = tp / len(truth["ez"])
+    ranking = vep_result(args, problem, draws, truth, res_dir, summary) if problem.name == "vep" else None
     nuts = None
     if args.compare_nuts:
-        nuts = _compare_nuts(args, problem, rec, draws, res_dir, summary)
+        stages(
+            f"NUTS on the same recording for comparison ({plural(args.nuts_chains, 'chain')}; compiling first, about "
+            "a minute on a CPU)"
+        )
+        nuts = compare_nuts(args, problem, rec, draws, res_dir, summary)
+    stages("writing posterior.nc, summary.json" + ("" if args.no_plot else " and posterior.png"))
+    save_posterior(res_dir, problem, draws, x, obs_path)
     if not args.no_plot:
-        _plot_posterior(res_dir / "posterior.png", problem, draws, truth, nuts)
+        plot_posterior(res_dir / "posterior.png", problem, draws, truth, list(problem.labels) or None)
     summary["seconds_total"] = round(time.perf_counter() - t0, 2)
     write_json(res_dir / "summary.json", summary)
     if not args.quiet:
-        print(f"vbtjax sbi infer: {args.draws} posterior draws in {t_sample * 1e3:.1f} ms (first call {t_first:.2f} s)")
-        if ranking is not None:
-            top = ", ".join(f"{r['label']} ({r['index']}): {r['probability']:.2f}" for r in ranking[:5])
-            print(f"P(x0 > X0_CRITICAL), most likely first: {top}")
-            print(f"predicted EZ {summary['predicted_ez']}" + (f" (true EZ {truth['ez']})" if truth else ""))
-        else:
-            for k, v in summary["posterior"].items():
-                print(f"{k}: mean {np.ravel(v['mean'])[0]:.4g}, 90% interval [{v['q05']:.4g}, {v['q95']:.4g}]")
-        if nuts is not None:
-            print(nuts)
-        print(f"wrote {res_dir}/")
+        infer_report(args, summary, ranking, truth, t_sample, t_first, nuts, res_dir)
     return 0
-
-
-def _vep_ranking(problem, draws, threshold) -> list[dict[str, Any]]:
-    from ..applications.vep import X0_CRITICAL
-
-    x0 = np.asarray(draws["x0"])
-    p = (x0 > X0_CRITICAL).mean(axis=0)
-    observed = np.asarray(problem.extra["observed"])
-    order = np.lexsort((-p, ~observed))
-    return [
-        {"index": int(i), "label": problem.labels[i], "probability": float(p[i]), "observed": bool(observed[i])}
-        for i in order
-    ]
-
-
-def _compare_nuts(args, problem, rec, draws, res_dir: Path, summary: dict[str, Any]) -> str:
-    """NUTS (vep.infer_ez) on the same recording; writes nuts.nc and comparison.json, returns a printed line."""
-    import jax
-
-    from .. import sbi
-    from ..applications import vep
-    from ..data.sensors import Sensors, tvb_sensors
-    from ..inference.diagnostics import save_netcdf
-
-    spec = problem.spec
-    sensors = tvb_sensors("seeg") if spec.get("sensors") is None else Sensors.from_file(spec["sensors"])
-    conn = problem.extra["connectome"]
-    post = vep.recording_posterior(
-        conn,
-        sensors,
-        rec,
-        feature="power",
-        time_scale=1.0,  # the estimator's prior has no time scale: compare like with like
-        duration=spec["duration"],
-        period=spec["period"],
-        dt=spec["dt"],
-    )
-    t0 = time.perf_counter()
-    res = vep.infer_ez(
-        post,
-        key=jax.random.key(args.seed + 1),
-        labels=problem.labels,
-        num_chains=args.nuts_chains,
-        num_warmup=args.nuts_warmup,
-        num_samples=args.nuts_samples,
-        progress=not args.quiet,
-    )
-    t_nuts = time.perf_counter() - t0
-    idata = res.samples.to_inference_data(
-        dims={"x0": ["region"]}, coords={"region": list(problem.labels)}, attrs={"method": "NUTS"}
-    )
-    save_netcdf(idata, res_dir / "nuts.nc")
-    nres = res.samples
-    ess = {k: v["ess_bulk"] for k, v in nres.summary().items()}
-    cmp = sbi.compare_posteriors(draws, {k: nres.samples[k] for k in ("x0", "K")}, ess_b=ess)
-    npe_rank = _vep_ranking(problem, draws, args.threshold)
-    p_npe = np.zeros(len(problem.labels))
-    for r in npe_rank:
-        p_npe[r["index"]] = r["probability"]
-    p_nuts = np.asarray(res.p_above)
-    observed = np.asarray(problem.extra["observed"])
-    x0c = cmp["x0"]
-    disagree = np.flatnonzero(observed & (np.abs(p_npe - p_nuts) > 0.3)).tolist()
-    out = {
-        "seconds_nuts": round(t_nuts, 1),
-        "divergences": int(np.asarray(nres.stats["diverging"]).sum()),
-        "nuts_predicted_ez": np.flatnonzero(observed & (p_nuts > args.threshold)).tolist(),
-        "npe_predicted_ez": summary.get("predicted_ez"),
-        "p_above_npe": p_npe,
-        "p_above_nuts": p_nuts,
-        "p_ez_nuts": res.p_ez,
-        "regions_disagreeing": disagree,
-        "K": {k: np.asarray(v).tolist() for k, v in cmp["K"].items()},
-        "x0": {k: np.asarray(v).tolist() for k, v in x0c.items()},
-        "x0_observed_abs_mean_difference_over_nuts_sd": float(
-            np.median(np.abs(x0c["mean_a"] - x0c["mean_b"])[observed] / x0c["sd_b"][observed])
-        ),
-        "x0_observed_median_sd_ratio": float(np.median(x0c["sd_ratio"][observed])),
-    }
-    write_json(res_dir / "comparison.json", out)
-    summary["nuts"] = {k: out[k] for k in ("seconds_nuts", "divergences", "nuts_predicted_ez", "regions_disagreeing")}
-    kc = cmp["K"]
-    return (
-        f"NUTS ({t_nuts:.0f} s): predicted EZ {out['nuts_predicted_ez']}; K mean NPE {float(kc['mean_a']):.3f} vs "
-        f"NUTS {float(kc['mean_b']):.3f}, sd ratio {float(kc['sd_ratio']):.2f}; observed regions' x0: median "
-        f"|mean difference| / NUTS sd {out['x0_observed_abs_mean_difference_over_nuts_sd']:.2f}, median sd ratio "
-        f"{out['x0_observed_median_sd_ratio']:.2f}; P(x0 > critical) differs by > 0.3 in regions {disagree}"
-    )
-
-
-def _plot_posterior(path: Path, problem, draws, truth, nuts_line) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..applications.vep import X0_CRITICAL
-
-    if problem.name == "vep":
-        x0 = np.asarray(draws["x0"])
-        n = x0.shape[1]
-        q = np.percentile(x0, [5, 50, 95], axis=0)
-        p = (x0 > X0_CRITICAL).mean(0)
-        fig, ax = plt.subplots(2, 1, figsize=(12, 6), sharex=True)
-        ax[0].vlines(np.arange(n), q[0], q[2], color="tab:gray")
-        ax[0].plot(np.arange(n), q[1], "k.", ms=3)
-        if truth is not None:
-            ax[0].plot(np.arange(n), truth["x0"], "x", color="tab:blue", ms=4, label="truth")
-            ax[0].legend(loc="lower right")
-        ax[0].axhline(X0_CRITICAL, color="k", ls="--", lw=0.8)
-        ax[0].set(ylabel="x0", title="NPE posterior of x0 per region (5-95 %); dashed: X0_CRITICAL")
-        colors = ["tab:red" if truth is not None and i in truth["ez"] else "tab:gray" for i in range(n)]
-        ax[1].bar(np.arange(n), p, color=colors)
-        ax[1].set(xlabel="region", ylabel="P(x0 > critical)", ylim=(0, 1.02))
-    else:
-        names = list(draws)
-        fig, ax = plt.subplots(1, len(names) + 1, figsize=(4 * (len(names) + 1), 3.5))
-        for j, k in enumerate(names):
-            v = np.asarray(draws[k]).reshape(len(draws[k]), -1)[:, 0]
-            ax[j].hist(v, bins=40, color="C0")
-            if truth is not None and k in truth:
-                ax[j].axvline(float(np.ravel(truth[k])[0]), color="k", label="truth")
-            ax[j].set(xlabel=k)
-        a, b = (np.asarray(draws[k]).reshape(len(draws[k]), -1)[:, 0] for k in names[:2])
-        ax[-1].plot(a, b, ".", ms=1, alpha=0.4)
-        ax[-1].set(xlabel=names[0], ylabel=names[1])
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-    plt.close(fig)

@@ -18,7 +18,23 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
-from .common import UsageError, replacing, resume_settings, save_figure, version, write_json
+from .common import (
+    Stages,
+    UsageError,
+    label_ticks,
+    plural,
+    region_labels,
+    replacing,
+    resume_settings,
+    save_figure,
+    time_arg,
+    version,
+    write_json,
+    write_summary_json,
+)
+
+STRICT_RHAT = 1.01
+"""The R-hat above which a converged run (R-hat <= vep.MAX_RHAT) still gets a caveat (Vehtari et al. 2021)."""
 
 EPILOG = """\
 examples:
@@ -34,6 +50,8 @@ BIDS-iEEG *_ieeg.* file (its channels.tsv marks bad channels, its electrodes.tsv
 names are contacts of the sensors ("A1") or bipolar pairs of them ("A1-A2"). Any duration and sampling rate: the
 recording is cut into --duration / --period windows and its time scale is inferred (--time-scale).
 Sensors file: one contact a line, "name x y z" in mm, in the frame of the connectome's centres (TVB's format).
+Times (--duration, --period, --dt): model time, a bare number in ms (--period 2) or with a unit (--period 2ms).
+Stages are announced on stderr ([1/5] loading data, ...); a warning is one line (vbtjax vep: warning: ...).
 """
 
 
@@ -91,10 +109,22 @@ def add_vep(sub) -> None:
     )
     g = p.add_argument_group("model and sampler")
     g.add_argument(
-        "--duration", type=float, default=50.0, help="model time the recording maps onto at time scale 1, ms (50)"
+        "--duration",
+        type=time_arg("--duration"),
+        default=50.0,
+        metavar="TIME",
+        help="model time the recording maps onto at time scale 1: ms, or with a unit: 50ms (default 50)",
     )
-    g.add_argument("--period", type=float, default=2.0, help="model time per envelope window, ms (2)")
-    g.add_argument("--dt", type=float, default=0.1, help="integration step, ms (0.1)")
+    g.add_argument(
+        "--period",
+        type=time_arg("--period"),
+        default=2.0,
+        metavar="TIME",
+        help="model time per envelope window: ms, or with a unit: 2ms (default 2)",
+    )
+    g.add_argument(
+        "--dt", type=time_arg("--dt"), default=0.1, metavar="TIME", help="integration step: ms, or with a unit (0.1)"
+    )
     g.add_argument(
         "--feature",
         choices=("auto", "power", "level"),
@@ -111,7 +141,7 @@ def add_vep(sub) -> None:
     )
     g.add_argument("--sampler", choices=("nuts", "smc"), default="nuts", help="NUTS chains or tempered SMC runs")
     g.add_argument("--chains", type=int, default=4, help="NUTS chains or SMC runs, in parallel (4)")
-    g.add_argument("--particles", type=int, default=64, help="particles per SMC run (64)")
+    g.add_argument("--particles", type=int, default=None, help="particles per SMC run, with --sampler smc (64)")
     g.add_argument("--warmup", type=int, default=200, help="warmup steps per chain (200)")
     g.add_argument("--samples", type=int, default=200, help="draws per chain (200)")
     g.add_argument("--max-tree-depth", type=int, default=6, help="NUTS maximum tree depth (6)")
@@ -227,8 +257,13 @@ def _check(args) -> None:
         raise UsageError("--patient-only", "needs --synthetic-ez (it writes a synthetic patient's files)")
     if args.chains < 2:
         raise UsageError("--chains", f"must be >= 2 (R-hat compares chains or runs), got {args.chains}")
+    if args.particles is not None and args.sampler != "smc":
+        raise UsageError("--particles", f"applies to --sampler smc only (this run uses {args.sampler})")
+    args.particles = 64 if args.particles is None else args.particles
     if args.particles < 8:
         raise UsageError("--particles", f"must be >= 8, got {args.particles}")
+    if args.resume and args.sampler != "nuts":
+        raise UsageError("--resume", f"continues a NUTS run from its checkpoint; --sampler {args.sampler} keeps none")
     _time_scale(args.time_scale)
 
 
@@ -246,6 +281,12 @@ def _time_scale(text: str):
 
 def run_vep(args: argparse.Namespace) -> int:
     _check(args)
+    t_start = time.perf_counter()
+    stages = Stages(2 if args.patient_only else 5, quiet=args.quiet)
+    stages(
+        "loading the connectome and sensors, "
+        + ("simulating the synthetic patient" if args.synthetic_ez is not None else f"reading {args.seeg}")
+    )
     if args.x64:
         import jax
 
@@ -255,7 +296,6 @@ def run_vep(args: argparse.Namespace) -> int:
 
     from ..applications import vep
 
-    t_start = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     conn, conn_source = load_connectome(args.connectome)
@@ -267,12 +307,14 @@ def run_vep(args: argparse.Namespace) -> int:
     if args.synthetic_ez is not None:
         rec, truth, write_patient_files = _synthetic(conn, sensors, args, out)
         if args.patient_only:
+            stages(f"writing {out / 'patient'}/")
             write_patient_files()
             if not args.quiet:
                 print(f"wrote {out / 'patient'}/")
             return 0
     left_out = list(rec.bads)
     rec = _montage(rec, args.montage)
+    stages("building the observation model (SEEG gain, envelopes of the recording)")
     try:
         post = vep.recording_posterior(
             conn,
@@ -289,18 +331,21 @@ def run_vep(args: argparse.Namespace) -> int:
         raise UsageError("--seeg", f"{e} (sensors: {sensors_source})") from None
     if not args.quiet:
         print(
-            f"{len(rec.ch_names)} channels, {rec.data.shape[1] / rec.sfreq:g} s at {rec.sfreq:g} Hz in "
-            f"{int(round(args.duration / args.period))} windows; observation model: {post.feature}"
+            f"{plural(len(rec.ch_names), 'channel')}, {rec.data.shape[1] / rec.sfreq:g} s at {rec.sfreq:g} Hz in "
+            f"{plural(int(round(args.duration / args.period)), 'window')}; observation model: {post.feature}"
             + (f"; left out: {', '.join(left_out)}" if left_out else "")
         )
     ckpt = out / "checkpoint"
     resumed = _resume(args, conn, post, ckpt) if args.sampler == "nuts" else []
+    if args.resume and not resumed and not args.quiet:
+        print(f"--resume: no checkpoint in {ckpt} to continue; starting afresh", flush=True)
     if write_patient_files is not None:
         write_patient_files()
+    stages(_sampling_stage(args, conn.n_regions))
     result = vep.infer_ez(
         post,
         key=jax.random.key(args.seed),
-        labels=conn.labels,
+        labels=region_labels(conn),
         sampler=args.sampler,
         num_chains=args.chains,
         num_warmup=args.warmup,
@@ -320,16 +365,34 @@ def run_vep(args: argparse.Namespace) -> int:
         "seconds_sampling": round(time.perf_counter() - t_start, 1),
         "resumed": resumed,
     }
-    summary = _write_results(args, out, conn, post, result, truth, sources, summary)
+    summary = _write_results(args, out, conn, post, result, truth, sources, summary, stages)
     summary["seconds_total"] = round(time.perf_counter() - t_start, 1)
-    write_json(out / "vep.json", summary)
-    if not result.trustworthy:
+    write_summary_json(out / "vep.json", summary)
+    if summary["convergence"]["caveat"]:
         import warnings
 
-        warnings.warn(result.verdict, stacklevel=1)
+        warnings.warn(summary["convergence"]["caveat"], stacklevel=1)  # one line: see cli.common.one_line_warnings
     if not args.quiet:
         _report(result, summary, out)
     return 0
+
+
+def _sampling_stage(args, n_regions: int) -> str:
+    """The sampling stage's announcement: what runs, and roughly how long before its progress bar appears."""
+    if args.sampler == "smc":
+        return f"sampling: compiling tempered SMC ({plural(args.chains, 'run')} of {args.particles} particles)"
+    return (
+        f"sampling: finding the posterior mode, then compiling NUTS ({n_regions} regions: about "
+        f"{_compile_estimate(n_regions)} s on a CPU) before its progress bar; then P(EZ) from simulated draws and the "
+        "posterior predictive check"
+    )
+
+
+def _compile_estimate(n_regions: int) -> int:
+    """Seconds before the NUTS progress bar of ``vbtjax vep`` appears, roughly: the posterior mode and compiling
+    NUTS took 77 CPU seconds for TVB's 76 regions (4 chains, measured on a 2-core machine), most of it compilation,
+    which grows slower than the network; scaled with the square root of the number of regions."""
+    return int(5 * round(75.0 * max(0.25, n_regions / 76) ** 0.5 / 5))
 
 
 def _resume(args, conn, post, folder: Path) -> list[dict]:
@@ -349,7 +412,7 @@ _RESUME_OPTIONS = ("montage", "bads", "synthetic_ez", "duration", "period", "dt"
 _RESUME_OPTIONS += ("warmup", "samples", "max_tree_depth", "x64")
 
 
-def _write_results(args, out: Path, conn, post, result, truth, sources: dict, summary: dict) -> dict:
+def _write_results(args, out: Path, conn, post, result, truth, sources: dict, summary: dict, stages) -> dict:
     """The resection, ``posterior.nc``, ``ranking.json``, the twin and the figures; returns the summary completed
     for ``vep.json`` (every file written atomically)."""
     from ..applications import vep
@@ -362,6 +425,8 @@ def _write_results(args, out: Path, conn, post, result, truth, sources: dict, su
     K = np.asarray(nres.samples["K"]).reshape(-1)
     ts = np.asarray(nres.samples["time_scale"]).reshape(-1) if "time_scale" in nres.samples else None
     pick = np.linspace(0, x0.shape[0] - 1, min(args.resection_draws, x0.shape[0])).astype(int)
+    what = ", ".join(result.labels[i] for i in predicted) or "nothing"
+    stages(f"virtual resection of the predicted EZ ({what}) over {plural(pick.size, 'posterior draw')}")
     resection = vep.virtual_resection(
         conn,
         x0[pick],
@@ -372,6 +437,7 @@ def _write_results(args, out: Path, conn, post, result, truth, sources: dict, su
         period=args.period,
         time_scale_draws=None if ts is None else ts[pick],
     )
+    stages("writing posterior.nc, ranking.json, vep.json, the twin" + ("" if args.no_plot else " and figures"))
     idata = nres.to_inference_data(
         dims={"x0": ["region"]},
         coords={"region": list(result.labels)},
@@ -380,8 +446,15 @@ def _write_results(args, out: Path, conn, post, result, truth, sources: dict, su
     save_netcdf(idata, out / "posterior.nc")
     write_json(out / "ranking.json", result.ranking)
     inputs = [p for p in (args.connectome, args.sensors, args.seeg) if p is not None and Path(p).is_file()]
+    convergence = convergence_status(result)
     twin = vep.vep_twin(
-        conn, result, duration=args.duration, dt=args.dt, period=args.period, inputs=inputs, metadata=sources
+        conn,
+        result,
+        duration=args.duration,
+        dt=args.dt,
+        period=args.period,
+        inputs=inputs,
+        metadata={**sources, "convergence": convergence},  # for vbtjax whatif's caveat
     )
     twin.save(out / "twin", overwrite=True)
     summary = {
@@ -398,6 +471,7 @@ def _write_results(args, out: Path, conn, post, result, truth, sources: dict, su
         "samples": int(x0.shape[0] // args.chains),
         "threshold": args.threshold,
         **_result_summary(result, resection, predicted, x0, K, ts),
+        "convergence": convergence,
         "seconds_total": None,
     }
     if hasattr(nres, "step_size"):
@@ -426,7 +500,9 @@ def _synthetic(conn, sensors, args, out: Path):
     truth["seizing"] = list(patient.seizing)
     if not args.quiet:
         n_ch = len(patient.recording.ch_names)
-        print(f"synthetic patient: EZ {ez}, {n_ch} contacts, seizing regions {patient.seizing}")
+        labels = region_labels(conn)
+        named = lambda idx: ", ".join(f"{labels[i]} ({i})" for i in idx) or "none"  # noqa: E731
+        print(f"synthetic patient: EZ {named(ez)}; {n_ch} contacts; seizing regions {named(patient.seizing)}")
     return patient.recording, truth, lambda: write_patient(out / "patient", patient.recording, sensors, conn, truth)
 
 
@@ -437,7 +513,9 @@ def _result_summary(result, resection, predicted, x0, K, ts) -> dict:
     return {
         "predicted_ez": predicted,
         "predicted_ez_labels": [result.labels[i] for i in predicted],
+        "labels": list(result.labels),
         "unobserved_regions": np.flatnonzero(~np.asarray(result.observed)).tolist(),
+        "unobserved_region_labels": [result.labels[i] for i in np.flatnonzero(~np.asarray(result.observed))],
         "x0_mean": x0.mean(axis=0).tolist(),
         "K_mean": float(K.mean()),
         "time_scale_mean": None if ts is None else float(ts.mean()),
@@ -450,14 +528,53 @@ def _result_summary(result, resection, predicted, x0, K, ts) -> dict:
         "ppc": result.ppc.to_dict(),
         "fits": result.fits,
         "verdict": result.verdict,
-        "resection": {k: v for k, v in resection.items() if not k.startswith("p_")},
+        "resection": {
+            **{k: v for k, v in resection.items() if not k.startswith("p_")},
+            "resected_labels": [result.labels[i] for i in resection["resected"]],
+        },
         "resection_recommended": bool(result.trustworthy and predicted),
     }
 
 
+def convergence_status(result) -> dict:
+    """What goes with every ranking and recommendation: the convergence status (converged by vep.MAX_RHAT and
+    vep.MAX_DIVERGENT; strict: R-hat <= STRICT_RHAT and no divergent transition), whether the model reproduces the
+    data, and the caveat when a check fails (None when all pass)."""
+    from ..applications.vep import MAX_RHAT
+
+    d = result.diagnostics
+    rhat, div, draws = float(d["max_rhat"]), int(d["divergences"]), int(d["draws"])
+    strict = bool(np.isfinite(rhat) and rhat <= STRICT_RHAT and div == 0)
+    line = f"max R-hat {rhat:.3f}, {div} divergent of {plural(draws, 'draw')}"
+    problems = [] if result.converged else [f"not converged ({line})"]
+    if not result.fits:
+        problems.append(f"the model does not reproduce the data ({result.ppc.message.rsplit(':', 1)[0].strip()})")
+    if problems:
+        status = "not converged" if not result.converged else "converged, but the model does not reproduce the data"
+        status += ", and the model does not reproduce the data" if not (result.converged or result.fits) else ""
+        caveat = "; ".join(problems) + ": do not use clinically"
+    elif not strict:
+        status = f"converged by the loose thresholds only (R-hat <= {MAX_RHAT})"
+        caveat = (
+            f"not converged by the strict check (R-hat <= {STRICT_RHAT}, no divergent transition; {line}): run "
+            "longer (--warmup, --samples) before any clinical use"
+        )
+    else:
+        status, caveat = "converged", None
+    return {
+        "status": status,
+        "converged": result.converged,
+        "strict": strict,
+        "fits": result.fits,
+        "summary": line,
+        "caveat": caveat,
+    }
+
+
 def _report(result, summary: dict, out: Path) -> None:
-    """The run's outcome in a few printed lines."""
-    diag, predicted = result.diagnostics, summary["predicted_ez"]
+    """The run's outcome in a few printed lines; the ranking and any recommendation come with the convergence
+    status, and with the caveat when a check fails."""
+    diag, predicted, conv = result.diagnostics, summary["predicted_ez"], summary["convergence"]
     top = ", ".join(f"{r['label']} ({r['index']}): {r['probability']:.2f}" for r in result.ranking[:5])
     print(f"most likely epileptogenic: {top}")
     print(result.ppc.message)
@@ -466,15 +583,18 @@ def _report(result, summary: dict, out: Path) -> None:
         f"{diag['divergences']} of {diag['draws']} draws; P(EZ) differs between chains by up to "
         f"{diag['p_ez_chain_spread']:.2f}"
     )
+    print(f"convergence: {conv['caveat'] or conv['status'] + ' (' + conv['summary'] + ')'}")
+    named = ", ".join(f"{result.labels[i]} ({i})" for i in predicted) or "none"
     if summary["resection_recommended"]:
+        caveat = f" ({conv['caveat']})" if conv["caveat"] else f" ({conv['status']})"
         print(
-            f"predicted EZ {predicted}; resecting them: seizure-free in "
-            f"{summary['resection']['seizure_free_probability']:.0%} of posterior draws; {summary['seconds_total']} s; "
-            f"wrote {out}/"
+            f"predicted EZ: {named}; resecting them: seizure-free in "
+            f"{summary['resection']['seizure_free_probability']:.0%} of posterior draws{caveat}; "
+            f"{summary['seconds_total']} s; wrote {out}/"
         )
     else:
         why = result.verdict if not result.trustworthy else "no region is called epileptogenic"
-        print(f"predicted EZ {predicted}; no resection recommended: {why.rstrip('.')}; wrote {out}/")
+        print(f"predicted EZ: {named}; no resection recommended: {why.rstrip('.')}; wrote {out}/")
 
 
 def _load_recording(path: str, bads_text: str):
@@ -534,11 +654,13 @@ def _plot(path: Path, env, post, result, resection, truth, args) -> None:
     pred = np.asarray(post.predict(u_mean))
     order = np.argsort(-(np.asarray(env).max(0) - np.asarray(env).min(0)))[:4]
     t = np.arange(env.shape[0]) + 1
+    names = list(getattr(post, "channels", None) or [])
     for k in order:
-        (line,) = a.plot(t, np.asarray(env)[:, k], ".", ms=4)
+        (line,) = a.plot(t, np.asarray(env)[:, k], ".", ms=4, label=names[k] if k < len(names) else f"channel {k}")
         a.plot(t, pred[:, k], "-", color=line.get_color())
+    a.legend(fontsize=7, loc="best")
     a.set(
-        title="data (dots) and fit at the posterior mean (lines), 4 channels",
+        title=f"data (dots) and fit at the posterior mean (lines), {plural(len(order), 'channel')}",
         xlabel="window (the model's time: window x period x time scale, ms)",
         ylabel=what,
     )
@@ -552,16 +674,43 @@ def _plot(path: Path, env, post, result, resection, truth, args) -> None:
         a.plot(np.arange(n), truth["x0"], "x", color="tab:blue", ms=4, label="truth")
         a.legend(loc="lower right")
     a.axhline(vep.X0_CRITICAL, color="k", lw=0.8, ls="--")
-    a.set(title="posterior of x0 per region (5-95 %); dashed: X0_CRITICAL", xlabel="region", ylabel="x0")
+    a.set(
+        title="posterior of x0 per region (5-95 %); dashed: X0_CRITICAL", xlabel="region", ylabel="x0 (dimensionless)"
+    )
+    _region_axis(a, result.labels, result.p_ez, args.threshold)
     a = ax[1, 1]
     a.bar(np.arange(n), result.p_ez, color=colors)
+    resected = ", ".join(result.labels[i] for i in resection["resected"]) or "nothing"
     a.set(
-        title=f"P(epileptogenic); resecting {resection['resected']}: seizure-free "
-        f"{resection['seizure_free_probability']:.0%}",
+        title=f"P(epileptogenic); resecting {resected}: seizure-free {resection['seizure_free_probability']:.0%}",
         xlabel="region",
         ylabel="probability",
         ylim=(0, 1.02),
     )
+    _region_axis(a, result.labels, result.p_ez, args.threshold, annotate=True)
+    conv = convergence_status(result)
+    fig.suptitle(f"VEP: {conv['caveat'] or conv['status'] + ' (' + conv['summary'] + ')'}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
     plt.close(fig)
+
+
+def _region_axis(ax, labels, p, threshold: float, annotate: bool = False, top: int = 5) -> None:
+    """Region labels on `ax`'s x axis where they are readable (<= 40 regions); otherwise, with `annotate`, the
+    labels of the regions above `threshold` (at least the `top` most likely) written over their bars."""
+    if label_ticks(ax, labels) or not annotate:
+        return
+    p = np.asarray(p)
+    shown = sorted(set(np.flatnonzero(p > threshold).tolist()) | set(np.argsort(-p, kind="stable")[:top].tolist()))
+    ax.set_ylim(0, 1.3)  # room for the labels over the bars
+    for i in shown:
+        ax.annotate(
+            labels[i],
+            (i, p[i]),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            fontsize=7,
+            rotation=90,
+            va="bottom",
+        )

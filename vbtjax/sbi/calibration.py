@@ -27,7 +27,10 @@ import numpy as np
 from ..files import write_bytes
 from .budget import Budget
 
-__all__ = ["Calibration", "calibrate", "compare_posteriors"]
+__all__ = ["Calibration", "MIN_TESTS", "calibrate", "compare_posteriors"]
+
+MIN_TESTS = 50
+"""Held-out simulations below which :meth:`Calibration.verdict` calls passing checks inconclusive."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,45 @@ class Calibration:
 
     def is_calibrated(self, alpha: float = 0.01, joint: bool = True) -> bool:
         """True unless a test rejects calibration at family-wise level `alpha` (Bonferroni over the chi-square and
-        KS rank tests of every parameter and, with `joint`, the KS test of the joint HPD levels)."""
+        KS rank tests of every parameter and, with `joint`, the KS test of the joint HPD levels).
+
+        These rank tests only: True means "not rejected by them", which says little over few held-out simulations,
+        and nothing about the coverage check (:meth:`coverage_ok`); :meth:`checks` and :meth:`verdict` report
+        both."""
         pvals = [p for d in self.rank_pvalues.values() for p in d.values()] + ([self.hpd_pvalue()] if joint else [])
         return bool(min(pvals) > alpha / len(pvals))
+
+    def coverage_ok(self, prob: float = 0.99) -> bool:
+        """The coverage check: :meth:`max_coverage_error` within :meth:`coverage_band` at `prob` (the numbers
+        ``vbtjax sbi train`` prints side by side)."""
+        return bool(self.max_coverage_error() <= self.coverage_band(prob))
+
+    def checks(self, alpha: float = 0.01) -> dict[str, bool]:
+        """Each check by name, True where it passes: ``rank tests`` (:meth:`is_calibrated` at `alpha`, with the
+        joint HPD levels) and ``coverage`` (:meth:`coverage_ok` at ``1 - alpha``)."""
+        return {"rank tests": self.is_calibrated(alpha), "coverage": self.coverage_ok(1.0 - alpha)}
+
+    def verdict(self, alpha: float = 0.01, min_tests: int = MIN_TESTS) -> str:
+        """One line on the estimator's calibration that never calls it calibrated next to a failing check:
+        ``NOT calibrated: <the failing checks>`` when a check fails; ``inconclusive`` when every check passes over
+        fewer than `min_tests` held-out simulations (too few for the checks to detect much); otherwise ``calibration
+        checks pass``; each with the numbers behind it."""
+        T = self.ranks.shape[0]
+        pvals = [p for d in self.rank_pvalues.values() for p in d.values()] + [self.hpd_pvalue()]
+        ok = self.checks(alpha)
+        err, band = self.max_coverage_error(), self.coverage_band(1.0 - alpha)
+        ranks = f"min rank/HPD test p {min(pvals):.3g} vs {alpha / len(pvals):.2g} (family-wise {alpha:g}, Bonferroni)"
+        coverage = f"max coverage error {err:.3f} vs the {1 - alpha:.0%} band {band:.3f}"
+        failed = [text for text, good in ((ranks, ok["rank tests"]), (coverage, ok["coverage"])) if not good]
+        over = f"over {T} held-out simulation{'s' if T != 1 else ''}"
+        if failed:
+            return f"NOT calibrated: {'; '.join(failed)} ({over})"
+        if T < min_tests:
+            return (
+                f"calibration inconclusive: no check fails ({ranks}; {coverage}), but {T} held-out simulations are too "
+                f"few for the checks to detect much (use --test {min_tests} or more)"
+            )
+        return f"calibration checks pass: {ranks}; {coverage} ({over})"
 
     def summary(self) -> str:
         lines = [
@@ -98,8 +137,9 @@ class Calibration:
         lines.append(
             f"joint (HPD) coverage at 50% / 90%: {self.joint_coverage[i50]:.2f} / {self.joint_coverage[i90]:.2f} "
             f"(KS p {self.hpd_pvalue():.3f}) over {self.ranks.shape[0]} held-out simulations, {self.num_draws} draws "
-            f"each; calibrated at family-wise 1%: {self.is_calibrated()}"
+            "each"
         )
+        lines.append(self.verdict())
         return "\n".join(lines)
 
     def plot(self, path: Any) -> None:
@@ -108,22 +148,26 @@ class Calibration:
 
         D = len(self.names)
         show = min(D, 6)
-        fig = Figure(figsize=(3.2 * (1 + show), 3.2))
+        fig = Figure(figsize=(3.2 * (1 + show), 3.6), layout="constrained")
         axes = fig.subplots(1, 1 + show)
         ax = axes[0]
         ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        band = self.coverage_band(0.99)
+        ax.fill_between([0, 1], [-band, 1 - band], [band, 1 + band], color="0.9", label="99% band")
         for j in range(D):
             ax.plot(self.levels, self.coverage[:, j], color="C0", alpha=0.3 if D > 6 else 0.8)
         ax.plot(self.levels, self.joint_coverage, color="C3", lw=2, label="joint (HPD)")
-        ax.set_xlabel("credibility level")
-        ax.set_ylabel("expected coverage")
+        ax.set(xlabel="credibility level", ylabel="expected coverage", title="coverage", xlim=(0, 1), ylim=(0, 1))
         ax.legend(fontsize=7)
         bins = min(20, self.num_draws + 1)
+        T = self.ranks.shape[0]
         for j in range(show):
-            axes[1 + j].hist(self.ranks[:, j], bins=bins, range=(0, self.num_draws + 1), color="C0")
-            axes[1 + j].set_title(self.names[j], fontsize=8)
-            axes[1 + j].set_xlabel("rank")
-        fig.tight_layout()
+            a = axes[1 + j]
+            a.hist(self.ranks[:, j], bins=bins, range=(0, self.num_draws + 1), color="C0")
+            a.axhline(T / bins, color="k", ls="--", lw=0.8)  # expected count per bin when calibrated
+            a.set_title(f"ranks of {self.names[j]}", fontsize=8)
+            a.set(xlabel=f"rank among {self.num_draws} draws", ylabel="held-out simulations")
+        fig.suptitle(self.verdict(), fontsize=8, wrap=True)
         buf = io.BytesIO()  # rendered in memory, then written atomically: a kill leaves no half-written figure
         fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=100)
         write_bytes(path, buf.getvalue())

@@ -141,6 +141,16 @@ def infer_ez(
         import warnings
 
         warnings.warn(result.verdict, stacklevel=2)
+    elif warn and not (diagnostics["max_rhat"] <= 1.01 and diagnostics["divergences"] == 0):
+        import warnings
+
+        warnings.warn(  # converged by MAX_RHAT and MAX_DIVERGENT, but not by the strict R-hat <= 1.01
+            f"VEP: the chains may not have mixed: max R-hat {diagnostics['max_rhat']:.3f} (strict threshold 1.01), "
+            f"{diagnostics['divergences']} divergent of {diagnostics['draws']} draws; run longer (num_warmup, "
+            "num_samples) before using the ranking clinically.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return result
 
 
