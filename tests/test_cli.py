@@ -205,7 +205,19 @@ def test_x64_gives_float64(small_connectome, tmp_path, capsys):
 
 def test_divergence_is_reported(tmp_path, capsys):
     # SupHopf from TVB's random initial state (|x|, |y| up to 5) is far too stiff for dt = 0.5 ms
-    argv = ["simulate", "--model", "SupHopf", "--dt", "0.5", "--duration", "20", "--out", str(tmp_path / "o")]
+    argv = [
+        "simulate",
+        "--model",
+        "SupHopf",
+        "--preset",
+        "none",
+        "--dt",
+        "0.5",
+        "--duration",
+        "20",
+        "--out",
+        str(tmp_path / "o"),
+    ]
     rc, _, err = run(argv + ["--quiet"], capsys)
     assert rc == 1
     assert "diverged" in err and "--dt" in err and "Traceback" not in err

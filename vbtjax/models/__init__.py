@@ -13,6 +13,9 @@ from .montbrio import MontbrioPazoRoxin as MontbrioPazoRoxin
 from .oscillator import Generic2dOscillator as Generic2dOscillator
 from .oscillator import Kuramoto as Kuramoto
 from .oscillator import SupHopf as SupHopf
+from .presets import PRESETS as PRESETS
+from .presets import Preset as Preset
+from .presets import preset as preset
 from .wilson_cowan import WilsonCowan as WilsonCowan
 from .wong_wang import DecoBalancedExcInh as DecoBalancedExcInh
 from .wong_wang import ReducedWongWang as ReducedWongWang
