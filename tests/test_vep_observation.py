@@ -114,6 +114,10 @@ def test_correlated_power_likelihood_is_the_gaussian_with_shared_noise(conn):
     # the terms are the decorrelated components; they sum to the total, and the fitted envelope is unchanged
     np.testing.assert_allclose(float(jnp.sum(post.pointwise(u))), float(post.log_likelihood_at(u)), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(post.predict(u)).mean(axis=0), env.mean(axis=0), atol=1e-12)
+    # the posterior's noise draws have that covariance (the predictive check draws them)
+    draws = jax.vmap(lambda k: post.noise(u, k))(jax.random.split(jax.random.key(0), 20000))  # (S, T, C)
+    emp = np.cov(np.asarray(draws).reshape(-1, C), rowvar=False)
+    np.testing.assert_allclose(emp, Sigma, atol=0.03 * np.abs(Sigma).max())
     lam, _ = vep.shared_noise_basis(gain, jnp.float64)
     assert 1.0 < float(lam.sum() ** 2 / (lam**2).sum()) < C  # fewer independent contacts than contacts
     with pytest.raises(ValueError, match="noise must be one of"):

@@ -225,10 +225,8 @@ def _predictive(posterior: VEPPosterior, flat: np.ndarray, n_draws: int, key: ja
     their observation noise."""
     pick = np.linspace(0, flat.shape[0] - 1, min(int(n_draws), flat.shape[0])).astype(int)
     u = jnp.asarray(flat[pick])
-    fitted = jax.jit(jax.vmap(lambda v: posterior.predict(v)))(u)
-    sigma = jax.vmap(lambda v: posterior.constrained(v)["sigma"])(u)
-    noise = jax.random.normal(jax.random.fold_in(key, 11), fitted.shape, fitted.dtype)
-    return np.asarray(fitted + sigma[:, None, None] * noise)
+    keys = jax.random.split(jax.random.fold_in(key, 11), u.shape[0])
+    return np.asarray(jax.jit(jax.vmap(lambda v, k: posterior.predict(v) + posterior.noise(v, k)))(u, keys))
 
 
 def _seizing_draws(

@@ -26,18 +26,36 @@ from .network import (
     simulate_power,
     vep_network,
 )
-from .observation import FEATURES, crop_to_cycles, seeg_features, seeg_log_power, signal_kind, silent, window_power
+from .observation import (
+    FEATURES,
+    crop_to_cycles,
+    seeg_features,
+    seeg_log_power,
+    signal_kind,
+    silent,
+    window_power,
+)
 
 NOISE_MODELS = ("correlated", "independent")
 """Observation-noise models of the ``"power"`` feature (:func:`vep_posterior`)."""
 
 
-def shared_noise_basis(gain: Any, dtype: Any = jnp.float32) -> tuple[Array, Array]:
+def shared_noise_basis(gain: Any, dtype: Any = jnp.float32, correlation: Any = None) -> tuple[Array, Array]:
     """``(lam (C,), Q (C, C))``: eigenvalues and eigenvectors of ``R * R`` (element-wise), ``R`` the correlation of
     the contacts' signals when every region contributes the same power (``gain @ gain.T``, normalised). Two contacts
     that see the same regions see the same fluctuations of those regions' power: the log power of contact ``c`` has
     the noise covariance ``tau^2 (R * R) + sigma^2 I`` to first order, which this basis diagonalises. ``lam.sum()**2
-    / (lam**2).sum()`` is the effective number of independent contacts."""
+    / (lam**2).sum()`` is the effective number of independent contacts.
+
+    With `correlation` ``(T, C, C)``, the contacts' signal correlation in each window measured on the recording
+    (:func:`~vbtjax.applications.vep.observation.window_correlation`), ``R`` is that of each window instead:
+    ``lam (T, C)``, ``Q (T, C, C)``. For Gaussian signals the log mean square of ``n`` samples has exactly the
+    covariance ``(2 / n) R * R``; the recording's own ``R`` holds whatever the regions' powers and the sensor noise
+    were in that window, which the equal-power ``R`` does not."""
+    if correlation is not None:
+        R = np.asarray(correlation, dtype=float)
+        lam, Q = np.linalg.eigh(R * R)
+        return jnp.asarray(np.clip(lam, 0.0, None), dtype), jnp.asarray(Q, dtype)
     g = np.asarray(gain, dtype=float)
     cov = g @ g.T
     d = np.sqrt(np.clip(np.diag(cov), np.finfo(float).tiny, None))
@@ -69,6 +87,13 @@ def _contact_terms(obs, net, lat) -> tuple[Array, Array]:
         rc = r - offset
         if basis is None:
             var, sq = sigma**2, jnp.sum(rc**2, 0)
+        elif basis[1].ndim == 3:  # per-window noise covariances (the recording's correlation); offsets at their mean
+            lam, Q = basis
+            var_t = lat["tau"] ** 2 * lam + sigma**2  # (T, C)
+            z = jnp.einsum("tc,tck->tk", rc, Q)
+            ll_t = -0.5 * jnp.log(2 * jnp.pi * var_t) - z**2 / (2 * var_t)
+            var_bar = 1.0 / jnp.mean(1.0 / var_t, axis=0)
+            return jnp.sum(ll_t, 0) + 0.5 * jnp.log(2 * jnp.pi * var_bar) - 0.5 * jnp.log(T), raw + offset
         else:
             lam, Q = basis
             var, sq = lat["tau"] ** 2 * lam + sigma**2, jnp.sum((rc @ Q) ** 2, 0)
@@ -153,6 +178,19 @@ class VEPPosterior(Posterior):
         component of the contacts (:func:`shared_noise_basis`); they sum to :meth:`log_likelihood_at`."""
         return self._terms(u)[0]
 
+    def noise(self, u: Float[Array, " d"], key: jax.Array) -> Float[Array, "T contacts"]:
+        """One draw of the observation noise at ``u``: independent ``N(0, sigma^2)`` per contact, or with correlated
+        noise ``N(0, tau^2 (R * R) + sigma^2 I)`` per window (:func:`shared_noise_basis`)."""
+        x = self.constrained(u)
+        eps = jax.random.normal(key, self.envelope.shape, self.envelope.dtype)
+        if self.noise_basis is None:
+            return x["sigma"] * eps
+        lam, Q = self.noise_basis
+        sd = jnp.sqrt(x["tau"] ** 2 * lam + x["sigma"] ** 2)  # (C,) or (T, C)
+        if Q.ndim == 2:
+            return (sd * eps) @ Q.T
+        return jnp.einsum("tck,tk->tc", Q, sd * eps)
+
     def predict(self, u: Float[Array, " d"]) -> Float[Array, "T contacts"]:
         """The model's envelope at ``u``, with the per-contact offsets (and, for ``"level"``, scales) at their
         posterior mean given ``u``: what the data are compared with."""
@@ -174,6 +212,7 @@ def vep_posterior(
     dtype: Any = jnp.float32,
     cropped_s: tuple[float, float] | None = None,
     noise: str = "correlated",
+    noise_correlation: Any = None,
 ) -> VEPPosterior:
     """The VEP posterior given an SEEG `envelope` ``(T, contacts)`` of the kind `feature` (:func:`seeg_features`) and
     the `gain` ``(contacts, N)`` (mm^-2; rows of a bipolar channel are differences of two contacts' rows).
@@ -237,7 +276,7 @@ def vep_posterior(
     basis = None
     if feature == "power" and noise == "correlated":
         latents["tau"] = Latent(dist.HalfNormal(1.0), Positive(), init=0.2)
-        basis = shared_noise_basis(gain, dtype)
+        basis = shared_noise_basis(gain, dtype, noise_correlation)
     fixed = None
     if time_scale is None or np.ndim(time_scale) == 0:
         fixed = 1.0 if time_scale is None else float(time_scale)
