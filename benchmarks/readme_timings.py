@@ -7,7 +7,7 @@ time) and the load average before and after. On a machine shared with other jobs
 and the CPU time far less, so both are given; a quoted time is compared with the interval
 [CPU / cores, CPU] that an idle machine's wall time would fall in (``fits``), and with the wall time measured.
 
-    python benchmarks/readme_timings.py                      # every entry (~15-25 min on 2 cores)
+    python benchmarks/readme_timings.py                      # every entry (~13 min on 2 idle cores)
     python benchmarks/readme_timings.py --list               # the entries and what the README says
     python benchmarks/readme_timings.py --only bold,demo     # some of them
     python benchmarks/readme_timings.py --json timings.json  # also write the results
