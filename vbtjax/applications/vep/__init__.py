@@ -24,7 +24,16 @@ time axis is the model's, in ms, with one observation window per ``period``):
 """
 
 from ...data.recordings import SEEGRecording
-from .infer import MAX_DIVERGENT, MAX_RHAT, SAMPLERS, VEPResult, infer_ez, vep_twin, virtual_resection
+from .infer import (
+    MAX_DIVERGENT,
+    MAX_RHAT,
+    SAMPLERS,
+    ConvergenceWarning,
+    VEPResult,
+    infer_ez,
+    vep_twin,
+    virtual_resection,
+)
 from .network import (
     DT,
     DURATION,
@@ -120,4 +129,5 @@ __all__ = [
     "vep_problem",
     "NOISE_MODELS",
     "shared_noise_basis",
+    "ConvergenceWarning",
 ]

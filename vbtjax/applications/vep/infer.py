@@ -3,6 +3,7 @@ resection, and the patient's twin."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,11 @@ MAX_RHAT = 1.05
 """Largest rank-normalised split R-hat over all sampled values for a run to count as converged."""
 MAX_DIVERGENT = 0.01
 """Largest fraction of divergent transitions for a run to count as converged."""
+
+
+class ConvergenceWarning(UserWarning):
+    """:func:`infer_ez`'s result should not be used as it is: chains that disagree, divergent transitions, or a
+    model that does not reproduce the data."""
 
 
 def infer_ez(
@@ -138,17 +144,13 @@ def infer_ez(
         ppc=ppc,
     )
     if warn and not result.trustworthy:
-        import warnings
-
-        warnings.warn(result.verdict, stacklevel=2)
+        warnings.warn(result.verdict, ConvergenceWarning, stacklevel=2)
     elif warn and not (diagnostics["max_rhat"] <= 1.01 and diagnostics["divergences"] == 0):
-        import warnings
-
         warnings.warn(  # converged by MAX_RHAT and MAX_DIVERGENT, but not by the strict R-hat <= 1.01
             f"VEP: the chains may not have mixed: max R-hat {diagnostics['max_rhat']:.3f} (strict threshold 1.01), "
             f"{diagnostics['divergences']} divergent of {diagnostics['draws']} draws; run longer (num_warmup, "
             "num_samples) before using the ranking clinically.",
-            RuntimeWarning,
+            ConvergenceWarning,
             stacklevel=2,
         )
     return result
