@@ -29,6 +29,8 @@ from .observation import monitors as monitors
 from .observation.export import OutputInfo as OutputInfo
 from .simulation import delays as delays
 from .simulation import solvers as solvers
+from .simulation.health import Health as Health
+from .simulation.health import assess as assess
 from .simulation.simulate import NonFiniteError as NonFiniteError
 from .simulation.simulate import NonFiniteWarning as NonFiniteWarning
 from .simulation.simulate import SimulationWarning as SimulationWarning

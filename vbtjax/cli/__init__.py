@@ -15,7 +15,9 @@ Exit codes: 0 success; 2 bad input: a bad command-line value, or a file given th
 or not what it should be, a ``--resume`` whose settings differ from the checkpoint's, a run too large for the
 memory (each reported in one line, ``vbtjax CMD: error: ...``, no traceback); 1 the run itself failed (e.g. the
 simulation diverged, the disk is full) or an internal error (one line, and the traceback is written to a file whose
-path the line gives; ``VBTJAX_DEBUG=1`` shows it instead); 130 interrupted.
+path the line gives; ``VBTJAX_DEBUG=1`` shows it instead); 3 the run finished but its result is not meaningful
+(``vbtjax simulate``'s health check found degenerate dynamics: the outputs are written, the line says what to
+change; ``--no-check`` exits 0); 130 interrupted.
 """
 
 from __future__ import annotations

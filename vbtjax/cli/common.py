@@ -167,8 +167,9 @@ def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     return files.write_bytes(path, buf.getvalue())
 
 
-def fc_panel(fig, ax, fc, title: str) -> None:
-    """An FC matrix (diagonal omitted) on a symmetric colour scale, with its colour bar."""
+def fc_panel(fig, ax, fc, title: str, labels=None) -> None:
+    """An FC matrix (diagonal omitted) on a symmetric colour scale, with its colour bar; the axes are ticked with the
+    region `labels` when given (all of them up to 40 regions, every k-th beyond), else with region indices."""
     off = np.array(fc, dtype=float)
     np.fill_diagonal(off, np.nan)
     finite = np.isfinite(off)
@@ -176,8 +177,18 @@ def fc_panel(fig, ax, fc, title: str) -> None:
     vmax = min(1.0, vmax) if vmax > 0 else 1.0
     im = ax.imshow(off, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
     ax.set_title(title)
-    ax.set_xlabel("region index")
-    ax.set_ylabel("region index")
+    n = off.shape[0]
+    if labels is not None and len(labels) == n and n > 0:
+        every = max(1, int(np.ceil(n / 40)))
+        ticks = np.arange(0, n, every)
+        size = "small" if n <= 20 else 6
+        ax.set_xticks(ticks, [str(labels[i]) for i in ticks], rotation=90, fontsize=size)
+        ax.set_yticks(ticks, [str(labels[i]) for i in ticks], fontsize=size)
+        ax.set_xlabel("region" if every == 1 else f"region (one label per {every} regions)")
+        ax.set_ylabel("region")
+    else:
+        ax.set_xlabel("region index")
+        ax.set_ylabel("region index")
     cbar = fig.colorbar(im, ax=ax, shrink=0.85)
     cbar.set_label("Pearson correlation (dimensionless)")
 

@@ -375,6 +375,7 @@ def plot_bold(path: Path, ts, ys, fc, sc_fc_r, t_discard, setup) -> None:
         fc,
         f"BOLD functional connectivity, {sc}\n(first {t_discard / 1000:.3g} s discarded: {n_used} TRs; "
         "diagonal omitted)",
+        labels=setup.get("labels"),
     )
     _suptitle(fig, setup)
     save_figure(fig, path, dpi=110)
@@ -450,7 +451,7 @@ def plot_regions(path: Path, ts, x, fc, t_discard, setup) -> None:
     ax_ts.set_xlim(0, setup["duration"])
 
     sc = sc_fc_correlation(np.asarray(setup["connectome"].weights), fc)
-    fc_panel(fig, ax_fc, fc, f"FC of {svar}, SC-FC r = {sc:.2f}\n(t > {t_discard:g} ms, diagonal omitted)")
+    fc_panel(fig, ax_fc, fc, f"FC of {svar}, SC-FC r = {sc:.2f}\n(t > {t_discard:g} ms, diagonal omitted)", labels=setup.get("labels"))
     fig.suptitle(
         f"{setup['connectome_source']}, {a.coupling} a={fmt(setup['coupling_strength'])}, "
         f"speed {setup['speed']:g} mm/ms, noise nsig={fmt_list(setup['nsig'])}, dt={setup['dt']:g} ms, "

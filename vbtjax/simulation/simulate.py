@@ -102,7 +102,8 @@ class Solution(eqx.Module):
       ``jax.vmap`` and ``jax.grad``.
 
     **Exports:** :meth:`to_xarray` (labelled ``xarray`` objects), :meth:`to_mne` (an ``mne.io.RawArray`` of an
-    EEG/MEG/SEEG output) and :meth:`plot` (a matplotlib figure).
+    EEG/MEG/SEEG output) and :meth:`plot` (a matplotlib figure). :meth:`health` checks that the output is meaningful
+    (not diverged, at a fixed point, collapsed or in lockstep) before you compute an FC from it.
     """
 
     ts: PyTree[Float[Array, " T"]]
@@ -144,6 +145,15 @@ class Solution(eqx.Module):
         from ..observation.export import plot
 
         return plot(self, which, **kwargs)
+
+    def health(self, which: Any = None, **kwargs):
+        """Is one output meaningful? A :class:`~vbtjax.simulation.health.Health` (``bool(h)``, ``h.problems``,
+        ``h.suggestion``, ``h.message()``) flagging NaN/inf, blow-up, a fixed point, flat channels, collapse,
+        saturation or a uniform FC; keywords (`transient` in ms, `variable`, `bounds`, `check_fc`, ...) as in
+        :func:`vbtjax.simulation.health.assess`. Call it on a concrete Solution, outside ``jax.jit``."""
+        from .health import assess
+
+        return assess(self, which=which, **kwargs)
 
 
 def is_monitor(x) -> bool:

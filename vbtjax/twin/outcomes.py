@@ -95,6 +95,7 @@ class TimeAverage(AbstractOutcome):
 
 
 OUTCOMES = {"fc": FC, "seizure": Seizes, "mean": TimeAverage}
+"""The outcomes by name, as ``vbtjax whatif --outcome NAME`` and :func:`outcome_by_name` take them."""
 
 
 def outcome_by_name(name: str, **kwargs) -> AbstractOutcome:
