@@ -15,14 +15,46 @@ import pytest  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).parent))
 
-SHARED = Path(os.environ.get("VBTJAX_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+
+# ------------------------------------------------------------------------------------------ reference data
+# The shared folder (HCP data, TVB reference runs) is found in one place: ``VBTJAX_SHARED``, else ``../shared``
+# beside the repository. A test whose reference data are missing skips on a developer's machine, but fails in CI
+# (``CI`` set to ``true`` or ``1``, as GitHub Actions and most CI services do): there a skip would pass silently.
+
+
+def shared_root() -> Path:
+    """The shared folder: ``$VBTJAX_SHARED`` if set, else ``../shared`` beside the repository."""
+    env = os.environ.get("VBTJAX_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
+
+
+SHARED = shared_root()
+
+
+def in_ci() -> bool:
+    """True when the environment variable ``CI`` is ``true`` or ``1`` (case-insensitive)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def require(path: Path | str, how: str) -> Path:
+    """`path` if it exists; else skip the test, or fail it under CI (:func:`in_ci`). `how` says how to provide it."""
+    path = Path(path)
+    if not path.exists():
+        msg = f"reference data missing: {path} ({how})"
+        if in_ci():
+            pytest.fail(f"{msg}; CI=true turns a missing reference into a failure", pytrace=False)
+        pytest.skip(msg)
+    return path
+
+
+def shared_path(*parts: str) -> Path:
+    """``SHARED / parts`` via :func:`require`: skips (fails in CI) when missing."""
+    return require(shared_root().joinpath(*parts), "set VBTJAX_SHARED to the shared folder")
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    if not SHARED.exists():
-        pytest.skip(f"shared data not found at {SHARED} (set VBTJAX_SHARED)")
-    return SHARED
+    return shared_path()
 
 
 # Files whose tests take minutes (measured with --durations), slowest first. The tests marked ``slow`` run first,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.integrate
 import scipy.special
+from conftest import require
 
 import vbtjax as vbt
 from vbtjax import monitors as vm
@@ -271,9 +272,7 @@ def test_kernels_equal_tvb_formulas():
 
 @pytest.fixture(scope="module")
 def golden():
-    if not GOLDEN.exists():
-        pytest.skip("tests/golden/Bold_G2D.npz missing (run tests/golden/make_bold_golden.py)")
-    return dict(np.load(GOLDEN))
+    return dict(np.load(require(GOLDEN, "run tests/golden/make_bold_golden.py")))
 
 
 KERNELS = {

@@ -4,20 +4,17 @@ jax.config.update("jax_enable_x64", True)
 
 import bz2  # noqa: E402
 import zipfile  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import scipy.io  # noqa: E402
+from conftest import shared_path  # noqa: E402
 
 from vbtjax.connectome import Connectome  # noqa: E402
 from vbtjax.datasets import TVB_CONNECTOME_SIZES, tvb_connectome  # noqa: E402
 from vbtjax.files import FileReadError  # noqa: E402
-
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "MontbrioPazoRoxin.npz"
-HCP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hcp"
 
 W = np.array([[0.0, 2.0, -1.0], [4.0, 1.0, 0.0], [0.5, 0.0, 0.0]])
 L = np.array([[0.0, 10.0, 20.0], [10.0, 0.0, 30.0], [20.0, 30.0, 0.0]])
@@ -51,9 +48,7 @@ def centres_text() -> str:
 
 
 def test_tvb76_matches_reference():
-    if not REFERENCE.exists():
-        pytest.skip(f"{REFERENCE} not present")
-    ref = np.load(REFERENCE)
+    ref = np.load(shared_path("reference", "MontbrioPazoRoxin.npz"))
     conn = tvb_connectome(76)
     assert conn.weights.dtype == jnp.float64
     np.testing.assert_array_equal(np.asarray(conn.weights), ref["weights"])
@@ -111,9 +106,8 @@ def test_npz_tract_lengths_key(tmp_path):
 
 
 def test_hcp_mat_pair():
-    struct = HCP / "101309" / "structural"
-    if not (struct / "DTI_CM.mat").exists():
-        pytest.skip(f"{struct} not present")
+    struct = shared_path("data", "hcp", "101309", "structural")
+    shared_path("data", "hcp", "101309", "structural", "DTI_LEN.mat")
     conn = Connectome.from_file(struct / "DTI_CM.mat", lengths=struct / "DTI_LEN.mat")
     assert conn.n_regions == 94
     np.testing.assert_array_equal(conn.weights, scipy.io.loadmat(struct / "DTI_CM.mat")["sc"])

@@ -15,6 +15,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from _model_checks import assert_per_region_equals_scalar
+from conftest import require
 
 import vbtjax as vbt  # noqa: E402
 from vbtjax.models import (  # noqa: E402
@@ -59,10 +60,7 @@ TVB_DEFAULTS_OF_OVERRIDES = {
 
 
 def _load(name):
-    path = GOLDEN / f"{name}.npz"
-    if not path.exists():
-        pytest.skip(f"{path} not available (run tests/golden/make_golden.py)")
-    return np.load(path)
+    return np.load(require(GOLDEN / f"{name}.npz", "run tests/golden/make_golden.py"))
 
 
 def _ref_params(d):

@@ -4,17 +4,15 @@ jax.config.update("jax_enable_x64", True)
 
 import json  # noqa: E402
 import math  # noqa: E402
-import pathlib  # noqa: E402
 
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from _model_checks import assert_per_region_equals_scalar  # noqa: E402
+from conftest import shared_path  # noqa: E402
 
 from vbtjax.models import Epileptor, Generic2dOscillator, JansenRit, Kuramoto, SupHopf  # noqa: E402
-
-REFERENCE = pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference"  # ../shared from the repo root
 
 # reference file -> (model class, parameters the run sets away from TVB's default: README.md / CONVENTIONS.md §7)
 RUNS = {
@@ -31,10 +29,7 @@ TVB_DEFAULTS_OF_OVERRIDES = {"Generic2dOscillator": {"a": -2.0}, "SupHopf": {"a"
 
 
 def _load(run):
-    path = REFERENCE / f"{run}.npz"
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    return np.load(path)
+    return np.load(shared_path("reference", f"{run}.npz"))
 
 
 def _ref_params(d):

@@ -4,12 +4,12 @@ jax.config.update("jax_enable_x64", True)
 
 import json  # noqa: E402
 import math  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import shared_path  # noqa: E402
 
 from vbtjax.models import (  # noqa: E402
     LarterBreakspear,
@@ -17,10 +17,6 @@ from vbtjax.models import (  # noqa: E402
     ReducedWongWangExcInh,
     WilsonCowan,
 )
-
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
-if not REF.is_dir():
-    REF = Path("/work/shared/reference")
 
 MODELS = [ReducedWongWang, ReducedWongWangExcInh, WilsonCowan, LarterBreakspear]
 
@@ -31,10 +27,7 @@ def dfun(model, state, coupling):
 
 
 def _ref(cls):
-    path = REF / f"{cls.__name__}.npz"
-    if not path.exists():
-        pytest.skip(f"reference file {path} not available")
-    return np.load(path)
+    return np.load(shared_path("reference", f"{cls.__name__}.npz"))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 import vbtjax as vbt
 from vbtjax import sensors as vs
 
-tvb_data = pytest.importorskip("tvb_data")
+import tvb_data  # noqa: E402  (a dependency: its absence is a failure, not a skip)
 SENSOR_DIR = importlib.resources.files("tvb_data") / "sensors"
 
 
