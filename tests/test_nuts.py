@@ -126,6 +126,16 @@ def test_correlated_gaussian_moments():
         se = p.std(ddof=1) / np.sqrt(ess_bulk(p))
         assert_within(p.mean(), se, COV[i, j], what=f"cov[{i},{j}]")
     assert np.all(res.summary()["u"]["rhat"] < 1.02)
+    # negative control: the same checks reject a mean 0.25 sd off and a variance 25 % off (the Monte Carlo error
+    # bars from the ESS are narrow enough to see errors of that size)
+    sd = np.sqrt(np.diag(COV))
+    for i in range(2):
+        m, _, se_m, _ = mean_sd_mcse(x[..., i])
+        with pytest.raises(AssertionError, match="Monte Carlo SE away"):
+            assert_within(m, se_m, MU[i] + 0.25 * sd[i], what=f"mean[{i}] (shifted)")
+        p = (x[..., i] - MU[i]) ** 2
+        with pytest.raises(AssertionError, match="Monte Carlo SE away"):
+            assert_within(p.mean(), p.std(ddof=1) / np.sqrt(ess_bulk(p)), 1.25 * COV[i, i], what=f"var[{i}] (x1.25)")
     # the adapted diagonal inverse mass matrix estimates the marginal variances
     np.testing.assert_allclose(np.asarray(res.inverse_mass_matrix).mean(0), np.diag(COV), rtol=0.35)
 

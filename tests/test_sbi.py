@@ -120,6 +120,132 @@ def _gaussian_problem(n, seed=0):
     return prior, sbi.Budget(th, th, x, prior.names, prior.shapes), A, S
 
 
+# ------------------------------------------------------------------------------- negative controls of calibration
+class _Gaussian(eqx.Module):
+    """An estimator with NPE's interface (``sample``, ``log_prob``, ``u_mean``) whose ``q(u | x)`` is Gaussian:
+    the exact posterior of :func:`_gaussian_problem` with its standard deviations times `scale` and its mean moved by
+    `shift` marginal posterior sds. ``scale=1, shift=0`` is the true posterior (calibrated by construction)."""
+
+    A: jax.Array
+    S: jax.Array
+    scale: jax.Array
+    shift: jax.Array
+
+    @property
+    def u_mean(self):
+        return jnp.zeros(2)
+
+    def mean(self, x):
+        return jnp.asarray(x) @ self.A @ self.S / 0.25 + self.shift * jnp.sqrt(jnp.diag(self.S))
+
+    def sample(self, key, x, n):
+        chol = jnp.linalg.cholesky(self.S) * self.scale
+        return self.mean(x) + jax.random.normal(key, (n, 2)) @ chol.T
+
+    def log_prob(self, u, x):
+        cov = self.S * self.scale**2
+        r = u - self.mean(x)
+        maha = jnp.sum(r * jnp.linalg.solve(cov, r[..., None])[..., 0], axis=-1)
+        return -0.5 * maha - 0.5 * jnp.linalg.slogdet(cov)[1] - jnp.log(2 * jnp.pi)
+
+
+def _estimator(A, S, scale=1.0, shift=(0.0, 0.0)):
+    return _Gaussian(jnp.asarray(A), jnp.asarray(S), jnp.asarray(scale), jnp.asarray(shift))
+
+
+def _expected_coverage(levels, scale, shift):
+    """Coverage of central intervals of ``N(mu + shift sd, (scale sd)^2)`` for truths ``~ N(mu, sd^2)``:
+    ``Phi(shift + scale q) - Phi(shift - scale q)``, q the interval's half-width in sds. ``(K,)``."""
+    from scipy.stats import norm
+
+    q = norm.ppf(0.5 + np.asarray(levels) / 2)
+    return norm.cdf(shift + scale * q) - norm.cdf(shift - scale * q)
+
+
+def _expected_joint_coverage(levels, scale, shift, S):
+    """Share of truths whose HPD level is at most ``alpha`` for the Gaussian estimator: with the truth's squared
+    Mahalanobis distance under ``q`` a scaled non-central chi-square (2 dof; non-centrality from the shift),
+    ``P(M_truth <= -2 log(1 - alpha))`` (draws of ``q`` have ``M ~ chi2_2``, whose CDF is ``1 - exp(-M/2)``)."""
+    from scipy.stats import ncx2
+
+    sd = np.sqrt(np.diag(S))
+    delta = np.linalg.solve(np.linalg.cholesky(S), np.asarray(shift) * sd) / scale  # whitened shift under q
+    m = -2.0 * np.log1p(-np.asarray(levels))
+    return ncx2.cdf(m * scale**2, 2, float(delta @ delta) * scale**2)
+
+
+@pytest.mark.parametrize(
+    "scale, shift, kind",
+    [(1.0, (0.0, 0.0), "exact"), (0.5, (0.0, 0.0), "over-confident"), (1.0, (1.0, -1.0), "biased"),
+     (2.0, (0.0, 0.0), "over-dispersed")],
+    ids=["exact", "over-confident", "biased", "over-dispersed"],
+)  # fmt: skip
+def test_calibration_accepts_the_true_posterior_and_rejects_distorted_ones(scale, shift, kind):
+    """Negative controls of :func:`sbi.calibrate` and its verdict, on the analytic posterior of the linear Gaussian
+    model (no training): the true posterior passes every check; an over-confident one (sds halved), a biased one
+    (means moved by one posterior sd) and an over-dispersed one (sds doubled) fail them. The statistics themselves
+    are checked against their exact values (coverage ``Phi(shift + scale q) - Phi(shift - scale q)``, joint coverage
+    from a non-central chi-square), so a ``calibrate`` that reported uniform ranks or nominal coverage whatever the
+    estimator would fail here. 1000 held-out simulations: the 99% band of a coverage estimate is 0.041."""
+    from scipy.stats import norm
+
+    prior, budget, A, S = _gaussian_problem(1000, seed=1)
+    est = _estimator(A, S, scale, shift)
+    cal = sbi.calibrate(est, prior, budget, key=jax.random.key(5), num_draws=200)
+    band = cal.coverage_band(0.99)
+    assert 0.04 < band < 0.042
+    for j in range(2):
+        np.testing.assert_allclose(cal.coverage[:, j], _expected_coverage(cal.levels, scale, shift[j]), atol=band)
+    np.testing.assert_allclose(cal.joint_coverage, _expected_joint_coverage(cal.levels, scale, shift, S), atol=band)
+    # ranks: share of truths below 5% of the draws is Phi(shift + scale z_0.05)
+    low = np.mean(cal.ranks < 0.05 * cal.num_draws, axis=0)
+    np.testing.assert_allclose(low, norm.cdf(np.asarray(shift) + scale * norm.ppf(0.05)), atol=0.035)
+    # z-scores (mean - truth) / sd: mean shift / scale, sd 1 / scale
+    np.testing.assert_allclose(cal.z.mean(0), np.asarray(shift) / scale, atol=4 / scale / np.sqrt(1000))
+    np.testing.assert_allclose(cal.z.std(0), 1 / scale, rtol=0.1)
+    checks = cal.checks(0.01)
+    if kind == "exact":
+        assert checks == {"rank tests": True, "coverage": True}, cal.summary()
+        assert cal.verdict().startswith("calibration checks pass"), cal.verdict()
+    else:
+        assert checks == {"rank tests": False, "coverage": False}, cal.summary()
+        assert cal.verdict().startswith("NOT calibrated"), cal.verdict()
+        assert cal.max_coverage_error() > 3 * band
+        assert min(p for d in cal.rank_pvalues.values() for p in d.values()) < 1e-6
+
+
+def test_calibration_over_few_simulations_is_inconclusive_or_rejects():
+    """Below MIN_TESTS held-out simulations the true posterior is called inconclusive, not calibrated; a grossly
+    over-confident estimator (sds / 4) is rejected even there."""
+    prior, budget, A, S = _gaussian_problem(30, seed=2)
+    good = sbi.calibrate(_estimator(A, S), prior, budget, key=jax.random.key(0), num_draws=100)
+    assert good.verdict().startswith("calibration inconclusive"), good.verdict()
+    bad = sbi.calibrate(_estimator(A, S, 0.25), prior, budget, key=jax.random.key(0), num_draws=100)
+    assert bad.verdict().startswith("NOT calibrated"), bad.verdict()
+
+
+class _Distorted(eqx.Module):
+    """A trained NPE made over-confident (draws pulled towards the analytic posterior mean by `scale`) or biased
+    (moved by `shift`, unconstrained units): ``q'(u | x)`` is the transformed flow's exact density."""
+
+    npe: eqx.Module
+    centre: _Gaussian
+    scale: float = eqx.field(static=True)
+    shift: jax.Array
+
+    @property
+    def u_mean(self):
+        return self.npe.u_mean
+
+    def sample(self, key, x, n):
+        m = self.centre.mean(x)
+        return m + self.scale * (self.npe.sample(key, x, n) - m) + self.shift
+
+    def log_prob(self, u, x):
+        m = self.centre.mean(x)
+        return self.npe.log_prob(m + (u - self.shift - m) / self.scale, x) - 2 * jnp.log(self.scale)
+
+
 def test_npe_matches_the_analytic_posterior_and_is_calibrated(tmp_path):
     prior, budget, A, S = _gaussian_problem(2500)
     train, test = budget.split(300)
@@ -141,6 +267,19 @@ def test_npe_matches_the_analytic_posterior_and_is_calibrated(tmp_path):
     assert cal.is_calibrated(0.01), cal.summary()
     assert np.all(np.abs(cal.z.mean(0)) < 0.3) and np.all(np.abs(cal.z.std(0) - 1) < 0.25)
     assert np.all(np.median(cal.shrinkage, 0) > 0.7)  # the data are informative: shrinkage 1 - diag(S) ~ 0.8
+    assert cal.checks(0.01) == {"rank tests": True, "coverage": True}, cal.summary()
+    # negative controls: the same trained flow made over-confident (sds x 0.6) or biased (means + 1 sd) is rejected
+    # by the same checks that accept it; expected largest marginal coverage errors 0.24 and 0.21, against a band of
+    # 0.074
+    centre = _estimator(A, S)
+    for kind, scale, shift in (("over-confident", 0.6, (0.0, 0.0)), ("biased", 1.0, np.sqrt(np.diag(S)))):
+        bad = sbi.calibrate(
+            _Distorted(npe, centre, scale, jnp.asarray(shift, jnp.float32)), prior, test, key=jax.random.key(1),
+            num_draws=100,
+        )  # fmt: skip
+        assert not any(bad.checks(0.01).values()), (kind, bad.summary())
+        assert bad.verdict().startswith("NOT calibrated"), (kind, bad.verdict())
+        assert bad.max_coverage_error() > 2 * cal.coverage_band(0.99), (kind, bad.summary())
     cal.plot(tmp_path / "cal.png")
     assert (tmp_path / "cal.png").read_bytes()[:4] == b"\x89PNG"
     # save / load: the same draws, the prior restored

@@ -68,7 +68,16 @@ def test_vep_simulate_resume_train_infer(small_vep_connectome, tmp_path, capsys)
     for f in ("calibration.json", "calibration.png", "training.png", "train.json", "npe/npe.json"):
         assert (out / f).is_file(), f
     cal = json.loads((out / "calibration.json").read_text())
-    assert cal["n_test"] == 100 and len(cal["names"]) == 9 and 0 <= cal["joint_coverage_90"] <= 1
+    assert cal["n_test"] == 100 and len(cal["names"]) == 9
+    # the file agrees with itself: the 90 % figure is read off the coverage curve, the error is the curve's worst,
+    # and the verdict follows the checks
+    levels, joint = np.asarray(cal["levels"]), np.asarray(cal["joint_coverage"])
+    assert cal["joint_coverage_90"] == pytest.approx(joint[np.argmin(np.abs(levels - 0.9))])
+    per = np.array(list(cal["coverage"].values()))  # (parameters, levels)
+    worst = max(np.max(np.abs(per - levels)), np.max(np.abs(joint - levels)))
+    assert cal["max_coverage_error"] == pytest.approx(worst)
+    assert cal["checks"]["coverage"] == (cal["max_coverage_error"] <= cal["coverage_band_99"])
+    assert cal["verdict"].startswith("NOT calibrated") == (not all(cal["checks"].values()))
     npe, prior, info = vbt.sbi.load_npe(out / "npe")
     assert prior.names == ("x0", "K") and info["description"]["problem"] == "vep"
     assert npe.n_members == 2 and npe.x_proj.shape == (npe.x_mean.shape[0], 32)

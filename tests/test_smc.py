@@ -127,6 +127,14 @@ def test_log_evidence_detects_a_wrong_likelihood_scale(linear_data, linear_run):
     se = le.std(ddof=1) / np.sqrt(le.size)
     assert abs(le.mean() - log_z) > 2 * T999[7] * se, (le.mean(), log_z, se)  # rejected, with a margin of 2
     t_test(le, log_z_wrong, "log evidence of the wrong model")
+    # the posterior check of test_conjugate_posterior_mean_and_sd rejects this wrong model's posterior sds (30 %
+    # wider, as its noise) against the true posterior's, and accepts them against its own analytic posterior
+    _, cov, _ = analytic(X, y, SIGMA)
+    _, cov_wrong, _ = analytic(X, y, 1.3 * SIGMA)
+    sds = np.asarray(res.samples["theta"]).std(axis=1, ddof=1)
+    with pytest.raises(AssertionError, match="posterior sd"):
+        t_test(sds, np.sqrt(np.diag(cov)), "posterior sd")
+    t_test(sds, np.sqrt(np.diag(cov_wrong)), "posterior sd of the wrong model")
 
 
 def test_result_layout_weights_and_paths(linear_run):
