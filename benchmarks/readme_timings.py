@@ -15,14 +15,14 @@ and the CPU time far less, so both are given; a quoted time is compared with the
 Entries (README.md quote in brackets; "-" where the README quotes no time):
 
   simulate        ``vbtjax simulate``: the set-up's main job, 4 s of the 76-region network at dt = 0.01 ms [-]
-  bold            ``vbtjax simulate --monitor bold``: 60 s of BOLD ["~1 min on 2 cores"]
+  bold            ``vbtjax simulate --monitor bold``: 60 s of BOLD ["~30 s on 2 cores"]
   demo            ``write_demo`` + ``vbtjax connectome`` on the demo tractogram (2 000 streamlines) [-]
   fit             ``vbtjax fit``: the embedded HCP subject, 40 steps [README: -; docs/inference.md: "about 3 minutes"]
   fit-python      the README's Python ``fit_fc(data, steps=40)`` [-]
-  vep-python      the README's VEP snippet: synthetic patient, ``recording_posterior``, ``infer_ez`` ["~5 min, 2 cores"]
+  vep-python      the README's VEP snippet: synthetic patient, ``recording_posterior``, ``infer_ez`` ["~4 min, 2 cores"]
   vep             ``vbtjax vep --synthetic-ez 12,40 --seed 1`` (docs/getting-started.md) [-]
   structural      ``benchmarks/structural.py --repeats 1``: 10^6 streamlines to a connectome, the .tck end to end
-                  ["a million streamlines in about 8 s"]; only that run is compared, not the file generation
+                  ["a million streamlines in about 3 s"]; only that run is compared, not the file generation
 
 The README's Performance section (0.35-0.45 s for 10 s of the 76-region network, gradients, memory) is measured by
 ``benchmarks/simulate.py``, ``gradient.py`` and ``bold.py`` and is not repeated here.
@@ -97,20 +97,20 @@ def entries() -> list[Entry]:
         Entry(
             "bold",
             [*vbtjax, "simulate", "--monitor", "bold"],
-            "~1 min on 2 cores",
-            60.0,
+            "~30 s on 2 cores",
+            30.0,
             "vbtjax simulate --monitor bold",
         ),
         Entry("demo", [py, "-c", DEMO_SCRIPT, *vbtjax], "", None, "write_demo + vbtjax connectome"),
         Entry("fit", [*vbtjax, "fit"], "docs: about 3 minutes", 180.0, "vbtjax fit (40 steps, embedded subject)"),
         Entry("fit-python", [py, "-c", FIT_SNIPPET], "", None, "README: fit_fc(data, steps=40)"),
-        Entry("vep-python", [py, "-c", VEP_SNIPPET], "~5 min, 2 cores", 300.0, "README: infer_ez (VEP snippet)"),
+        Entry("vep-python", [py, "-c", VEP_SNIPPET], "~4 min, 2 cores", 240.0, "README: infer_ez (VEP snippet)"),
         Entry("vep", [*vbtjax, "vep", "--synthetic-ez", "12,40", "--seed", "1"], "", None, "vbtjax vep --synthetic-ez"),
         Entry(
             "structural",
             [py, str(ROOT / "benchmarks" / "structural.py"), "--repeats", "1", "--json", "structural.json"],
-            "a million streamlines in about 8 s",
-            8.0,
+            "a million streamlines in about 3 s",
+            3.0,
             "10^6 streamlines -> connectome (.tck, end to end)",
         ),
     ]

@@ -8,9 +8,9 @@ so a README command that stops working fails here. Keep the commands there quick
 or this test grows with them. Options are the commands' defaults where possible, so that changes to their units
 (``--tr``, ``--duration``) do not break it.
 
-Timings the README quotes: the BOLD run's ("``--monitor bold`` ... ~1 min") is checked here against the CPU time of
+Timings the README quotes: the BOLD run's ("``--monitor bold`` ... ~30 s") is checked here against the CPU time of
 the command (user + sys, which a busy machine hardly changes, unlike the wall time): the command must not need more
-than twice the quoted time even on one core. The others are too long for CI (the VEP's ~5 min; the million
+than twice the quoted time even on one core. The others are too long for CI (the VEP's ~4 min; the million
 streamlines need a 700 MB file) and are measured by ``benchmarks/readme_timings.py``.
 
 Slow (about 3 minutes of CPU on 2 cores, split over the tests below); still run in CI.

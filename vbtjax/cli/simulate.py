@@ -114,7 +114,7 @@ monitors (--monitor; --period in ms):
             every dt_hemo = {DT_HEMO:g} ms (--dt itself when it does not divide it), sampled at the end of each TR =
             --period (default {DEFAULT_PERIODS["bold"]:g} ms, HCP's TR; a multiple of dt_hemo). Default --duration
             {DEFAULT_DURATIONS["bold"]:g} ms: 83 TRs, of which the first 20 s are discarded before FC (the hemodynamics
-            start at rest and take ~10-20 s to settle), leaving 56 TRs; ~1 min on 2 CPU cores for the default model.
+            start at rest and take ~10-20 s to settle), leaving 56 TRs; ~30 s on 2 CPU cores for the default model.
             Shorter runs discard the first third instead of 20 s. [MPR preset] with bold and bold-hrf the coupling
             strength is a=0.105: at a=0.1 the network falls to the all-down state after ~10-20 s and its BOLD is
             then flat; at a=0.105 ~3/4 of the regions are up, stationary over 60 s, BOLD SC-FC r ~0.3-0.4.
@@ -150,7 +150,7 @@ examples:
   vbtjax simulate --model Generic2dOscillator --preset none --coupling-strength 0.02 --noise 1e-4 --dt 0.05
   vbtjax simulate --connectome my_conn.zip --speed 5 --monitor raw --duration 500
   vbtjax simulate --connectome weights.csv --lengths tract_lengths.csv --normalise region
-  vbtjax simulate --monitor bold                        # 60 s, BOLD + BOLD FC, ~1 min
+  vbtjax simulate --monitor bold                        # 60 s, BOLD + BOLD FC, ~30 s
   vbtjax simulate --monitor bold --period 2s --duration 5min --out bold5min
   vbtjax simulate --monitor eeg --duration 10s
 """
