@@ -108,10 +108,13 @@ def _loop(net, hist, key, solver, monitors, config: LoopConfig):
     hist_c = _buffer_rows(_rows(hist, ctx.cvar, axis=1))
     y0 = hist[-1]
     y_prev0 = hist[-2] if ctx.interp else None
+    # the solver's state: the compensation of the state update below float64 (solvers.compensated_add); Diffrax's own
+    # solvers get made_jump=True every step and keep no state here
+    comp0 = solver.init(NetworkTerm(net.model), 0.0, dt, y0, None) if is_tvb_solver(solver) else None
     chunk = _chunk_fn(ctx, monitors, _block_fn(ctx, _step_fn(ctx)))
     mstates0 = tuple(mon.init(y0[np.asarray(voi)], dt) for mon, voi in zip(monitors, vois, strict=True))
-    carry0 = (y0, y_prev0, jnp.asarray(0, jnp.int32), hist_c, mstates0)
-    (y_final, *_), stacked = _scan_chunks(jax.checkpoint(chunk), carry0, layout)
+    carry0 = ((y0, comp0), y_prev0, jnp.asarray(0, jnp.int32), hist_c, mstates0)
+    ((y_final, _), *_), stacked = _scan_chunks(jax.checkpoint(chunk), carry0, layout)
     return _samples_in_order(stacked, config.qs, layout), y_final
 
 
@@ -171,9 +174,10 @@ def _prepare(net, hist, key, solver, config: LoopConfig) -> tuple[_Loop, Any]:
 
 
 def _step_fn(ctx: _Loop):
-    """One integration step ``((y, y_prev, n), xs) -> ((y1, y_prev1, n + 1), y1)``: the zero-delay edges from the
-    current state, plus the block's delayed input ``xs["gx"]`` (flat) or ``xs["xd"]`` (row-padded), the stimulus and
-    the noise increment; the coupling is held constant over the step (TVB)."""
+    """One integration step ``(((y, comp), y_prev, n), xs) -> (((y1, comp1), y_prev1, n + 1), y1)``: the zero-delay
+    edges from the current state, plus the block's delayed input ``xs["gx"]`` (flat) or ``xs["xd"]`` (row-padded),
+    the stimulus and the noise increment; the coupling is held constant over the step (TVB). ``comp`` is the solver's
+    state (the compensation of a compensated update, or ``None``). Time is ``n dt`` (never accumulated)."""
     net, plan, cvar, interp = ctx.net, ctx.config.plan, ctx.cvar, ctx.interp
     model, cpl, noise, solver = net.model, net.coupling, net.noise, ctx.solver
     dt, T, dtype = plan.dt, ctx.config.layout.n_steps, ctx.dtype
@@ -184,7 +188,7 @@ def _step_fn(ctx: _Loop):
         return jnp.sum(weights * pre_fn(x_j), axis=-1)
 
     def step(carry, xs):
-        y, y_prev, n = carry
+        (y, comp), y_prev, n = carry
         xc = _rows(y, cvar)
         if plan.instant_is_diagonal:  # self-connections only: no gather
             xs_self = xc if not interp else xc + f_diag * (_rows(y_prev, cvar) - xc)
@@ -204,14 +208,15 @@ def _step_fn(ctx: _Loop):
         if "stim" in xs:
             c = (c, xs["stim"])
         t = (n * dt).astype(dtype)
-        drift = NetworkTerm(model)
+        drift = NetworkTerm(model, dt)  # the step itself, not t1 - t0 (rounded in float32)
         terms = drift if noise is None else diffrax.MultiTerm(drift, NoiseTerm(noise, xs["dW"]))
-        y1 = solver.step(terms, t, t + dt, y, c, None, True)[0]
-        if not tvb_solver:
-            y1 = model.bound(y1)
-        if ctx.config.layout.padded:
-            y1 = jnp.where(n < T, y1, y)  # steps past the end (last chunk) leave the state unchanged
-        return (y1, y if interp else None, n + 1), y1
+        if tvb_solver:
+            y1, _, _, comp1, _ = solver.step(terms, t, t + dt, y, c, comp, True)
+        else:
+            y1, comp1 = model.bound(solver.step(terms, t, t + dt, y, c, None, True)[0]), None
+        if ctx.config.layout.padded:  # steps past the end (last chunk) leave the state unchanged
+            y1, comp1 = jax.tree.map(lambda new, old: jnp.where(n < T, new, old), (y1, comp1), (y, comp))
+        return ((y1, comp1), y if interp else None, n + 1), y1
 
     return step
 
@@ -242,8 +247,8 @@ def _interpolate(ctx: _Loop, v, w):
 
 
 def _block_fn(ctx: _Loop, step):
-    """One block of ``K`` steps ``((y, y_prev, n, col0, buf), None) -> (carry, (K, n_svar, N) states)``: the delayed
-    inputs in one gather, the steps, then the block's new states added into its (still zero) buffer columns."""
+    """One block of ``K`` steps ``(((y, comp), y_prev, n, col0, buf), None) -> (carry, (K, n_svar, N) states)``: the
+    delayed inputs in one gather, the steps, then the block's new states added into its (still zero) buffer columns."""
     net, K, dt, dtype = ctx.net, ctx.config.layout.block, ctx.config.plan.dt, ctx.dtype
     model, noise, N = net.model, net.noise, ctx.config.plan.n_regions
     # each step under its own checkpoint: reverse mode keeps only the steps' inputs and recomputes a step within the
@@ -253,36 +258,36 @@ def _block_fn(ctx: _Loop, step):
     step_ckpt = jax.checkpoint(step, prevent_cse=False)
 
     def block(carry, _):
-        y, y_prev, n, col0, buf = carry
+        state, y_prev, n, col0, buf = carry  # state: (y, comp)
         xs = _delayed_inputs(ctx, buf, col0)
         if net.stimulus:
             times = ((n + jnp.arange(K)) * dt).astype(dtype)
             xs["stim"] = jax.vmap(net.stimulus_at)(times)
         if noise is not None:
             xs["dW"] = step_increments(ctx.key, n + jnp.arange(K), (model.n_svar, N), dt, dtype)
-        (y, y_prev, n), ys = jax.lax.scan(step_ckpt, (y, y_prev, n), xs, unroll=ctx.config.layout.unroll)
+        (state, y_prev, n), ys = jax.lax.scan(step_ckpt, (state, y_prev, n), xs, unroll=ctx.config.layout.unroll)
         new = _buffer_rows(_rows(ys, ctx.cvar, axis=1))
         # columns col0 .. col0 + K - 1 are still zero: adding writes them, and transposes without zeroing (see top)
         buf = jax.lax.scatter_add(
             buf, col0[None, None], new[None], _WRITE_COLUMNS, indices_are_sorted=True, unique_indices=True
         )
-        return (y, y_prev, n, col0 + K, buf), ys
+        return (state, y_prev, n, col0 + K, buf), ys
 
     return block
 
 
 def _chunk_fn(ctx: _Loop, monitors, block):
-    """One chunk ``((y, y_prev, n, hist_c, monitor states), c_index) -> (carry, monitor outputs)``: a linear delay
-    buffer of the last ``H`` states plus the chunk's ``L`` zero columns, its blocks, and the monitors' update."""
+    """One chunk ``(((y, comp), y_prev, n, hist_c, monitor states), c_index) -> (carry, monitor outputs)``: a linear
+    delay buffer of the last ``H`` states plus the chunk's ``L`` zero columns, its blocks, and the monitors' update."""
     layout, H, dt = ctx.config.layout, ctx.config.plan.horizon, ctx.config.plan.dt
     L, C = layout.chunk_len, layout.blocks_per_chunk
 
     def chunk(carry, c_index):
-        y, y_prev, n, hist_c, mstates = carry
+        state, y_prev, n, hist_c, mstates = carry
         n_start = n
         buf = jnp.concatenate([hist_c, jnp.zeros((hist_c.shape[0], L), hist_c.dtype)], axis=1)
         col0 = jnp.asarray(H, jnp.int32)
-        (y, y_prev, n, _, buf), ys = jax.lax.scan(block, (y, y_prev, n, col0, buf), None, length=C)
+        (state, y_prev, n, _, buf), ys = jax.lax.scan(block, (state, y_prev, n, col0, buf), None, length=C)
         hist_c = buf[:, L:]
         ys = ys.reshape((L,) + ys.shape[2:])
         outs, new_states = [], []
@@ -292,7 +297,7 @@ def _chunk_fn(ctx: _Loop, monitors, block):
             outs.append(samples)
         if ctx.config.progress:
             jax.debug.callback(_progress_update, c_index, layout.n_chunks, ordered=False)
-        return (y, y_prev, n, hist_c, tuple(new_states)), tuple(outs)
+        return (state, y_prev, n, hist_c, tuple(new_states)), tuple(outs)
 
     return chunk
 
