@@ -102,7 +102,7 @@ def entries() -> list[Entry]:
             "vbtjax simulate --monitor bold",
         ),
         Entry("demo", [py, "-c", DEMO_SCRIPT, *vbtjax], "", None, "write_demo + vbtjax connectome"),
-        Entry("fit", [*vbtjax, "fit"], "docs: about 3 minutes", 180.0, "vbtjax fit (40 steps, embedded subject)"),
+        Entry("fit", [*vbtjax, "fit"], "docs: about 2 minutes", 120.0, "vbtjax fit (40 steps, embedded subject)"),
         Entry("fit-python", [py, "-c", FIT_SNIPPET], "", None, "README: fit_fc(data, steps=40)"),
         Entry("vep-python", [py, "-c", VEP_SNIPPET], "~4 min, 2 cores", 240.0, "README: infer_ez (VEP snippet)"),
         Entry("vep", [*vbtjax, "vep", "--synthetic-ez", "12,40", "--seed", "1"], "", None, "vbtjax vep --synthetic-ez"),

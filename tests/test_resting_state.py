@@ -22,7 +22,7 @@ def test_embedded_subject_matches_shared_data(shared_dir):
     from scipy.io import loadmat
 
     d = vbt.datasets.hcp_subject("101309")
-    assert d.n_regions == 94 and d.tr == 720.0 and d.n_samples == 1200 and d.bold is None
+    assert d.n_regions == 94 and d.tr == 720.0 and d.n_samples == 1200 and d.bold.shape == (94, 1200)
     src = shared_dir / "data" / "hcp" / "101309"
     sc = loadmat(src / "structural" / "DTI_CM.mat")["sc"]
     ln = loadmat(src / "structural" / "DTI_LEN.mat")["len"]
@@ -30,6 +30,7 @@ def test_embedded_subject_matches_shared_data(shared_dir):
     np.testing.assert_array_equal(np.asarray(d.connectome.weights), sc)
     np.testing.assert_array_equal(np.asarray(d.connectome.lengths), ln)
     np.testing.assert_allclose(np.asarray(d.fc), np.corrcoef(tc), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(d.bold), tc, rtol=1e-6)  # the series, stored as float32
     # the figure quoted by the data's README: r(log1p(SC), FC) = 0.41 for subject 101309
     assert d.sc_fc_correlation() == pytest.approx(0.4108, abs=5e-4)
     # the same subject read from the original files
@@ -233,8 +234,12 @@ def test_cli_fit_writes_outputs_and_resumes(tmp_path, capsys):
     rc = cli.main([*base, "--steps", "2"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    assert "fitting SupHopf to toy: 8 regions, FC of 150 volumes at TR 720 ms" in captured.out
+    # the default holdout with a BOLD series: fitted on the first half, scored on both
+    assert "fitting SupHopf to toy: 8 regions, FC of volumes 1-75 of 150 volumes at TR 720 ms" in captured.out
     assert "wrote" in captured.out and "fit.png" in captured.out
+    for row in ("FC r (per realisation)", "FCD KS (60 s windows, 2 s step)", "baseline r(log1p(SC), FC)"):
+        assert row in captured.out
+    assert "test-retest ceiling r(FC half 1, FC half 2) = " in captured.out
     with np.load(out / "fit.npz", allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}
     assert d["fc_simulated"].shape == d["fc_empirical"].shape == (8, 8)
@@ -244,6 +249,19 @@ def test_cli_fit_writes_outputs_and_resumes(tmp_path, capsys):
     assert summary["subject"] == "toy" and summary["steps_done"] == 2
     assert summary["r_mean"] == pytest.approx(float(d["r"].mean()))
     assert summary["baseline_log1p_sc_r"] == pytest.approx(float(d["baseline_r"]))
+    # the scores against numpy: the ceiling and the baselines of the two halves of the BOLD series written
+    b = np.load(bold)
+    iu = np.triu_indices(8, 1)
+    halves = [np.corrcoef(b[:, :75]), np.corrcoef(b[:, 75:])]
+    assert summary["holdout"] == "half" and summary["scores"]["held_out"]["n_samples"] == 75
+    assert summary["ceiling_r"] == pytest.approx(np.corrcoef(halves[0][iu], halves[1][iu])[0, 1], abs=1e-6)
+    log_sc = np.log1p(np.load(sc))[iu]
+    for part, fc_half in zip(("fitted_on", "held_out"), halves, strict=True):
+        baseline = summary["scores"][part]["baseline_log1p_sc_r"]
+        assert baseline == pytest.approx(np.corrcoef(log_sc, fc_half[iu])[0, 1], abs=1e-6)
+    np.testing.assert_allclose(d["fc_empirical_test"], halves[1], atol=1e-5)
+    assert summary["r_held_out_mean"] == pytest.approx(float(d["r_test"].mean()))
+    assert summary["fcd"] == {"window_ms": 60000.0, "step_ms": 2000.0, "pairs": "not overlapping"}
     assert (out / "fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "checkpoint" / "checkpoint.npz").exists()
     # the fitted twin, for what-ifs: its network holds the fitted values, and `vbtjax whatif` runs on it
@@ -288,6 +306,7 @@ def test_cli_fit_writes_outputs_and_resumes(tmp_path, capsys):
         (["--lr", "0"], "--lr: must be a positive"),
         (["--fit", "speed"], "--fit: .*choose among coupling, a, omega"),
         (["--dt", "50"], "--dt: 50 ms must divide the repetition time"),
+        (["--parcellation", "X"], "--parcellation: needs --sc"),
     ],
 )
 def test_cli_fit_bad_input(extra, match, tmp_path, capsys):
@@ -304,10 +323,58 @@ def test_cli_fit_bad_files(tmp_path, capsys):
     cases = [
         (["--sc", str(sc)], "--lengths: required with --sc"),
         (["--sc", str(sc), "--lengths", str(ln)], "--bold: give exactly one of --bold"),
-        (["--sc", str(sc), "--lengths", str(ln), "--bold", str(bold)], "--tr: required with --sc"),
+        (["--sc", str(sc), "--lengths", str(ln), "--bold", str(bold)], "--tr: required: the --bold file states no"),
         (["--sc", str(sc), "--lengths", str(ln), "--bold", str(bold), "--tr", "-1"], "--tr: must be a positive"),
         (["--sc", str(sc), "--lengths", str(ln), "--bold", str(tmp_path / "none.npy"), "--tr", "1s"], "does not exist"),
-        (["--sc", str(sc), "--lengths", str(ln), "--bold", str(tmp_path / "bold_t.npy"), "--tr", "1s"], "transpose it"),
+        (
+            [
+                "--sc",
+                str(sc),
+                "--lengths",
+                str(ln),
+                "--bold",
+                str(tmp_path / "bold_t.npy"),
+                "--tr",
+                "1s",
+                "--bold-layout",
+                "regions-time",
+            ],
+            "read as regions-time, the series has 20 regions but the connectome has 8",
+        ),
+        (
+            [
+                "--sc",
+                str(sc),
+                "--lengths",
+                str(ln),
+                "--bold",
+                str(bold),
+                "--tr",
+                "1s",
+                "--holdout",
+                "half",
+                "--confounds",
+                str(ln),
+            ],
+            "--confounds: applies to a 4-D NIfTI --bold only",
+        ),
+        (
+            [
+                "--sc",
+                str(sc),
+                "--lengths",
+                str(ln),
+                "--fc",
+                str(bold),
+                "--tr",
+                "1s",
+                "--n-samples",
+                "9",
+                "--holdout",
+                "half",
+            ],
+            "--holdout: half needs the BOLD series",
+        ),
         (["--sc", str(sc), "--lengths", str(ln), "--fc", str(bold), "--tr", "1s"], "--n-samples: required with --fc"),
     ]
     for extra, match in cases:

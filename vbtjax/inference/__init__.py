@@ -55,7 +55,10 @@ _NAMES = {
     "Posterior": "posterior",
     "MODELS": "resting_state",
     "FCFit": "resting_state",
+    "FCScore": "resting_state",
+    "HOLDOUTS": "resting_state",
     "fit_fc": "resting_state",
+    "score_fc": "resting_state",
     "SBCResult": "calibration",
     "rank_pvalues": "calibration",
     "sbc": "calibration",
@@ -136,7 +139,10 @@ if TYPE_CHECKING:  # static analysers and documentation tools see the eager impo
     from .posterior import Latent as Latent
     from .posterior import Posterior as Posterior
     from .resting_state import MODELS as MODELS
+    from .resting_state import HOLDOUTS as HOLDOUTS
     from .resting_state import FCFit as FCFit
+    from .resting_state import FCScore as FCScore
     from .resting_state import fit_fc as fit_fc
+    from .resting_state import score_fc as score_fc
     from .tempering import SMCResult as SMCResult
     from .tempering import smc as smc

@@ -9,7 +9,9 @@ about 25 000 steps, so a gradient of the FC loss with respect to the global coup
 parameters takes about 4 s on two CPU cores (94 regions; a 40-step fit about 3 minutes).
 
 :func:`fit_fc` runs :func:`vbtjax.inference.fit` on ``1 - r(FC_sim, FC_emp)`` (Pearson correlation of the upper
-triangles) with the noise drawn anew at every step, then evaluates the fitted network on fresh noise.
+triangles) with the noise drawn anew at every step, then evaluates the fitted network on fresh noise
+(:func:`score_fc`: FC r, FCD KS distance, the log-SC baseline). With ``holdout="half"`` it fits on the first half of
+the BOLD recording and scores on the second as well, beside the test-retest ceiling r(FC half 1, FC half 2).
 
 Reference: Deco, G., Kringelbach, M. L., Jirsa, V. K., & Ritter, P. (2017). The dynamics of resting fluctuations in
 the brain: metastability and its dynamical cortical core. *Scientific Reports*, 7, 3095.
@@ -42,13 +44,37 @@ from .fitting import FitResult, fit
 from .losses import fc_correlation_loss
 from .params import Interval, Parameter, Selection
 
-__all__ = ["MODELS", "FCFit", "default_dt", "fc_network", "fc_parameters", "simulated_bold", "simulated_fc", "fit_fc"]
+__all__ = [
+    "MODELS",
+    "HOLDOUTS",
+    "FCFit",
+    "FCScore",
+    "default_dt",
+    "fc_network",
+    "fc_parameters",
+    "fcd_sample",
+    "fcd_windows",
+    "score_fc",
+    "simulated_bold",
+    "simulated_fc",
+    "fit_fc",
+]
 
 MAX_DT = 40.0
 """Largest integration step (ms) used by default: ``dt = tr / ceil(tr / MAX_DT)``."""
 
 TRANSIENT = 60_000.0
 """Simulated time (ms) discarded before the BOLD samples are kept."""
+
+FCD_WINDOW = 60_000.0
+"""Default FCD window (ms): 60 s, as in Deco et al. (2017) and Hansen et al. (2015)."""
+
+FCD_STEP = 2_000.0
+"""Default shift between FCD windows (ms): 2 s."""
+
+HOLDOUTS = ("none", "half")
+"""How :func:`fit_fc` uses the recording: ``"none"`` fits and scores on all of it; ``"half"`` fits on the first half
+and also scores on the second."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +185,47 @@ def simulated_fc(
     return _features.fc(simulated_bold(net, tr, n_samples, dt, key=key, model=model))
 
 
+def fcd_windows(tr: float, window: float = FCD_WINDOW, step: float = FCD_STEP) -> tuple[int, int]:
+    """FCD window and step in volumes for a repetition time ``tr`` (ms): ``window`` and ``step`` (ms) rounded to
+    whole volumes (at least 2 and 1)."""
+    if not (window > 0 and step > 0):
+        raise ValueError(f"fcd_window, fcd_step: must be positive times in ms, got {window!r} and {step!r}.")
+    return max(2, round(window / tr)), max(1, round(step / tr))
+
+
+def fcd_sample(bold: Float[Array, "T N"], window: int, step: int) -> Float[Array, " P"] | None:
+    """The FCD values of ``bold`` compared between simulation and data: the upper triangle of
+    :func:`~vbtjax.features.fcd` over pairs of windows that do not overlap (``k = ceil(window / step)``), or None when
+    the series has no such pair."""
+    k = math.ceil(window / step)
+    if bold.shape[0] < window or (bold.shape[0] - window) // step + 1 <= k:
+        return None
+    return _features.fcd_values(_features.fcd(bold, window, step), k=k)
+
+
+class FCScore(eqx.Module):
+    """How well a network's simulated BOLD matches one recording (:func:`score_fc`).
+
+    **Fields:**
+    - `r`: ``(n_eval,)`` FC correlation (upper triangles) of each fresh noise realisation, each as long as the data.
+    - `r_mean_fc`: correlation of the mean simulated FC with the data's FC; `fc`: that mean ``(N, N)``.
+    - `fcd_ks`: ``(n_eval,)`` exact two-sample KS distance between the simulated and the empirical FCD values
+      (windows of `fcd_window` ms shifted by `fcd_step` ms, non-overlapping pairs); NaN without a BOLD series or
+      when the recording is shorter than about two windows.
+    - `baseline`: r(log1p(SC), FC of the data), the structural baseline to beat.
+    - `n_samples`: volumes of the recording scored.
+    """
+
+    r: Float[Array, " n_eval"]
+    fc: Float[Array, "N N"]
+    fcd_ks: Float[Array, " n_eval"]
+    r_mean_fc: float = eqx.field(static=True)
+    baseline: float = eqx.field(static=True)
+    n_samples: int = eqx.field(static=True)
+    fcd_window: float = eqx.field(default=FCD_WINDOW, static=True)
+    fcd_step: float = eqx.field(default=FCD_STEP, static=True)
+
+
 class FCFit(eqx.Module):
     """The result of :func:`fit_fc`.
 
@@ -171,6 +238,13 @@ class FCFit(eqx.Module):
     - `r_start`: ``(n_eval,)`` the same as `r` for the starting network.
     - `baseline`: correlation of ``log1p(SC)`` with the empirical FC, the structural baseline to beat.
     - `model`, `dt` (ms), `tr` (ms), `n_samples`: the set-up.
+    - `train`: the :class:`FCScore` of the fitted network on the data it was fitted to (`r`, `fc`, `r_mean_fc` and
+      `baseline` above repeat its fields), with the FCD KS distance `train.fcd_ks`.
+    - `holdout`: ``"none"`` or ``"half"``; `test`: with ``"half"``, the :class:`FCScore` on the held-out second half
+      (fresh realisations as long as it), else None; `whole`: with ``"half"``, the score on the whole recording
+      (realisations as long as it; half of it held out), comparable with a fit of the whole recording.
+    - `ceiling`: the test-retest ceiling r(FC of the first half, FC of the second half) of the recording: what a
+      model of one half can hope for on the other (NaN without a BOLD series).
     """
 
     net: Network
@@ -185,14 +259,62 @@ class FCFit(eqx.Module):
     dt: float = eqx.field(default=40.0, static=True)
     tr: float = eqx.field(default=720.0, static=True)
     n_samples: int = eqx.field(default=0, static=True)
+    train: FCScore | None = None
+    test: FCScore | None = None
+    whole: FCScore | None = None
+    holdout: str = eqx.field(default="none", static=True)
+    ceiling: float = eqx.field(default=float("nan"), static=True)
 
 
-def _evaluate(net, data, dt, key, n_eval, model):
+_simulated_bold_jit = eqx.filter_jit(simulated_bold)  # Python numbers and strings static: one compilation per set-up
+
+
+def _simulate_eval(net, tr, n_samples, dt, key, n_eval, model):
+    run = _simulated_bold_jit
+    return [run(net, tr, n_samples, dt, key=k, model=model) for k in jax.random.split(key, n_eval)]  # one at a time
+
+
+def _score(bolds, data, fcd_window, fcd_step) -> FCScore:
     emp = jnp.asarray(data.fc)
-    run = eqx.filter_jit(lambda net, k: simulated_fc(net, data.tr, data.n_samples, dt, key=k, model=model))
-    fcs = [run(net, k) for k in jax.random.split(key, n_eval)]  # one at a time: memory of one run
+    fcs = [_features.fc(b) for b in bolds]
     r = jnp.stack([_features.fc_correlation(f, emp) for f in fcs])
-    return jnp.mean(jnp.stack(fcs), axis=0), r
+    mean_fc = jnp.mean(jnp.stack(fcs), axis=0)
+    ks = jnp.full((len(bolds),), jnp.nan)
+    if data.bold is not None:
+        w, s = fcd_windows(data.tr, fcd_window, fcd_step)
+        emp_fcd = fcd_sample(jnp.asarray(data.bold).T, w, s)
+        if emp_fcd is not None:
+            ks = jnp.stack([_features.ks_distance(fcd_sample(b, w, s), emp_fcd) for b in bolds])
+    return FCScore(
+        r=r,
+        fc=mean_fc,
+        fcd_ks=ks,
+        r_mean_fc=float(_features.fc_correlation(mean_fc, emp)),
+        baseline=data.sc_fc_correlation(),
+        n_samples=data.n_samples,
+        fcd_window=float(fcd_window),
+        fcd_step=float(fcd_step),
+    )
+
+
+def score_fc(
+    net: Network,
+    data: RestingStateData,
+    *,
+    key: jax.Array,
+    dt: float | None = None,
+    n_eval: int = 4,
+    model: str = "SupHopf",
+    fcd_window: float = FCD_WINDOW,
+    fcd_step: float = FCD_STEP,
+) -> FCScore:
+    """Score ``net`` against a recording ``data`` on ``n_eval`` fresh noise realisations, each simulated as long as
+    the recording (``data.n_samples`` volumes at ``data.tr``): FC r, FCD KS distance (windows of ``fcd_window`` ms
+    shifted by ``fcd_step`` ms) and the log-SC baseline (:class:`FCScore`). ``dt`` (ms) defaults to
+    :func:`default_dt` of the TR."""
+    dt = default_dt(data.tr) if dt is None else float(dt)
+    bolds = _simulate_eval(net, data.tr, data.n_samples, dt, key, n_eval, model)
+    return _score(bolds, data, fcd_window, fcd_step)
 
 
 def fit_fc(
@@ -212,6 +334,9 @@ def fit_fc(
     resume: bool = False,
     progress: bool = True,
     callback: Callable | None = None,
+    holdout: str = "none",
+    fcd_window: float = FCD_WINDOW,
+    fcd_step: float = FCD_STEP,
 ) -> FCFit:
     """Fit a resting-state network to a subject's FC by gradient descent (Adam) on ``1 - r(FC_sim, FC_emp)``.
 
@@ -225,23 +350,34 @@ def fit_fc(
     - `n_realisations`: noise realisations averaged per step; `n_eval`: realisations for the final evaluation.
     - `key`: random key (default ``jax.random.key(0)``); `start`: a starting network instead of the preset's.
     - `checkpoint_dir`, `checkpoint_every`, `resume`, `progress`, `callback`: as for :func:`vbtjax.inference.fit`.
+    - `holdout`: ``"none"`` (fit and score on the whole recording) or ``"half"`` (fit on the first half of
+      ``data.bold``, score on both halves: :meth:`RestingStateData.split`; needs the BOLD series).
+    - `fcd_window`, `fcd_step`: FCD windows and their shift (ms) for the FCD KS distance of the scores.
 
-    Each simulated series has as many samples as the data (``data.n_samples`` at ``data.tr``), so the simulated and
-    empirical FC carry the same sampling noise.
+    Each simulated series has as many samples as the data it is compared with, so the simulated and empirical FC
+    carry the same sampling noise. The evaluation uses the same ``n_eval`` keys for the start and the fitted
+    network, and, when both halves are as long, the same simulated series for both halves.
     """
     if not isinstance(data, RestingStateData):
         raise TypeError(f"fit_fc: data must be a vbtjax.empirical.RestingStateData, got {type(data).__name__}.")
+    if holdout not in HOLDOUTS:
+        raise ValueError(f"fit_fc: holdout must be one of {', '.join(HOLDOUTS)}, got {holdout!r}.")
+    fcd_windows(data.tr, fcd_window, fcd_step)  # checks them before the fit
     dt = default_dt(data.tr) if dt is None else float(dt)
     if not (dt > 0 and abs(data.tr / dt - round(data.tr / dt)) < 1e-9):
         raise ValueError(f"fit_fc: dt={dt} ms must divide the repetition time tr={data.tr} ms.")
+    halves = data.split() if data.bold is not None and data.n_samples >= 6 else None
+    if holdout == "half" and halves is None:
+        data.split()  # raises the reason: no BOLD series, or too short
+    train = halves[0] if holdout == "half" else data
     net = fc_network(data.connectome, model) if start is None else start
     selection = fc_parameters(net, dt, fit_parameters, model)
     key = jax.random.key(0) if key is None else key
     k_fit, k_eval = jax.random.split(key)
-    emp = jnp.asarray(data.fc)
+    emp = jnp.asarray(train.fc)
 
     def loss_fn(net, k):
-        return fc_correlation_loss(simulated_fc(net, data.tr, data.n_samples, dt, key=k, model=model), emp)
+        return fc_correlation_loss(simulated_fc(net, train.tr, train.n_samples, dt, key=k, model=model), emp)
 
     res = fit(
         loss_fn,
@@ -257,19 +393,35 @@ def fit_fc(
         progress=progress,
         callback=callback,
     )
-    _, r_start = _evaluate(net, data, dt, k_eval, n_eval, model)
-    sim_fc, r = _evaluate(res.net, data, dt, k_eval, n_eval, model)
+    start_bolds = _simulate_eval(net, train.tr, train.n_samples, dt, k_eval, n_eval, model)
+    r_start = _score(start_bolds, train, fcd_window, fcd_step).r
+    bolds = _simulate_eval(res.net, train.tr, train.n_samples, dt, k_eval, n_eval, model)
+    in_sample = _score(bolds, train, fcd_window, fcd_step)
+    test = whole = None
+    fcd = (fcd_window, fcd_step)
+    if holdout == "half":
+        held = halves[1]
+        if held.n_samples != train.n_samples:
+            bolds = _simulate_eval(res.net, held.tr, held.n_samples, dt, k_eval, n_eval, model)
+        test = _score(bolds, held, fcd_window, fcd_step)
+        whole = _score(_simulate_eval(res.net, data.tr, data.n_samples, dt, k_eval, n_eval, model), data, *fcd)
+    ceiling = float("nan") if halves is None else float(_features.fc_correlation(halves[0].fc, halves[1].fc))
     return FCFit(
         net=res.net,
         result=res,
         params=res.params,
-        fc=sim_fc,
-        r=r,
-        r_mean_fc=float(_features.fc_correlation(sim_fc, emp)),
+        fc=in_sample.fc,
+        r=in_sample.r,
+        r_mean_fc=in_sample.r_mean_fc,
         r_start=r_start,
-        baseline=data.sc_fc_correlation(),
+        baseline=in_sample.baseline,
         model=model,
         dt=dt,
-        tr=data.tr,
-        n_samples=data.n_samples,
+        tr=train.tr,
+        n_samples=train.n_samples,
+        train=in_sample,
+        test=test,
+        whole=whole,
+        holdout=holdout,
+        ceiling=ceiling,
     )
