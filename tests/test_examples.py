@@ -1,11 +1,14 @@
-"""The example scripts run and write their figures."""
+"""The example scripts run, write their figures, and print or return numbers that agree with independent values
+where one exists (step counts, the HCP subject's structural baseline from its raw file, the hub picked by hand)."""
 
+import importlib.resources
 import json
 import runpy
 import sys
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 
 import vbtjax as vbt
@@ -19,7 +22,21 @@ def test_simulate_tvb76_example(tmp_path, monkeypatch, capsys):
     runpy.run_path(str(script), run_name="__main__")
     png = tmp_path / "simulate_tvb76.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "wrote" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "simulated 100 ms (10000 steps)" in out and "wrote" in out  # 100 ms / dt 0.01 ms
+
+
+def _hcp_raw():
+    """The embedded HCP subject's file read with NumPy alone: weights, labels, and the FC of its BOLD series."""
+    resource = importlib.resources.files("vbtjax") / "data" / "hcp_101309.npz"
+    with importlib.resources.as_file(resource) as path, np.load(path) as z:
+        weights, labels, bold = np.asarray(z["weights"], float), [str(v) for v in z["labels"]], z["bold"]
+    return weights, labels, np.corrcoef(np.asarray(bold, float))
+
+
+def _sc_baseline(weights, fc):
+    iu = np.triu_indices(weights.shape[0], 1)
+    return float(np.corrcoef(np.log1p(weights[iu]), fc[iu])[0, 1])
 
 
 def test_fit_synthetic_twin_example(tmp_path, capsys):
@@ -41,6 +58,8 @@ def test_fit_hcp_subject_example(tmp_path, monkeypatch, capsys):
     with jax.enable_x64(False):  # as users run it
         runpy.run_path(str(script), run_name="__main__")
     out = capsys.readouterr().out
+    weights, _, fc = _hcp_raw()  # the baseline recomputed from the BOLD series in the file: 0.411
+    assert f"structural baseline r(log1p(SC), FC) = {_sc_baseline(weights, fc):.3f}" in out
     assert "structural baseline r(log1p(SC), FC) = 0.411" in out and "fitted coupling.a" in out
     png = tmp_path / "fit_hcp_subject.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -70,6 +89,10 @@ def test_resting_state_example(tmp_path, capsys):
     assert res["region_mean_fc_lesioned"] < res["region_mean_fc_intact"] - 0.03
     assert res["region_fc_change"] < -0.03 and abs(res["others_fc_change"]) < 0.2 * abs(res["region_fc_change"])
     assert res["similarity_mean"] < 0.999
+    weights, labels, fc = _hcp_raw()  # the hub (largest in + out weight) and the baseline, by hand from the file
+    hub = int(np.argmax(weights.sum(0) + weights.sum(1)))
+    assert res["region"] == hub and res["region_label"] == labels[hub]
+    assert res["sc_baseline"] == pytest.approx(_sc_baseline(weights, fc), abs=1e-5)  # float32 BOLD copy: ~2e-6
     assert "wrote" in capsys.readouterr().out
 
 

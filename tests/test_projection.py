@@ -1,4 +1,5 @@
-"""Sensors, gain matrices and the EEG/MEG/SEEG projection monitors, against independent NumPy computations."""
+"""Sensors, gain matrices and the EEG/MEG/SEEG projection monitors, against independent NumPy computations
+(against TVB's own EEG, MEG and iEEG monitors: ``test_monitors_tvb.py``)."""
 
 import jax
 
@@ -12,11 +13,11 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tvb_data  # noqa: F401  (a dependency: its absence is a failure, not a skip)
 
 import vbtjax as vbt
 from vbtjax import sensors as vs
 
-import tvb_data  # noqa: E402  (a dependency: its absence is a failure, not a skip)
 SENSOR_DIR = importlib.resources.files("tvb_data") / "sensors"
 
 

@@ -356,9 +356,13 @@ def test_npe_agrees_with_nuts_on_a_small_network():
     4 flows) trained on a budget of the same simulator. The features (the network's response every 2.5 ms) are
     sufficient here. Stated tolerance: NPE is calibrated on 200 held-out simulations (no rank test and not the joint
     HPD test rejects at family-wise 1%, every coverage within 0.15 of its level); for this observation the means
-    agree within 0.5 NUTS posterior sd and the widths within a factor 2 (NPE with a budget of 2000 is known to be
-    over-dispersed for a given observation while calibrated on average: measured sd ratios 1.17 for the coupling,
-    1.63 and 1.80 for gamma in two runs; joint coverage 0.49 / 0.92 at 50 / 90%, KS p 0.68)."""
+    agree within 0.5 NUTS posterior sd, and the NPE's sd lies between 0.8 and 2 times NUTS's. The two sides differ
+    on purpose. Narrower (ratio < 1) is the dangerous direction, an over-confident NPE; NUTS's own sd is known to
+    ~5 % (600 draws, ESS > 200: relative error 1 / sqrt(2 ESS)), so 0.8 leaves 4 such errors and rejects an NPE 20 %
+    too narrow. Wider is bounded by 2 and cannot be derived tighter: calibration bounds the coverage averaged over
+    observations, not for one observation, and NPE with a budget of 2000 is over-dispersed for this one (measured sd
+    ratios 1.17 for the coupling, 1.63 and 1.80 for gamma in two runs, while calibrated on average: joint coverage
+    0.49 / 0.92 at 50 / 90%, KS p 0.68); a per-observation 50 % coverage error of 0.15 alone would allow 1.4."""
     net = _net()
     prior = Posterior(net, SEL, PRIORS, None)
     budget = sbi.simulate_budget(
@@ -390,7 +394,7 @@ def test_npe_agrees_with_nuts_on_a_small_network():
     cmp = sbi.compare_posteriors(q, res.samples)
     for name, c in cmp.items():
         assert abs(c["mean_a"] - c["mean_b"]) < 0.5 * c["sd_b"], (name, c)
-        assert 1 / 2 < c["sd_ratio"] < 2, (name, c)
+        assert 0.8 < c["sd_ratio"] < 2, (name, c)
 
 
 @pytest.mark.slow
@@ -402,9 +406,10 @@ def test_vep_ensemble_on_principal_components_is_calibrated():
     coverage 0.48 / 0.84 at 50 / 90% (KS p 0.27), max coverage error 0.08; on the same budget a single flow on the
     same components gives 0.41 / 0.78 (KS p < 0.001, marginals calibrated) and a single flow with a 32-wide
     embedding MLP (the former recommendation) 0.25 / 0.69, max coverage error 0.28: neither is calibrated."""
+    from vbtjax.sensors import seeg_gain_point_source
+
     from vbtjax import vep
     from vbtjax.sbi.problems import vep_problem
-    from vbtjax.sensors import seeg_gain_point_source
 
     conn = vbt.datasets.tvb_connectome(76)
     sensors = vbt.sensors.tvb_sensors("seeg")

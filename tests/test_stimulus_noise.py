@@ -49,6 +49,26 @@ def test_stimulus_patterns_by_hand():
     np.testing.assert_allclose(vs.Step(onset=1.0, duration=2.0)(jnp.array([0.5, 1.0, 2.9, 3.0])), [0, 1, 1, 0])
 
 
+def test_gaussian_pulse_is_tvbs_gaussian_equation():
+    """TVB's ``Gaussian`` equation, ``amp * exp(-((var - midpoint)**2 / (2.0 * sigma**2))) + offset`` (offset 0):
+    at ``midpoint + k sigma`` it is ``amp * exp(-k^2 / 2)``, values written out below."""
+    g = vs.GaussianPulse(amplitude=1.2, midpoint=50.0, sigma=4.0)
+    t = jnp.array([50.0, 54.0, 46.0, 58.0, 38.0, 0.0])  # midpoint, +-1 sigma, +2 sigma, -3 sigma, far tail
+    expected = 1.2 * np.array([1.0, 0.6065306597126334, 0.6065306597126334, 0.1353352832366127, 0.011108996538242306])
+    np.testing.assert_allclose(g(t)[:5], expected, rtol=1e-14)
+    assert 0.0 <= float(g(t)[5]) < 1e-30  # exp(-78)
+    # integrated as TVB does (held over each step, at the step's start): theta(T) = sum_n dt w g(n dt), a Riemann sum
+    # of a Gaussian, whose error against the integral w amp sigma sqrt(2 pi) is exp(-2 pi^2 sigma^2 / dt^2): nil here
+    net = free_net(2, stimulus=vs.Stimulus(g, regions=[0], weight=2.0))
+    sol = vbt.simulate(net, t1=100.0, dt=0.1, history=np.zeros((1, 2)), solver=vbt.Euler())
+    theta = float(sol.ys["raw"][-1, 0, 0])
+    np.testing.assert_allclose(theta, 2.0 * 1.2 * 4.0 * np.sqrt(2 * np.pi), rtol=1e-12)
+    # the peak is at the midpoint: the steps starting at 0 .. 49.9 ms hold half of the sum without the midpoint's term
+    # (a pattern shifted by one step would miss by dt w g(49.9) = 0.24)
+    half = float(sol.ys["raw"][499, 0, 0])
+    np.testing.assert_allclose(half, 0.5 * (theta - 0.1 * 2.0 * 1.2), rtol=1e-12)
+
+
 def test_stimulus_variables_and_regions():
     model = vbt.models.MontbrioPazoRoxin()
     s = vs.Stimulus(vs.Step(), regions=[0, 2])

@@ -12,12 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from vbtjax.outcomes import FC, Seizes, TimeAverage
 
 import vbtjax as vbt
 from vbtjax import scenarios as sc
 from vbtjax import vep
 from vbtjax._serialise import SerialisationError, content_hash
-from vbtjax.outcomes import FC, Seizes, TimeAverage
 from vbtjax.twin import Prediction, Twin, TwinFileError, get_leaf, set_leaves
 
 N = 5
@@ -264,6 +264,29 @@ def test_predict_equals_a_loop_over_hand_built_networks():
     np.testing.assert_allclose(pred.mean(), pred.outcome.mean(0))
     assert pred.quantiles((0.1, 0.9)).shape == (2, N)
     assert pred.scenario["type"] == "Compose"
+
+
+def test_predict_fc_equals_numpy_corrcoef_after_the_discard_window():
+    """FC(monitor, variable, discard) of each draw is ``np.corrcoef`` of that variable's samples stamped after
+    `discard` ms, from a simulation of the draw's network by hand (key ``fold_in(key, s)``)."""
+    twin = _twin()
+    key = jax.random.key(7)
+    pred = twin.predict(None, FC(monitor="tavg", variable=1, discard=12.0), key=key, n_samples=2, progress=False)
+    a = twin.posterior["coupling.a"].reshape(-1)
+    m = twin.posterior["model.a"].reshape(-1, N)
+    rows = [int(np.flatnonzero(a == v)[0]) for v in pred.params["coupling.a"]]
+    for s, row in enumerate(rows):
+        net = eqx.tree_at(lambda n: (n.coupling.a, n.model.a), twin.network, (jnp.asarray(a[row]), jnp.asarray(m[row])))
+        sol = vbt.simulate(
+            net, 40.0, 0.1, twin.simulation["history"], vbt.Heun(), SIM["monitors"], jax.random.fold_in(key, s)
+        )
+        ts, ys = np.asarray(sol.ts["tavg"]), np.asarray(sol.ys["tavg"])
+        after = ys[ts > 12.0, 1]  # windows (k, k + 1] ms stamped k + 0.5: those after the discard window
+        assert after.shape == (28, N)
+        np.testing.assert_allclose(pred.outcome[s], np.corrcoef(after.T), rtol=0, atol=1e-12)
+        # negative control: the transient changes the FC, so a wrong discard would be seen
+        assert np.max(np.abs(np.corrcoef(ys[:, 1].T) - pred.outcome[s])) > 1e-3
+    assert pred.baseline is None or np.allclose(pred.baseline, pred.outcome)
 
 
 def test_predict_without_posterior_gives_noise_realisations(tmp_path):

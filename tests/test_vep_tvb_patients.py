@@ -173,14 +173,37 @@ def test_deterministic_patients_match_vbtjax(name):
 @pytest.mark.parametrize("name", _deterministic())
 def test_vbtjax_at_the_inference_step_keeps_tvb_onsets(name):
     """vbtjax at the VEP's default dt = 0.1 ms (the inference's discretisation) vs TVB at dt = 0.05 ms: the same
-    regions seize, EZ onsets within 2 ms (measured: <= 0.02 ms)."""
+    regions seize, EZ onsets within half a step, 0.05 ms. Heun's global error is O(dt^2), so halving dt moves an onset
+    by 3/4 of its own discretisation error; the bound says that error stays below the step's own time resolution.
+    Measured: <= 0.014 ms (patient_1; it grows to 0.037 ms at dt = 0.2 ms, roughly as dt^2)."""
     d = _load(name)
     ts, x1, _ = _simulate(d, dt=0.1)
     np.testing.assert_allclose(ts, d["time"], rtol=0, atol=1e-9)
     onset = _onsets(x1, ts)
     np.testing.assert_array_equal(np.isfinite(onset), np.isfinite(d["onset_ms"]))
     ez = d["ez"]
-    np.testing.assert_allclose(onset[ez], d["onset_ms"][ez], rtol=0, atol=2.0)
+    np.testing.assert_allclose(onset[ez], d["onset_ms"][ez], rtol=0, atol=0.05)
+
+
+def _noisy_onsets(d, n=32, dt=0.05):
+    """``(n, N)`` onsets of `n` vbtjax realisations of the patient with TVB's noise (``Additive(nsig)``), dt in ms."""
+    params = {}
+    for p in TVB_PARAMS:
+        v = np.asarray(d[f"param_{p}"], float)
+        params[p] = float(v[0]) if v.shape == (1,) else v
+    net = vbt.Network(
+        model=vbt.models.Epileptor2D(**params, modification=False),
+        connectome=vbt.Connectome(weights=d["weights"], lengths=np.zeros((N, N))),
+        coupling=vbt.coupling.Difference(a=float(d["coupling_a"])),
+        speed=3.0,
+        noise=vbt.noise.Additive(nsig=np.asarray(d["nsig"], float)),
+    )
+    history = np.empty((1, 2, N))
+    history[:, 0], history[:, 1] = X1_INIT, Z_INIT
+    mon = {"s": vbt.monitors.SubSample(period=1.0)}
+    run = jax.jit(jax.vmap(lambda k: vbt.simulate(net, 100.0, dt, history, vbt.Heun(), mon, k).ys["s"][:, 0]))
+    x1 = np.asarray(run(jax.random.split(jax.random.key(0), n)))
+    return np.array([_onsets(x, np.arange(1.0, 101.0)) for x in x1])
 
 
 def _stationary_variance(A, Q):
@@ -194,20 +217,28 @@ def _stationary_variance(A, Q):
 def test_stochastic_patients_are_noisy_versions_of_the_same_network(name):
     """The stochastic patients are the same network plus TVB's additive noise of the documented size.
 
-    The noise is small: the noise-free vbtjax run of the same network seizes in the same regions with EZ onsets
-    within 2 ms (measured: <= 0.6 ms). Its size: TVB adds sqrt(2 nsig) sqrt(dt) N(0, 1) per step, so each healthy
-    region, linearised about its fixed point (dx1 = -lam x1 - z, dz = r ((4 + |Ks| S_i) x1 - z), lam = 3 x1^2 + 4 x1,
-    S_i its node strength, the neighbours' fluctuations neglected), is an Ornstein-Uhlenbeck process whose stationary
-    variance solves A P + P A^T + diag(2 nsig) = 0. The RMS of TVB minus the noise-free run over the healthy regions
-    after 20 ms matches that prediction within 30 % (measured: 7 % and 3 % for x1, 11 % and 2 % for z); reading
-    nsig as the standard deviation instead would make it 100 times smaller.
+    The noise is small: the noise-free vbtjax run of the same network seizes in the same regions, and TVB's EZ onsets
+    lie within 4 sd of the median onset of 32 vbtjax realisations with the same noise (sd = 1.4826 MAD, robust to
+    the rare realisation that lingers at the saddle-node ghost: patient_5's region 8 has one at +14 ms). Measured:
+    sd 0.13-0.40 ms, TVB at 0.6-1.8 sd; the noise-free onsets at <= 0.3 sd.
+
+    Its size: TVB adds sqrt(2 nsig) sqrt(dt) N(0, 1) per step, so each healthy region, linearised about its fixed
+    point (dx1 = -lam x1 - z, dz = r ((4 + |Ks| S_i) x1 - z), lam = 3 x1^2 + 4 x1, S_i its node strength, the
+    neighbours' fluctuations neglected), is an Ornstein-Uhlenbeck process whose stationary variance solves A P + P
+    A^T + diag(2 nsig) = 0. The RMS of TVB minus the noise-free run over the healthy regions after 20 ms matches
+    that prediction within 30 % (measured: 7 % and 3 % for x1, 11 % and 2 % for z); reading nsig as the standard
+    deviation instead would make it 100 times smaller.
     """
     d = _load(name)
     ts, x1, z = _simulate(d, dt=0.05)
     onset = _onsets(x1, ts)
     ez = d["ez"]
     np.testing.assert_array_equal(np.isfinite(onset), np.isfinite(d["onset_ms"]))
-    np.testing.assert_allclose(onset[ez], d["onset_ms"][ez], rtol=0, atol=2.0)
+    noisy = _noisy_onsets(d)[:, ez]
+    median = np.median(noisy, axis=0)
+    sd = 1.4826 * np.median(np.abs(noisy - median), axis=0)
+    assert np.all(np.abs(d["onset_ms"][ez] - median) <= 4 * sd), f"{name}: TVB {d['onset_ms'][ez]}, {median} +- {sd}"
+    assert np.all(np.abs(onset[ez] - median) <= 4 * sd), f"{name}: noise-free {onset[ez]}, {median} +- {sd}"
     healthy = np.setdiff1d(np.arange(N), np.concatenate([ez, d["recruited"]]))
     r, ks = float(d["param_r"][0]), float(d["param_Ks"][0])
     strength = d["weights"].sum(axis=1)
