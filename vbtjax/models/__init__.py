@@ -3,7 +3,10 @@
 from ._base import AbstractNeuralMass as AbstractNeuralMass
 from .epileptor import Epileptor as Epileptor
 from .epileptor import Epileptor2D as Epileptor2D
+from .epileptor_codim3 import EpileptorCodim3 as EpileptorCodim3
+from .epileptor_codim3 import EpileptorCodim3SlowMod as EpileptorCodim3SlowMod
 from .epileptor_rs import EpileptorRestingState as EpileptorRestingState
+from .hopfield import Hopfield as Hopfield
 from .jansen_rit import JansenRit as JansenRit
 from .jansen_rit import ZetterbergJansen as ZetterbergJansen
 from .larter_breakspear import LarterBreakspear as LarterBreakspear
@@ -16,8 +19,15 @@ from .oscillator import SupHopf as SupHopf
 from .presets import PRESETS as PRESETS
 from .presets import Preset as Preset
 from .presets import preset as preset
+from .qif_mean_field import CoombesByrne2D as CoombesByrne2D
+from .qif_mean_field import DumontGutkin as DumontGutkin
+from .qif_mean_field import GastSchmidtKnosche_SD as GastSchmidtKnosche_SD
+from .qif_mean_field import GastSchmidtKnosche_SF as GastSchmidtKnosche_SF
+from .stefanescu_jirsa import ReducedSetFitzHughNagumo as ReducedSetFitzHughNagumo
+from .stefanescu_jirsa import ReducedSetHindmarshRose as ReducedSetHindmarshRose
 from .wilson_cowan import WilsonCowan as WilsonCowan
 from .wong_wang import DecoBalancedExcInh as DecoBalancedExcInh
 from .wong_wang import ReducedWongWang as ReducedWongWang
 from .wong_wang import ReducedWongWangExcInh as ReducedWongWangExcInh
 from .zerlaut import ZerlautAdaptationFirstOrder as ZerlautAdaptationFirstOrder
+from .zerlaut_second_order import ZerlautAdaptationSecondOrder as ZerlautAdaptationSecondOrder
