@@ -77,7 +77,7 @@ def test_cli_resolves_the_preset_and_overrides():
     assert type(s["network"].coupling).__name__ == "Scaling" and s["overrides"] == ["--coupling"]
     s = build(["--model", "EpileptorRestingState", "--monitor", "bold", "--dt", "0.05"])
     assert s["monitor"].variables_of_interest == (PRESETS["EpileptorRestingState"].signal_index,)
-    assert build(["--monitor", "bold"])["coupling_strength"] == 0.105  # MPR's BOLD strength
+    assert build(["--monitor", "bold"])["coupling_strength"] == 0.115  # MPR's BOLD strength
 
 
 def test_time_options_take_units():

@@ -116,8 +116,9 @@ monitors (--monitor; --period in ms):
             {DEFAULT_DURATIONS["bold"]:g} ms: 83 TRs, of which the first 20 s are discarded before FC (the hemodynamics
             start at rest and take ~10-20 s to settle), leaving 56 TRs; ~30 s on 2 CPU cores for the default model.
             Shorter runs discard the first third instead of 20 s. [MPR preset] with bold and bold-hrf the coupling
-            strength is a=0.105: at a=0.1 the network falls to the all-down state after ~10-20 s and its BOLD is
-            then flat; at a=0.105 ~3/4 of the regions are up, stationary over 60 s, BOLD SC-FC r ~0.3-0.4.
+            strength is a=0.115: at a=0.1 the network falls to the all-down state after ~10-20 s and its BOLD is
+            then flat, at a=0.105 it did so in 1 of 6 noise realisations, at a=0.11-0.115 in none of 6; BOLD SC-FC
+            r ~0.33-0.47.
   bold-hrf  TVB's Bold monitor (vbtjax.monitors.Bold): the signal averaged over 4 ms and convolved with TVB's
             FirstOrderVolterra HRF kernel (20 s long), sampled every --period (default
             {DEFAULT_PERIODS["bold-hrf"]:g} ms). Default --duration {DEFAULT_DURATIONS["bold-hrf"]:g} ms (60 TRs, 50
@@ -235,7 +236,7 @@ def _add_network_options(p) -> None:
         metavar="A",
         type=float,
         help="the coupling's global strength `a` (dimensionless; scales the weighted sum of the coupling "
-        "variables). Default: the preset's (MontbrioPazoRoxin: 0.1, 0.105 with --monitor bold or bold-hrf), else "
+        "variables). Default: the preset's (MontbrioPazoRoxin: 0.1, 0.115 with --monitor bold or bold-hrf), else "
         "the coupling's TVB default",
     )
     g.add_argument(
