@@ -141,7 +141,10 @@ class TemporalAverage(AbstractMonitor):
     """Mean of the states over each ``period`` ms window (TVB's ``TemporalAverage``).
 
     Sample ``k`` averages the ``q = period / dt`` states at steps ``k q + 1, ..., (k + 1) q``; its time stamp is
-    ``((k + 1) q - q / 2) dt``, as in TVB.
+    ``((k + 1) q - q / 2) dt``, as in TVB. TVB numbers its first step after the history length ``H`` and closes a
+    window at every step that is a multiple of ``q``, so its windows coincide with these only when
+    ``H = 1 (mod q)``; otherwise TVB's first sample averages fewer than ``q`` states (still divided by ``q``) and
+    every window is shifted by ``(H - 1) mod q`` steps (``tests/test_monitors_tvb.py``).
     """
 
     period: float | None = eqx.field(default=1.0, static=True)

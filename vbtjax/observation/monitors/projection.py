@@ -40,9 +40,12 @@ class AbstractProjection(AbstractMonitor):
       computation).
 
     Output ``ys`` has shape ``(T, n_voi, n_sensors)``; sample ``k`` averages steps ``k q + 1 .. (k + 1) q``
-    (``q = period / dt``) and is stamped ``((k + 1) q - q / 2) dt``, as TVB and ``TemporalAverage`` do.
+    (``q = period / dt``) and is stamped ``((k + 1) q - q / 2) dt``, as TVB and ``TemporalAverage`` do (TVB's
+    windows coincide when its history length ``H = 1 (mod q)``: see :class:`~vbtjax.monitors.TemporalAverage`).
     TVB's EEG ``reference`` and observation noise (``obsnoise``) are not implemented: sensor signals are
-    reference-free and noiseless.
+    reference-free and noiseless (TVB adds ``obsnoise`` by default: compare with TVB runs made with
+    ``obsnoise=None``). TVB indexes its monitors' ``variables_of_interest`` among the model's variables of interest;
+    here they index the state variables.
     """
 
     gain: Float[Array, "n_sensors N"]
