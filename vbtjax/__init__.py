@@ -48,6 +48,10 @@ from .simulation.sweep import sweep_grid as sweep_grid
 from .simulation.sweep import sweep_random as sweep_random
 from .twin import outcomes as outcomes
 from .twin import scenarios as scenarios
+from .twin.stimulation import DesignResult as DesignResult
+from .twin.stimulation import SafetyLimits as SafetyLimits
+from .twin.stimulation import SmoothPulseTrain as SmoothPulseTrain
+from .twin.stimulation import design as design
 from .twin.twin import Prediction as Prediction
 from .twin.twin import Twin as Twin
 
