@@ -36,15 +36,20 @@ from .. import coupling as _coupling
 from .. import noise as _noise
 from . import (
     epileptor,
+    epileptor_codim3,
     epileptor_rs,
+    hopfield,
     jansen_rit,
     larter_breakspear,
     linear,
     montbrio,
     oscillator,
+    qif_mean_field,
+    stefanescu_jirsa,
     wilson_cowan,
     wong_wang,
     zerlaut,
+    zerlaut_second_order,
 )
 from ._base import AbstractNeuralMass
 
@@ -52,15 +57,20 @@ __all__ = ["Preset", "PRESETS", "preset"]
 
 _MODULES = (
     epileptor,
+    epileptor_codim3,
     epileptor_rs,
+    hopfield,
     jansen_rit,
     larter_breakspear,
     linear,
     montbrio,
     oscillator,
+    qif_mean_field,
+    stefanescu_jirsa,
     wilson_cowan,
     wong_wang,
     zerlaut,
+    zerlaut_second_order,
 )
 ALPHA = 2.0 * math.pi * 0.01  # rad/ms: a 10 Hz angular frequency
 
@@ -485,6 +495,198 @@ _add(
         why="No seizures (x0=-2.4); the resting-state oscillator (x_rs, the LFP-like signal) is noise-driven near its "
         "Hopf bifurcation and coupled through K_rs, as the Generic2dOscillator preset.",
         measured=dict(sc_fc_r=0.66, fc_mean=0.21, fc_finite=1.0, sd=0.32),
+    )
+)
+
+_QIF_TIME = "dimensionless time read as ms, as TVB does"
+_add(
+    Preset(
+        model="Hopfield",
+        params=dict(),
+        coupling="Sigmoidal",
+        coupling_params=dict(a=0.13, cmin=-1.0, cmax=1.0, midpoint=0.0, sigma=1.0),
+        speed=3.0,
+        noise=(1e-3, 0.0),
+        dt=0.1,
+        initial_range={"x": (-0.1, 0.1), "theta": (0.0, 0.0)},
+        reference="Hopfield 1984 (PNAS 81:3088): graded-response units, tau dx/dt = -x + g(sum_j T_ij x_j), here with "
+        "T the connectome and g the Sigmoidal coupling (tanh-shaped, -1 to 1)",
+        why="Each unit relaxes (taux=1 ms) to the sigmoid of its input, whose slope at 0 is a/2; the zero state "
+        "loses stability at a*lambda_max/2 = 1 (a~0.134 for TVB-76, largest eigenvalue 14.9). At a=0.13, just below, "
+        "noise drives slow (~1 s) fluctuations of the network's leading modes, so connected units move together; "
+        "above it the network locks into one of its memory states (a=0.2: every channel pinned near one value). "
+        "The initial state starts near 0: from TVB's ranges (x up to 2) the relaxation dwarfs the fluctuations.",
+        measured=dict(sc_fc_r=0.35, fc_mean=0.01, fc_finite=1.0, sd=0.028),
+    )
+)
+_add(
+    Preset(
+        model="CoombesByrne2D",
+        params=dict(eta=-2.0),
+        coupling="Linear",
+        coupling_params=dict(a=1.0),
+        speed=10.0,
+        noise=(0.0, 0.1),
+        dt=0.01,
+        initial_range={"r": (0.08, 0.1), "V": (-0.5, -0.3)},
+        reference=f"Coombes & Byrne 2019 (Next generation neural mass models), the 2D reduction with instantaneous "
+        f"synapses ({_QIF_TIME}); eta, strength and noise tuned on max-normalised TVB-76",
+        why="Without synaptic dynamics each region has one strongly damped focus (eta=-2: r~0.09, ~70 Hz; no "
+        "oscillation and no bistability for any eta tried, -2 to 10), so its activity is the noise on V filtered by "
+        "that focus. The coupling of r raises the rates but hardly correlates the regions: the FC stays weak (SC-FC r "
+        "~0.02 for strengths 0.05-2 and speeds 10-100 mm/ms); CoombesByrne (with synapses) is the model for FC. The "
+        "initial state starts at the focus: from TVB's ranges the relaxation dwarfs the fluctuations.",
+        measured=dict(sc_fc_r=0.02, fc_mean=0.0, fc_finite=1.0, sd=0.0075),
+    )
+)
+_add(
+    Preset(
+        model="ReducedSetFitzHughNagumo",
+        params=dict(),
+        coupling="Difference",
+        coupling_params=dict(a=0.1),
+        speed=100.0,
+        noise=(1e-3, 1e-3, 1e-3) + (0.0,) * 9,
+        dt=0.05,
+        initial_range={f"{v}_{m}": (-1.0, 1.0) for v in ("xi", "eta", "alpha", "beta") for m in range(3)},
+        reference="Stefanescu & Jirsa 2008 (PLoS Comput Biol 4:e1000219) with TVB's defaults; diffusive coupling, "
+        "strength, speed and noise tuned on max-normalised TVB-76",
+        why="With TVB's defaults (mu=0, sigma=0.35) each region's modes oscillate (~110 Hz, small amplitude); the "
+        "diffusive coupling of the xi modes (a=0.1; above ~0.3 Heun needs dt < 0.02 ms) synchronises connected "
+        "regions. At this frequency delays decide the FC: at 10 and 30 mm/ms the phases scatter (SC-FC r ~0 and "
+        "0.11), so the preset uses 100 mm/ms (delays up to ~2 ms); Linear coupling shifts xi to a silent state. xi_0 "
+        "is shown.",
+        measured=dict(sc_fc_r=0.52, fc_mean=0.62, fc_finite=1.0, sd=0.15),
+    )
+)
+_add(
+    Preset(
+        model="GastSchmidtKnosche_SD",
+        params=dict(),
+        coupling="Linear",
+        coupling_params=dict(a=0.1),
+        speed=10.0,
+        noise=(0.0, 1e-3, 0.0, 0.0),
+        dt=0.01,
+        reference=f"Gast, Schmidt & Knösche 2020 (Neural Comput 32:1615) with TVB's defaults ({_QIF_TIME}); strength "
+        "and noise tuned on max-normalised TVB-76",
+        why="Alone, a region at eta=-6 rests just below its bursting range (eta -5.5 to -4.6: 18-26 Hz population "
+        "bursts ended by synaptic depression); the excitatory coupling of the rates (a=0.1) lifts the well-connected "
+        "regions into bursting and the bursts spread along the connections. dt=0.01 ms because tau=1 ms.",
+        measured=dict(sc_fc_r=0.22, fc_mean=0.63, fc_finite=1.0, sd=0.43),
+    )
+)
+_add(
+    Preset(
+        model="GastSchmidtKnosche_SF",
+        params=dict(eta=-3.0),
+        coupling="Linear",
+        coupling_params=dict(a=0.05),
+        speed=10.0,
+        noise=(0.0, 1e-3, 0.0, 0.0),
+        dt=0.01,
+        reference=f"Gast, Schmidt & Knösche 2020 (Neural Comput 32:1615), spike-frequency adaptation ({_QIF_TIME}); "
+        "eta and strength tuned on max-normalised TVB-76",
+        why="A region alone bursts (~20 Hz, ended by spike-frequency adaptation) for eta between -4 and 1.5; eta=-3 "
+        "leaves room for the coupling's input (TVB's eta=1 plus any coupling pushes the regions above the range, "
+        "into a steady high-rate state). The coupling (a=0.05) entrains connected regions' bursts.",
+        measured=dict(sc_fc_r=0.3, fc_mean=0.54, fc_finite=1.0, sd=0.68),
+    )
+)
+_add(
+    Preset(
+        model="DumontGutkin",
+        params=dict(eta_e=4.0, J_ee=5.0, J_ie=10.0),
+        coupling="Linear",
+        coupling_params=dict(a=0.2),
+        speed=30.0,
+        noise=(0.0, 1e-3, 0.0, 0.0, 0.0, 1e-3, 0.0, 0.0),
+        dt=0.01,
+        reference=f"Dumont & Gutkin 2019 (PLoS Comput Biol 15:e1007019): the PING rhythm of an E-I pair of QIF mean "
+        f"fields ({_QIF_TIME}); E-to-E, E-to-I weights and eta_e set for PING, strength and speed tuned on "
+        "max-normalised TVB-76",
+        why="Each region is a PING oscillator (~55-60 Hz): the driven excitatory population (eta_e=4) recruits the "
+        "inhibitory one (J_ie=10), which silences it. TVB's defaults (J_ee=J_ie=0, eta=-5) leave both populations "
+        "silent. The coupling of r_e reaches both populations (Gamma=5). Delays matter at this frequency: at 10 "
+        "mm/ms (delays up to ~15 ms, a period) the phases scatter and the FC vanishes; at 30 mm/ms connected "
+        "regions lock with small lags.",
+        measured=dict(sc_fc_r=0.28, fc_mean=0.42, fc_finite=1.0, sd=0.064),
+    )
+)
+_add(
+    Preset(
+        model="ReducedSetHindmarshRose",
+        params=dict(),
+        coupling="Linear",
+        coupling_params=dict(a=0.01),
+        speed=10.0,
+        noise=(1e-3, 1e-3, 1e-3) + (0.0,) * 15,
+        dt=0.05,
+        initial_range={**{f"xi_{m}": (-2.0, 2.0) for m in range(3)}, **{f"alpha_{m}": (-2.0, 2.0) for m in range(3)}},
+        reference="Stefanescu & Jirsa 2008 (PLoS Comput Biol 4:e1000219) with TVB's defaults; strength and noise tuned "
+        "on max-normalised TVB-76",
+        why="With TVB's defaults (mu=3.3, sigma=0.3) each region's modes burst (~5 Hz bursts of spikes, the slow "
+        "variable tau setting the rhythm); weak coupling of the xi modes (a=0.01) and noise on them entrain connected "
+        "regions' bursts. xi_0 is shown. TVB's initial ranges (xi, alpha up to 4) make Heun diverge at dt=0.05 ms.",
+        measured=dict(sc_fc_r=0.53, fc_mean=0.29, fc_finite=1.0, sd=0.68),
+    )
+)
+_CODIM3_MEASURED = {
+    "EpileptorCodim3": dict(sc_fc_r=-0.02, fc_mean=0.0, fc_finite=1.0, sd=0.17),
+    "EpileptorCodim3SlowMod": dict(sc_fc_r=-0.04, fc_mean=0.0, fc_finite=1.0, sd=0.042),
+}
+for _name in ("EpileptorCodim3", "EpileptorCodim3SlowMod"):
+    _slow = _name.endswith("SlowMod")
+    _add(
+        Preset(
+            model=_name,
+            params=dict(Ks=-0.2),
+            coupling="Difference",
+            coupling_params=dict(a=1.0),
+            speed=3.0,
+            noise=(1e-3, 1e-3, 0.0) + ((0.0, 0.0) if _slow else ()),
+            dt=0.05,
+            reference="Saggio et al. 2017 (J Math Neurosci 7:7) with TVB's defaults (square-wave bursting: saddle-node "
+            "onset, saddle-homoclinic offset); permittivity coupling through z (Ks<0) as the Epileptor preset",
+            why="Each region bursts (about one burst per second at c="
+            + ("0.002" if _slow else "0.001")
+            + "), with noise on x and y; the slow diffusive coupling of x through z (Ks=-0.2, as the Epileptor "
+            "preset) shifts connected regions' burst timing, but the FC of x stays weak (SC-FC r ~0 over 4 s and 20 "
+            "s runs; Ks=-0.05 to -1 no better): the bursts' fast oscillations are not phase-locked. TVB's Ks=0 leaves "
+            "the regions uncoupled."
+            + (
+                " The onset and offset points drift on their great circles (cA, cB ~1e-4 rad/ms): over a 4 s run the "
+                "bursts change little; the transitions between classes take minutes."
+                if _slow
+                else ""
+            ),
+            measured=_CODIM3_MEASURED[_name],
+        )
+    )
+_add(
+    Preset(
+        model="ZerlautAdaptationSecondOrder",
+        params=dict(weight_noise=1e-4),
+        coupling="Linear",
+        coupling_params=dict(a=0.015),
+        speed=4.0,
+        noise=(0.0,) * 7 + (100.0,),
+        dt=0.1,
+        transient=1500.0,
+        initial_range={
+            "E": (0.0, 0.005),
+            "I": (0.0, 0.01),
+            "C_ee": (0.0, 0.0),
+            "C_ei": (0.0, 0.0),
+            "C_ii": (0.0, 0.0),
+            "W_e": (0.0, 50.0),
+        },
+        reference="di Volo et al. 2019 (Neural Comput 31:653), second order, with TVB's defaults; the "
+        "ZerlautAdaptationFirstOrder preset's coupling and Ornstein-Uhlenbeck drive (Goldman et al. 2020)",
+        why="As the first-order preset: low-rate activity with strong adaptation (b_e=60 pA), driven by the "
+        "Ornstein-Uhlenbeck input and spread by the coupling of the excitatory rates; the covariances start at 0. "
+        "TVB's initial ranges (E up to 250 Hz) start every region in the saturated state.",
+        measured=dict(sc_fc_r=0.07, fc_mean=0.03, fc_finite=1.0, sd=0.0023),
     )
 )
 
