@@ -264,6 +264,74 @@ SCENARIOS: dict[str, Scenario] = {
     "ZetterbergJansen": _model_scenario(
         _per_region(M.ZetterbergJansen, ("P",)), C.Linear(a=0.01), ["model.He", "model.P[N]"], spread=0.01
     ),
+    # the ten models added for TVB parity (issue 28): short runs at the step sizes of their TVB goldens
+    "ReducedSetFitzHughNagumo": _model_scenario(
+        _per_region(M.ReducedSetFitzHughNagumo, ("a",)),
+        C.Linear(a=0.01),
+        ["model.K11", "model.a[N]", "model.mu"],
+        dt=0.05,
+        t1=10.0,
+        spread=0.05,
+    ),
+    "ReducedSetHindmarshRose": _model_scenario(
+        _per_region(M.ReducedSetHindmarshRose, ("s",)),
+        C.Linear(a=0.01),
+        ["model.K11", "model.s[N]"],
+        dt=0.05,
+        t1=10.0,
+        spread=0.05,
+    ),
+    "EpileptorCodim3": _model_scenario(
+        _per_region(M.EpileptorCodim3, ("c",)), C.Difference(a=0.05), ["model.b", "model.c[N]"], t1=20.0
+    ),
+    "EpileptorCodim3SlowMod": _model_scenario(
+        _per_region(M.EpileptorCodim3SlowMod, ("c",)), C.Difference(a=0.05), ["model.Ks", "model.c[N]"], t1=20.0
+    ),
+    "CoombesByrne2D": _model_scenario(
+        _per_region(M.CoombesByrne2D, ("eta",)),
+        C.Linear(a=0.05),
+        ["model.Delta", "model.eta[N]"],
+        dt=0.01,
+        t1=10.0,
+        conn=dict(lo=1.0, hi=4.0),
+    ),
+    "GastSchmidtKnosche_SD": _model_scenario(
+        _per_region(M.GastSchmidtKnosche_SD, ("eta",)),
+        C.Linear(a=0.05),
+        ["model.J", "model.eta[N]"],
+        dt=0.01,
+        t1=5.0,
+        spread=0.02,
+        conn=dict(lo=1.0, hi=4.0),
+    ),
+    "GastSchmidtKnosche_SF": _model_scenario(
+        _per_region(M.GastSchmidtKnosche_SF, ("eta",)),
+        C.Linear(a=0.05),
+        ["model.J", "model.eta[N]"],
+        dt=0.01,
+        t1=5.0,
+        spread=0.02,
+        conn=dict(lo=1.0, hi=4.0),
+    ),
+    "DumontGutkin": _model_scenario(
+        _per_region(M.DumontGutkin, ("eta_e",)),
+        C.Linear(a=0.05),
+        ["model.J_ee", "model.eta_e[N]"],
+        dt=0.01,
+        t1=5.0,
+        spread=0.02,
+        conn=dict(lo=1.0, hi=4.0),
+    ),
+    "Hopfield": _model_scenario(
+        _per_region(M.Hopfield, ("taux",), dynamic=1), C.Linear(a=0.1), ["model.tauT", "model.taux[N]"], t1=20.0
+    ),
+    "ZerlautAdaptationSecondOrder": _model_scenario(
+        _per_region(M.ZerlautAdaptationSecondOrder, ("E_L_e",)),
+        C.Linear(a=0.01),
+        ["model.b_e", "model.E_L_e[N]"],
+        solver=vbt.Euler(),
+        t1=20.0,
+    ),
     "DecoBalancedExcInh": _model_scenario(
         _per_region(M.DecoBalancedExcInh, ("M_i",)), C.Linear(a=0.2), ["model.w_p", "model.M_i[N]"]
     ),
@@ -496,6 +564,16 @@ MODELS = (
     "ZetterbergJansen",
     "DecoBalancedExcInh",
     "Linear",
+    "ReducedSetFitzHughNagumo",
+    "ReducedSetHindmarshRose",
+    "EpileptorCodim3",
+    "EpileptorCodim3SlowMod",
+    "CoombesByrne2D",
+    "GastSchmidtKnosche_SD",
+    "GastSchmidtKnosche_SF",
+    "DumontGutkin",
+    "Hopfield",
+    "ZerlautAdaptationSecondOrder",
 )
 
 
