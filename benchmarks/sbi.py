@@ -11,6 +11,11 @@ Each budget is built twice with different keys: the first build includes the com
 
     python benchmarks/sbi.py                        # VEP 4000 simulations, resting state 16
     python benchmarks/sbi.py --vep-n 1000 --rs-n 16
+    python benchmarks/sbi.py --rs-only --rs-n 128 --cpu-devices 2   # the resting-state budget on both cores
+
+``--cpu-devices K`` gives the process K CPU devices (``jax_num_cpu_devices``, set before JAX starts), over which the
+budget's batches are shared (one per core uses every core); ``--rs-batch`` simulations per chunk (default 16, the
+problem's).
 """
 
 from __future__ import annotations
@@ -68,6 +73,39 @@ def _inference_time(npe, prior, x, repeats=3):
     return first, float(np.median(times)), float(np.min(times))
 
 
+def _resting_state_budget_only(args, results) -> int:
+    """The resting-state budget alone: simulations per second (settings printed), no training."""
+    import jax
+
+    import vbtjax as vbt
+    from vbtjax.sbi.problems import resting_state_problem
+
+    data = vbt.datasets.hcp_subject()
+    rs = resting_state_problem(data.connectome, tr=720.0, n_samples=args.rs_volumes, dt=72.0, coupling_max=4e-3)
+    steps = int(round((args.rs_volumes + 84) * 720.0 / 72.0))
+    say(
+        f"resting state: HCP 101309, 94 regions, {args.rs_volumes} volumes + 60 s transient at dt = 72 ms ({steps} "
+        f"Heun steps per simulation, float32, noise), FC + FCD summaries; {len(jax.devices())} CPU device(s), "
+        f"chunks of {args.rs_batch}"
+    )
+    _, (t1, t2) = _budget_rate(rs, args.rs_n, args.rs_batch)
+    say(
+        f"budget of {args.rs_n}: {t1:.1f} s with compilation ({args.rs_n / t1:.2f} sims/s), {t2:.1f} s again "
+        f"({args.rs_n / t2:.2f} sims/s)"
+    )
+    results["resting_state"] = {
+        "n": args.rs_n,
+        "devices": len(jax.devices()),
+        "batch_size": args.rs_batch,
+        "budget_seconds_with_compilation": t1,
+        "budget_seconds": t2,
+        "sims_per_second": args.rs_n / t2,
+    }
+    results["load_end"] = _uptime()
+    say(f"load average at end (1, 5, 15 min): {results['load_end']}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vep-n", type=int, default=4000)
@@ -79,14 +117,20 @@ def main() -> int:
     )
     ap.add_argument("--pca", type=int, default=64, help="principal components the VEP flows see (64, as the example)")
     ap.add_argument("--no-write", action="store_true", help="do not write sbi_output.txt / sbi_results.json")
+    ap.add_argument("--cpu-devices", type=int, default=0, help="CPU devices of this process (0: JAX's default)")
+    ap.add_argument("--rs-only", action="store_true", help="the resting-state budget only (no VEP, no training)")
+    ap.add_argument("--rs-batch", type=int, default=16, help="resting-state simulations per chunk (16)")
     args = ap.parse_args()
 
     import jax
 
+    if args.cpu_devices:
+        jax.config.update("jax_num_cpu_devices", args.cpu_devices)
+
     import vbtjax as vbt
     from vbtjax import sbi, vep
+    from vbtjax.data.sensors import seeg_gain_point_source
     from vbtjax.sbi.problems import resting_state_problem, vep_problem
-    from vbtjax.sensors import seeg_gain_point_source
 
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     say(f"vbtjax sbi benchmark, {results['date']}")
@@ -96,6 +140,9 @@ def main() -> int:
     )
     results["load_start"] = _uptime()
     say(f"load average at start (1, 5, 15 min): {results['load_start']}")
+
+    if args.rs_only:
+        return _resting_state_budget_only(args, results)
 
     # ------------------------------------------------------------------------------------------------- VEP
     conn = vbt.datasets.tvb_connectome(76)

@@ -8,7 +8,7 @@ each simulation's functional connectivity (``features=``: FC of r, ``(N, N)``), 
 
 Measured:
   sweep      ``vbt.sweep`` of ``--n-sets`` simulations of ``--t1`` ms on all of this process's devices: first call
-             (compile + run) and a second call (run only; ``sweep`` compiles once per call), batch size and chunks
+             (compile + run) and a second call (run only: the compiled program is cached), batch size and chunks
              from the default memory budget.
   loop       a Python loop of ``vbt.simulate`` + the same FC over ``--loop-sets`` values (compiled once; the
              per-simulation time is extrapolated to ``--n-sets``).
@@ -16,7 +16,14 @@ Measured:
              (``XLA_FLAGS=--xla_force_host_platform_device_count``), compared with the one-device result. On CPU the
              virtual devices share the same cores, so this checks equality and overhead, not speed-up.
 
+  w2         (``--w2``) the peers' W2 in one process: 64 coupling values x 1 s of the 76-region SupHopf network with
+             ``Difference`` coupling, Heun, float32, every step recorded; ``vbt.sweep`` against a Python loop over one
+             compiled ``vbt.simulate``, side by side, ``--repeats`` times (medians), the compilations of a second
+             sweep counted; then sweeps of 1 .. ``--max-sets`` values (sims/s). ``--cpu-devices K`` gives the process
+             K CPU devices (``jax_num_cpu_devices``, set before JAX starts: one per core shares the batch over cores).
+
     python benchmarks/sweep.py                                  # 1024 sets of 1 s (~2-3 min on 2 cores)
+    python benchmarks/sweep.py --w2 --cpu-devices 2             # W2 on both cores, and sweeps of 1 .. 1024 values
     python benchmarks/sweep.py --regions 8                      # where vmapping pays on a CPU: small networks
     python benchmarks/sweep.py --n-sets 256 --t1 200 --json out.json
 """
@@ -111,6 +118,117 @@ def run_loop(args) -> dict:
     return {"per_sim_s": per, "extrapolated_s": per * args.n_sets}
 
 
+def _cpu_s() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def w2(args) -> dict:
+    """The peers' W2 in this process: sweep against a loop over one compiled simulate, and sweeps of 1 .. max_sets."""
+    import statistics
+
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax._src import dispatch
+
+    import vbtjax as vbt
+
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda ev, d, **kw: compiles.append(d) if ev == dispatch.BACKEND_COMPILE_EVENT else None
+    )
+    conn = vbt.datasets.tvb_connectome(76)
+    net = vbt.Network(
+        model=vbt.models.SupHopf(a=0.25, omega=0.2),
+        connectome=vbt.Connectome(weights=conn.weights, lengths=conn.lengths),
+        coupling=vbt.coupling.Difference(a=0.01),
+        speed=3.0,
+    )
+    dt, steps = 0.1, int(round(args.t1 / 0.1))
+    H = net.delay_plan(dt).horizon
+    x0 = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 76))
+    hist = jnp.asarray(np.broadcast_to(x0, (H, 2, 76)), jnp.float32)
+    mons = {"raw": vbt.monitors.Raw()}
+
+    def sim(a):
+        n = eqx.tree_at(lambda m: m.coupling.a, net, a)
+        return vbt.simulate(n, steps * dt, dt, history=hist, solver=vbt.Heun(), monitors=mons).ys["raw"]
+
+    def sweep(values):
+        kw = dict(t1=steps * dt, dt=dt, history=hist, solver=vbt.Heun(), monitors=mons, progress=False)
+        return vbt.sweep(net, where=lambda m: m.coupling.a, values=values, **kw)
+
+    one = jax.jit(sim)
+    values = np.linspace(0.0, 0.02, 64).astype(np.float32)
+    jax.block_until_ready(one(jnp.float32(0.01)))
+    t = time.perf_counter()
+    res = sweep(values)
+    first = time.perf_counter() - t
+    times: dict[str, list[float]] = {"loop": [], "sweep": []}
+    cpu: dict[str, list[float]] = {"loop": [], "sweep": []}
+    later = 0
+    args_loop = [jnp.float32(v) for v in values]
+    for _ in range(args.repeats):
+        c, t = _cpu_s(), time.perf_counter()
+        jax.block_until_ready([one(v) for v in args_loop])
+        times["loop"].append(time.perf_counter() - t)
+        cpu["loop"].append(_cpu_s() - c)
+        n, c, t = len(compiles), _cpu_s(), time.perf_counter()
+        out = sweep(values)
+        times["sweep"].append(time.perf_counter() - t)
+        cpu["sweep"].append(_cpu_s() - c)
+        later += len(compiles) - n
+    ref = np.asarray(one(jnp.float32(values[-1])))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    result = {
+        "devices": len(jax.devices()),
+        "sweep_first_call_s": first,
+        "compiles_in_later_sweeps": later,
+        "times_s": times,
+        "cpu_s": cpu,
+        "cpu_over_wall": {k: statistics.median(cpu[k]) / statistics.median(times[k]) for k in times},
+        "median_s": med,
+        "speedup_vs_loop": med["loop"] / med["sweep"],
+        "batch_size": res.batch_size,
+        "max_abs_diff_last_vs_simulate": float(np.max(np.abs(out.ys["raw"][-1] - ref))),
+        "load": os.getloadavg(),
+    }
+    print(
+        f"W2 64 x {args.t1:g} ms, {result['devices']} CPU device(s): loop {med['loop']:.2f} s, "
+        f"sweep {med['sweep']:.2f} s "
+        f"(median of {args.repeats}; first sweep {first:.1f} s): {result['speedup_vs_loop']:.2f}x; later sweeps "
+        f"compiled {later} programs; process CPU / wall: loop {result['cpu_over_wall']['loop']:.2f}, sweep "
+        f"{result['cpu_over_wall']['sweep']:.2f}; load {result['load']}",
+        flush=True,
+    )
+    table = []
+    S = 1
+    while S <= args.max_sets:
+        vals = np.resize(values, S)
+        sweep(vals)  # compiles for this chunk size
+        ts = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            r = sweep(vals)
+            ts.append(time.perf_counter() - t)
+        row = {"sets": S, "batch_size": r.batch_size, "median_s": statistics.median(ts)}
+        row["sims_per_s"] = S / row["median_s"]
+        row["vs_loop"] = row["sims_per_s"] * med["loop"] / 64
+        table.append(row)
+        print(
+            f"  {S:5d} values: chunks of {r.batch_size:4d}, {row['median_s']:.3f} s, {row['sims_per_s']:.0f} sims/s, "
+            f"{row['vs_loop']:.2f}x the loop",
+            flush=True,
+        )
+        S *= 4
+    result["table"] = table
+    return result
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n-sets", type=int, default=1024, help="parameter sets (default 1024)")
@@ -121,8 +239,21 @@ def main(argv=None) -> dict:
     p.add_argument("--loop-sets", type=int, default=8, help="simulations timed in the Python loop (default 8)")
     p.add_argument("--devices", type=int, default=4, help="virtual CPU devices of the second run (0: skip)")
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--w2", action="store_true", help="the peers' W2 in this process, then sweeps of 1 .. --max-sets")
+    p.add_argument("--cpu-devices", type=int, default=0, help="CPU devices of this process (0: JAX's default)")
+    p.add_argument("--repeats", type=int, default=3, help="repeats of each --w2 timing (medians)")
+    p.add_argument("--max-sets", type=int, default=1024, help="largest sweep of the --w2 table")
     p.add_argument("--_child", help=argparse.SUPPRESS)  # internal: run the sweep only, write the npz here
     args = p.parse_args(argv)
+    if args.cpu_devices:
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", args.cpu_devices)
+    if args.w2:
+        out = w2(args)
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=2))
+        return out
     if args._child:
         print(json.dumps(run_sweep(args, args._child)))
         return {}

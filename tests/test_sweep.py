@@ -31,6 +31,10 @@ def loop(net, where, values, key=None, **kw):
     return out
 
 
+def _one_device_mesh():
+    return jax.make_mesh((1,), ("b",), devices=jax.devices()[:1])
+
+
 def close(a, b):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
 
@@ -45,11 +49,11 @@ def test_scalar_leaf_chunks_padding_and_one_compile(tmp_path):
         calls.append(1)  # runs once per trace
         return {"raw": sol.ys["raw"], "mean": sol.ys["raw"][:, 0].mean(axis=0)}
 
-    # max_memory of one byte: one simulation per chunk, 7 chunks, the same program for all
+    # max_memory of one byte: one simulation per device and chunk, the same program for all chunks
     res = vbt.sweep(
         net, where=lambda n: n.coupling.a, values=a, t1=T1, dt=DT, features=features, max_memory=1, progress=False
     )
-    assert res.batch_size == 1 and len(res) == 7 and len(calls) == 2  # eval_shape + one jit trace
+    assert res.batch_size == res.n_devices and len(res) == 7 and len(calls) == 2  # eval_shape + one jit trace
     ref = loop(net, lambda n: n.coupling.a, a)
     close(res.features["raw"], np.stack([s.ys["raw"] for s in ref]))
     close(res.ts["raw"], ref[0].ts["raw"])
@@ -66,7 +70,8 @@ def test_scalar_leaf_chunks_padding_and_one_compile(tmp_path):
         batch_size=3,
         progress=True,
     )
-    assert res3.ys["raw"].shape == (7, 100, 2, 5) and res3.batch_size == 3
+    # batch_size rounded up to a multiple of the number of devices
+    assert res3.ys["raw"].shape == (7, 100, 2, 5) and res3.batch_size == -(-3 // res3.n_devices) * res3.n_devices
     close(res3.ys["raw"], res.features["raw"])
     np.testing.assert_array_equal(res3.values, np.asarray(a))
     # save / load
@@ -76,6 +81,65 @@ def test_scalar_leaf_chunks_padding_and_one_compile(tmp_path):
     np.testing.assert_array_equal(back.ys["raw"], res3.ys["raw"])
     np.testing.assert_array_equal(back.ts["raw"], res3.ts["raw"])
     np.testing.assert_array_equal(back.values, res3.values)
+
+
+def test_second_call_compiles_nothing():
+    """The compiled program is cached by shapes and static settings: a second sweep with other values, another key,
+    another `where` function selecting the same leaf and another value of an unswept parameter compiles nothing;
+    another number of steps (a negative control of the counter) compiles."""
+    from jax._src import dispatch
+
+    compiles = []
+
+    def listener(event, duration, **kw):
+        if event == dispatch.BACKEND_COMPILE_EVENT:
+            compiles.append(duration)
+
+    net = small_network(noise=True)
+    kw = dict(t1=T1, dt=DT, progress=False, monitors={"tavg": vbt.monitors.TemporalAverage(period=1.0)})
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        first = vbt.sweep(net, lambda n: n.coupling.a, jnp.linspace(0.0, 0.05, 6), key=jax.random.key(0), **kw)
+        assert compiles, "the compile counter saw no compilation"
+        net2 = eqx.tree_at(lambda n: n.model.I, net, net.model.I + 0.1)
+        a2, key2 = np.linspace(0.01, 0.04, 6), jax.random.key(1)
+        before = len(compiles)
+        second = vbt.sweep(net2, lambda n: n.coupling.a, a2, key=key2, **kw)
+        assert len(compiles) == before, f"the second sweep compiled {len(compiles) - before} program(s)"
+        vbt.sweep(
+            net, lambda n: n.coupling.a, jnp.linspace(0.0, 0.05, 6), key=jax.random.key(0), **{**kw, "t1": 2 * T1}
+        )
+        assert len(compiles) > before  # the counter counts
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    ref = loop(net2, lambda n: n.coupling.a, jnp.asarray(a2), key=key2, monitors=kw["monitors"])
+    close(second.ys["tavg"], np.stack([s.ys["tavg"] for s in ref]))
+    assert not np.allclose(first.ys["tavg"], second.ys["tavg"])
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_rows_one_after_another_equal_the_loop(width):
+    """A device's rows run `width` at a time (lax.map of a vmap, with a remainder when width does not divide them):
+    the same numbers as per-run simulate, noise keys included."""
+    from vbtjax.simulation.batch import BatchRunner
+
+    net = small_network(noise=True)
+    a = np.linspace(0.0, 0.05, 5)
+    key = jax.random.key(7)
+
+    def run(n, k):
+        return vbt.simulate(n, T1, DT, key=k).ys["raw"]
+
+    runner = BatchRunner(
+        net,
+        lambda n, vs: eqx.tree_at(lambda m: m.coupling.a, n, vs[0]),
+        run,
+        has_key=True,
+        devices=jax.devices()[:1],
+        closed=True,
+    )
+    out = runner((a,), 5, key, 5, width=width)
+    close(out, np.stack([s.ys["raw"] for s in loop(net, lambda n: n.coupling.a, jnp.asarray(a), key=key)]))
 
 
 def test_noise_keys_match_loop():
@@ -216,10 +280,12 @@ def test_errors_of_arguments():
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         vbt.sweep(net, lambda n: n.coupling.a, a, T1, DT, batch_size=0)
     with pytest.raises(ValueError, match="devices= or mesh="):
-        vbt.sweep(net, lambda n: n.coupling.a, a, T1, DT, devices=jax.devices(), mesh=jax.make_mesh((1,), ("b",)))
+        vbt.sweep(net, lambda n: n.coupling.a, a, T1, DT, devices=jax.devices(), mesh=_one_device_mesh())
     with pytest.raises(ValueError, match="not a whole number of steps"):  # simulate's own checks, before compiling
         vbt.sweep(net, lambda n: n.coupling.a, a, 10.05, DT, progress=False)
     with pytest.raises(TypeError, match="inside jit"):
         jax.jit(lambda x: vbt.sweep(net, lambda n: n.coupling.a, x, T1, DT).ys)(a)
+    with pytest.raises(ValueError, match="history contains NaN"):
+        vbt.sweep(net, lambda n: n.coupling.a, a, T1, DT, history=np.full((2, 5), np.nan), progress=False)
     with pytest.raises(TypeError, match="net must be"):
         vbt.sweep("net", lambda n: n.coupling.a, a, T1, DT)

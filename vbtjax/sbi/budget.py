@@ -240,11 +240,16 @@ def simulate_budget(
     runner = None
     if todo:
         all_vals = tuple(np.concatenate([values[c][i] for c in todo]) for i in range(len(prior.names)))
-        build = _builder(paths)
+        build = _SetLeaves(paths)
         wide = widened(prior.net, build, all_vals, sum(sizes[c] for c in todo), dt, owner="simulate_budget")
-        runner = BatchRunner(wide, build, _flat_run(run), has_key=True, devices=devices, owner="simulate_budget")
+        # a prior that leaves weights, lengths and speed alone: they are constants of the program (static delays)
+        closed = wide is prior.net
+        runner = BatchRunner(
+            wide, build, _Flat(run), has_key=True, devices=devices, owner="simulate_budget", closed=closed
+        )
     t_start = time.perf_counter()
-    parts, simulated = _simulate_chunks(prior, runner, draws, values, files, sizes, k_sim, batch_size, progress, n)
+    batching = (batch_size, dt)
+    parts, simulated = _simulate_chunks(prior, runner, draws, values, files, sizes, k_sim, batching, progress, n)
     seconds = time.perf_counter() - t_start
     info = dict(meta, simulated_now=simulated, seconds=seconds)
     if folder is not None and simulated:
@@ -267,8 +272,6 @@ def simulate_budget(
 
 def _simulator(prior, n, chunk_size, features, run, t1, dt, solver, monitors, history, key) -> Callable:
     """Check the arguments of :func:`simulate_budget`; ``run(network, key)``, the simulator."""
-    from ..simulation.simulate import simulate
-
     _check_prior(prior)
     if isinstance(n, bool) or int(n) < 1:
         raise ValueError(f"simulate_budget: n must be a positive number of simulations, got {n!r}.")
@@ -279,9 +282,7 @@ def _simulator(prior, n, chunk_size, features, run, t1, dt, solver, monitors, hi
     if run is None:
         if t1 is None or dt is None:
             raise ValueError("simulate_budget: features= needs the simulation settings t1= and dt= (ms).")
-
-        def run(net, k):
-            return features(simulate(net, t1, dt, history, solver, monitors, k))
+        run = _Features(features, history, solver, monitors, float(t1), float(dt))
 
     if prior.net.noise is not None and key is None:
         raise ValueError("simulate_budget: a key is required.")
@@ -300,8 +301,10 @@ def _draws(prior, k_draw, todo, sizes) -> tuple[dict[int, np.ndarray], dict[int,
     return draws, {c: _leaf_values(prior, v) for c, v in values.items()}
 
 
-def _simulate_chunks(prior, runner, draws, values, files, sizes, k_sim, batch_size, progress, n):
-    """Read the finished chunks, simulate and write the others; ``(parts, number simulated now)``."""
+def _simulate_chunks(prior, runner, draws, values, files, sizes, k_sim, batching, progress, n):
+    """Read the finished chunks, simulate and write the others (`batching`: ``(batch_size, dt)``); ``(parts, number
+    simulated now)``."""
+    batch_size, dt = batching
     parts = {"u": [], "theta": [], "x": [], "finite": []}
     bar = None
     if progress:
@@ -316,7 +319,8 @@ def _simulate_chunks(prior, runner, draws, values, files, sizes, k_sim, batch_si
                 raise ValueError(f"simulate_budget: {f} holds {chunk['u'].shape[0]} simulations, expected {m}.")
         else:
             u = draws.pop(c)
-            out = runner(values.pop(c), m, jax.random.fold_in(k_sim, c), runner.batch(batch_size, m))
+            bs = runner.batch(batch_size, m)
+            out = runner(values.pop(c), m, jax.random.fold_in(k_sim, c), bs, width=runner.width_for(dt))
             x = np.asarray(out).reshape(m, -1)
             chunk = {"u": u, "theta": _flat_theta(prior, u), "x": x, "finite": np.all(np.isfinite(x), axis=1)}
             simulated += m
@@ -331,13 +335,13 @@ def _simulate_chunks(prior, runner, draws, values, files, sizes, k_sim, batch_si
     return parts, simulated
 
 
-def _builder(paths: Sequence[str]):
-    """``build(net, values_b)``: the network of one draw."""
+class _SetLeaves(eqx.Module):
+    """``build(net, values_b)``: the network of one draw (a module: equal paths share one compiled program)."""
 
-    def build(net, vs):
-        return set_leaves(net, dict(zip(paths, vs, strict=True)))
+    paths: tuple[str, ...] = eqx.field(static=True)
 
-    return build
+    def __call__(self, net, vs):
+        return set_leaves(net, dict(zip(self.paths, vs, strict=True)))
 
 
 _SAME = ("names", "paths", "shapes", "dim", "chunk_size", "key", "dt", "t1", "description")
@@ -380,12 +384,30 @@ def _by_name(values, names):
     return tuple(np.asarray(values[name]) for name in names)
 
 
-def _flat_run(run):
-    def flat(net, k):
-        out = run(net, k)
-        leaves = jax.tree.leaves(out)
+class _Flat(eqx.Module):
+    """The simulator's output flattened to one vector (a module: the same simulator shares one compiled program)."""
+
+    run: Callable = eqx.field(static=True)
+
+    def __call__(self, net, k):
+        leaves = jax.tree.leaves(self.run(net, k))
         if not leaves:
             raise ValueError("simulate_budget: the features are empty.")
         return jnp.concatenate([jnp.ravel(jnp.asarray(v, jnp.result_type(float))) for v in leaves])
 
-    return flat
+
+class _Features(eqx.Module):
+    """``features(simulate(net, t1, dt, history, solver, monitors, key))``: the simulator of ``features=`` (a module,
+    hashable by its settings)."""
+
+    features: Callable = eqx.field(static=True)
+    history: Any
+    solver: Any
+    monitors: Any
+    t1: float = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+
+    def __call__(self, net, k):
+        from ..simulation.simulate import simulate
+
+        return self.features(simulate(net, self.t1, self.dt, self.history, self.solver, self.monitors, k))

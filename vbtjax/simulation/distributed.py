@@ -75,3 +75,23 @@ def to_host(tree: Any) -> Any:
     from jax.experimental import multihost_utils
 
     return jax.tree.unflatten(treedef, [np.asarray(x) for x in multihost_utils.process_allgather(leaves, tiled=True)])
+
+
+def copy_rows(leaves: Sequence[jax.Array], store: Sequence[np.ndarray], lo: int, S: int) -> None:
+    """Copy each array of `leaves` (a chunk, batch axis first) into rows ``lo ..`` of its host array in `store`,
+    dropping the rows at `S` and beyond (padding). Shard by shard where this process holds every shard (one copy,
+    no gathered intermediate), else through :func:`to_host`."""
+    if not all(x.is_fully_addressable for x in leaves):
+        leaves = to_host(list(leaves))
+    for src, dst in zip(leaves, store, strict=True):
+        if isinstance(src, np.ndarray):
+            m = min(src.shape[0], S - lo)
+            dst[lo : lo + m] = src[:m]
+            continue
+        for shard in src.addressable_shards:
+            if shard.replica_id != 0:
+                continue
+            start, stop, _ = shard.index[0].indices(src.shape[0]) if shard.index else (0, src.shape[0], 1)
+            stop = min(stop, S - lo)
+            if stop > start:
+                dst[lo + start : lo + stop] = np.asarray(shard.data)[: stop - start]

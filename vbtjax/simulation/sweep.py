@@ -32,7 +32,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jaxtyping import Array, ArrayLike, PyTree
 
-from .._params import leaf_path
+from .._params import get_leaf, leaf_path
 from ..files import FileReadError, read_json, read_npz, write_npz
 from ..network import Network
 from ..observation.monitors import AbstractMonitor, Raw
@@ -40,7 +40,7 @@ from . import distributed
 from .batch import CPU_BUDGET as CPU_BUDGET  # the batch sizing, named here as before
 from .batch import CPU_CACHE as CPU_CACHE
 from .batch import CPU_MAX_BATCH as CPU_MAX_BATCH
-from .batch import BatchRunner, host_memory, memory_per_device, nbytes, widened
+from .batch import BatchRunner, batch_width, host_memory, memory_per_device, nbytes, widened
 from .simulate import CHUNK_STEPS, Solution, is_monitor, simulate
 
 __all__ = ["sweep", "SweepResult", "sweep_grid", "sweep_random"]
@@ -534,11 +534,26 @@ def _is_number_list(v) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------------------- delays
-def _builder(target: _Target) -> Callable[[Network, tuple], Network]:
-    """``build(net, values_b)``: the network of one simulation of the sweep."""
+class _SetLeaves(eqx.Module):
+    """``build(net, values_b)``: the leaves at `paths` set to one row of the values (hashable by its paths, so that
+    sweeps of the same leaves share one compiled program)."""
 
-    def build(net: Network, vs: tuple) -> Network:
-        return eqx.tree_at(target.get, net, replace=tuple(vs))
+    paths: tuple[str, ...] = eqx.field(static=True)
+
+    def __call__(self, net: Network, vs: tuple) -> Network:
+        return eqx.tree_at(lambda n: tuple(get_leaf(n, p) for p in self.paths), net, replace=tuple(vs))
+
+
+def _builder(net: Network, target: _Target) -> Callable[[Network, tuple], Network]:
+    """``build(net, values_b)``: the network of one simulation of the sweep; by leaf paths when every selected leaf
+    sits at one path of `net` only, else through `where` itself."""
+    ids = [id(x) for x in jax.tree.leaves(net)]
+    paths = tuple(leaf_path(net, leaf) for leaf in target.leaves)
+    if all(p is not None for p in paths) and all(ids.count(id(leaf)) == 1 for leaf in target.leaves):
+        return _SetLeaves(paths)
+
+    def build(n: Network, vs: tuple) -> Network:
+        return eqx.tree_at(target.get, n, replace=tuple(vs))
 
     return build
 
@@ -555,7 +570,7 @@ def _delay_network(net: Network, target: _Target, vals: tuple[np.ndarray, ...], 
     if not which:
         return net
     owner = f"sweep: the swept {'/'.join(which)}"
-    return widened(net, _builder(target), vals, vals[0].shape[0], dt, owner=owner, force=True)
+    return widened(net, _builder(net, target), vals, vals[0].shape[0], dt, owner=owner, force=True)
 
 
 # -------------------------------------------------------------------------------------------------------------- sweep
@@ -579,7 +594,8 @@ def sweep(
     unroll: int = 1,
     progress: bool = True,
 ) -> SweepResult:
-    """Simulate ``net`` once per row of ``values`` (``B`` simulations), vmapped and sharded over devices.
+    """Simulate ``net`` once per row of ``values`` (``B`` simulations), batched and sharded over devices, with one
+    compiled program per shapes and settings, cached across calls (a second sweep of the same shapes compiles nothing).
 
     Simulation ``b`` is ``simulate(eqx.tree_at(where, net, values[b]), t1, dt, history, solver, monitors,
     fold_in(key, b))``, and the results equal such a loop (up to floating-point rounding).
@@ -602,8 +618,10 @@ def sweep(
     - `features`: optional ``features(solution) -> pytree`` computed per simulation inside the vmapped program; only
       its output is kept (``res.features``; ``res.ys`` is None), e.g. ``lambda s: vbt.features.fc(s.ys["raw"][:, 0])``.
     - `batch_size`: simulations per chunk (rounded up to a multiple of the number of devices). Default: as many as fit
-      `max_memory`, and on CPU at most what keeps the loop's working set in cache (:data:`CPU_CACHE`, at most
-      :data:`CPU_MAX_BATCH` per device): a CPU gains little from wide batches, an accelerator a lot.
+      `max_memory`, on CPU at most :data:`~vbtjax.simulation.batch.CPU_ROWS` per device. An accelerator vmaps a
+      device's whole share; a CPU device runs it a few at a time (as many as keep the loop's working set within
+      :data:`CPU_CACHE`, at most :data:`CPU_MAX_BATCH`): a wide vmap only adds cache misses there, and the cores are
+      used through one CPU device per core (:mod:`vbtjax.simulation.batch`).
     - `max_memory`: memory budget per device in bytes for one chunk (monitor outputs, features, delay buffer and loop
       temporaries, estimated); when given, the batch is sized by it alone. Default: half the free memory of an
       accelerator; on CPU ``min(2 GiB, RAM / 4 / local devices)``.
@@ -616,28 +634,27 @@ def sweep(
 
     **Returns:** a :class:`SweepResult` (host arrays).
     """
-    _check_arguments(net, features, batch_size, max_memory, key)
+    _check_arguments(net, features, batch_size, max_memory, key, history)
     target = _resolve_where(net, where)
     vals, B = _normalise_values(net, target, values)
     mesh = distributed.batch_mesh(devices, mesh)
     net_eff = _delay_network(net, target, vals, dt)
     mons = {"raw": Raw()} if monitors is None else monitors
-
-    def simulate_one(n, k):
-        return simulate(n, t1, dt, history, solver, mons, k, chunk_steps=chunk_steps, unroll=unroll)
-
-    build = _builder(target)
+    simulate_one = _Simulate(history, solver, mons, t1, dt, chunk_steps, unroll)
+    build = _builder(net, target)
     sol_shape, out_shape = _shapes(net_eff, build, simulate_one, features, vals, key)
-    reduced = _reduced(simulate_one, features)
-    runner = BatchRunner(net_eff, build, reduced, has_key=key is not None, mesh=mesh, owner="sweep", closed=True)
+    runner = BatchRunner(
+        net_eff, build, _Reduced(simulate_one, features), has_key=key is not None, mesh=mesh, owner="sweep", closed=True
+    )
     if batch_size is None:
         budget = {"chunk_steps": chunk_steps, "max_memory": max_memory, "kept": features is not None}
         per_device = memory_per_device(net_eff, sol_shape, out_shape, mesh, **budget)
     else:
         per_device = -(-int(batch_size) // runner.n_devices)
     bs = runner.chunk_size(B, per_device, balance=batch_size is None)
+    width = batch_width(net_eff, sol_shape, mesh, chunk_steps, bs // runner.n_devices)
     _warn_host_memory(B * nbytes(out_shape))
-    outputs, finite = runner(vals, B, key, bs, progress="sweep" if progress else None)
+    outputs, finite = runner(vals, B, key, bs, progress="sweep" if progress else None, width=width)
     return _result(net, target, vals, mons, sol_shape, outputs, finite, features is not None, t1, dt, bs, runner)
 
 
@@ -663,7 +680,7 @@ def _result(net, target, vals, mons, sol_shape, outputs, finite, reduced, t1, dt
     )
 
 
-def _check_arguments(net, features, batch_size, max_memory, key) -> None:
+def _check_arguments(net, features, batch_size, max_memory, key, history) -> None:
     if not isinstance(net, Network):
         raise TypeError(f"sweep: net must be a vbtjax.Network, got {type(net).__name__}.")
     if features is not None and not callable(features):
@@ -678,6 +695,10 @@ def _check_arguments(net, features, batch_size, max_memory, key) -> None:
         raise ValueError(f"sweep: max_memory must be a positive number of bytes, got {max_memory!r}.")
     if net.noise is not None and key is None:
         raise ValueError("sweep: the network has noise, so a key is required: sweep(..., key=jax.random.key(0)).")
+    if history is not None and not isinstance(history, jax.core.Tracer):
+        h = np.asarray(history)
+        if np.issubdtype(h.dtype, np.number) and not np.all(np.isfinite(h)):
+            raise ValueError("sweep: history contains NaN or inf.")  # checked here: it is an argument of the program
 
 
 def _shapes(net, build, simulate_one, features, vals, key) -> tuple[Any, Any]:
@@ -699,17 +720,35 @@ def _shapes(net, build, simulate_one, features, vals, key) -> tuple[Any, Any]:
     return sol_shape, out_shape
 
 
-def _reduced(simulate_one, features):
+class _Simulate(eqx.Module):
+    """``simulate(network, key)`` with the sweep's settings (a module: its history and monitors' arrays are arguments
+    of the compiled program, the rest is part of its cache key)."""
+
+    history: Any
+    solver: Any
+    monitors: Any
+    t1: float = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    chunk_steps: int = eqx.field(static=True)
+    unroll: int = eqx.field(static=True)
+
+    def __call__(self, n: Network, k: jax.Array | None) -> Solution:
+        settings = {"chunk_steps": self.chunk_steps, "unroll": self.unroll}
+        return simulate(n, self.t1, self.dt, self.history, self.solver, self.monitors, k, **settings)
+
+
+class _Reduced(eqx.Module):
     """``run(network, key) -> (kept outputs, all finite)`` for the batch runner."""
 
-    def run(n, k):
-        sol = simulate_one(n, k)
-        out = sol.ys if features is None else features(sol)
+    simulate_one: _Simulate
+    features: Callable | None = eqx.field(static=True)
+
+    def __call__(self, n: Network, k: jax.Array | None):
+        sol = self.simulate_one(n, k)
+        out = sol.ys if self.features is None else self.features(sol)
         leaves = jax.tree.leaves(out)
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.asarray(True)
         return out, finite
-
-    return run
 
 
 def _warn_host_memory(result_bytes: int) -> None:
