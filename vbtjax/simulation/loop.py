@@ -88,6 +88,9 @@ class _Loop(NamedTuple):
     w_delayed: jax.Array  # (N, P) weights of the delayed edges, row-padded
     w_instant: jax.Array  # (N, P0) weights of the zero-delay edges, row-padded
     w_rowsum: jax.Array  # (N,) the delayed edges' weights per target (separable couplings)
+    dense_lags: tuple  # distinct lags (steps) of the delayed edges when they are few: one matmul per lag and block
+    w_dense: jax.Array | None  # (n_lags, N, N) the delayed weights per lag (dense path)
+    w_inst_dense: jax.Array | None  # (N, N) the zero-delay weights (dense path for flat couplings)
 
     @property
     def interp(self) -> bool:
@@ -148,6 +151,7 @@ def _prepare(net, hist, key, solver, config: LoopConfig) -> tuple[_Loop, Any]:
     # starting column of each edge's window, relative to the block's first new column (>= 0 in the chunk's buffer:
     # lags <= H - 1, or H - 2 when interpolating)
     back = lags.reshape(-1) + (2 if plan.mode == "interpolate" else 1)
+    dense_lags, w_dense, w_inst_dense = _dense_weights(W, cpl, plan, flat_edges, config.trusted)
     ctx = _Loop(
         net=net,
         solver=solver,
@@ -169,8 +173,45 @@ def _prepare(net, hist, key, solver, config: LoopConfig) -> tuple[_Loop, Any]:
         w_delayed=w_delayed,
         w_instant=w_instant,
         w_rowsum=jnp.sum(w_delayed, axis=-1),
+        dense_lags=dense_lags,
+        w_dense=w_dense,
+        w_inst_dense=w_inst_dense,
     )
     return ctx, hist
+
+
+DENSE_MAX_LAGS = 8
+"""Most distinct lags for which the delayed coupling is one (N, N) matmul per lag and block instead of a gather."""
+
+DENSE_GATHER_COST = 8
+"""A gathered edge costs about this many multiply-adds of a matmul (CPU): the dense path is taken when
+``n_lags * N**2 <= DENSE_GATHER_COST * n_edges``."""
+
+
+def _dense_weights(W, cpl, plan: DelayPlan, flat_edges: bool, trusted: bool):
+    """``(lags, (n_lags, N, N) weights, (N, N) zero-delay weights)`` for the dense path (round mode, static lags,
+    a flat coupling with scalar parameters), else ``((), None, None)`` (and None for the zero-delay weights when
+    they are the diagonal only)."""
+    N = plan.n_regions
+    scalar = all(getattr(p, "ndim", 0) == 0 for p in jax.tree.leaves(cpl))
+    if not (flat_edges and scalar and plan.mode == "round" and trusted):
+        return (), None, None
+    w_inst = None
+    if plan.n_instant and not plan.instant_is_diagonal and N * N <= DENSE_GATHER_COST * plan.n_instant:
+        mask = np.zeros((N, N), bool)
+        rows = np.broadcast_to(np.arange(N)[:, None], plan.instant_src.shape)
+        mask[rows[plan.instant_valid], plan.instant_src[plan.instant_valid]] = True
+        w_inst = jnp.where(mask, W, 0.0)
+    lags = np.unique(plan.edge_D) if plan.n_delayed else np.zeros(0, int)
+    if not lags.size or lags.size > DENSE_MAX_LAGS or lags.size * N * N > DENSE_GATHER_COST * plan.n_delayed:
+        return (), None, w_inst
+    masks = []
+    for d in lags:
+        m = np.zeros((N, N), bool)
+        sel = plan.edge_D == d
+        m[plan.edge_target[sel], plan.edge_source[sel]] = True
+        masks.append(m)
+    return tuple(int(d) for d in lags), jnp.where(np.stack(masks), W[None], 0.0), w_inst
 
 
 def _step_fn(ctx: _Loop):
@@ -190,7 +231,11 @@ def _step_fn(ctx: _Loop):
     def step(carry, xs):
         (y, comp), y_prev, n = carry
         xc = _rows(y, cvar)
-        if plan.instant_is_diagonal:  # self-connections only: no gather
+        if ctx.w_inst_dense is not None:  # zero-delay edges of a flat coupling: one matvec
+            gx = jnp.einsum("ij,oj->oi", ctx.w_inst_dense, cpl.pre(None, xc) if ctx.source_only else cpl.pre_source(xc))
+            if not ctx.source_only:
+                gx = gx + jnp.sum(ctx.w_inst_dense, axis=1) * cpl.pre_target(xc)
+        elif plan.instant_is_diagonal:  # self-connections only: no gather
             xs_self = xc if not interp else xc + f_diag * (_rows(y_prev, cvar) - xc)
             gx = w_diag * (cpl.pre(xc, xs_self) if not ctx.source_only else cpl.pre(None, xs_self))
         else:
@@ -229,6 +274,13 @@ def _delayed_inputs(ctx: _Loop, buf, col0) -> dict:
         if ctx.flat_edges:
             return {"gx": jnp.zeros((K, ctx.net.coupling.n_out(n_cvar), N), ctx.dtype)}
         return {"xd": jnp.zeros((K, n_cvar, N, 1), ctx.dtype)}
+    if ctx.dense_lags:  # one (N, N) matmul per distinct lag: the windows of all regions, read as slices
+        gx = 0.0
+        for w, d in zip(ctx.w_dense, ctx.dense_lags, strict=True):
+            x = jax.lax.dynamic_slice_in_dim(buf, col0 - (d + 1), K, axis=1).reshape(N, n_cvar, K)
+            pre = ctx.net.coupling.pre_source(jnp.moveaxis(x, 1, 0))  # (n_out, N, K)
+            gx = gx + jnp.einsum("ij,ojk->koi", w, pre)
+        return {"gx": gx}
     # each edge's window of its source's coupling variables: (n_edges, n_cvar, width)
     starts = jnp.stack([ctx.src_rows, col0 - ctx.back], axis=1)
     xd = jax.lax.gather(buf, starts, _READ_WINDOWS, (n_cvar, ctx.width), mode="clip")
