@@ -490,6 +490,21 @@ class Connectome(eqx.Module):
         return conn
 
     @classmethod
+    def from_tvb(cls, connectivity: Any) -> Connectome:
+        """From a TVB ``Connectivity`` object (weights, tract lengths in mm, centres, labels; TVB need not be
+        installed to read one): :func:`vbtjax.data.tvb_objects.connectome_from_tvb`."""
+        from .tvb_objects import connectome_from_tvb
+
+        return connectome_from_tvb(connectivity)
+
+    def to_tvb(self, speed: float | None = None) -> Any:
+        """A configured TVB ``Connectivity`` (needs ``tvb-library``), with `speed` in mm/ms if given:
+        :func:`vbtjax.data.tvb_objects.connectome_to_tvb`."""
+        from .tvb_objects import connectome_to_tvb
+
+        return connectome_to_tvb(self, speed)
+
+    @classmethod
     def from_file(
         cls,
         path: str | os.PathLike,
