@@ -142,11 +142,15 @@ def test_solution_health_method_on_real_simulations():
 
     conn = vbt.datasets.tvb_connectome(76).normalised("max")
     mon = {"tavg": vbt.monitors.TemporalAverage(period=1.0)}
-    quiet = vbt.Network(model=vbt.models.SupHopf(a=-0.5, omega=0.06), connectome=conn, coupling=vbt.coupling.Linear(a=0.0))
+    quiet = vbt.Network(
+        model=vbt.models.SupHopf(a=-0.5, omega=0.06), connectome=conn, coupling=vbt.coupling.Linear(a=0.0)
+    )
     h = vbt.simulate(quiet, t1=1500.0, dt=0.1, monitors=mon).health()
     assert isinstance(h, vbt.Health) and not h and h.codes == ("fixed_point",) and "noise" in h.suggestion
     noisy = vbt.Network(
-        model=vbt.models.SupHopf(a=-0.5, omega=0.06), connectome=conn, coupling=vbt.coupling.Linear(a=0.2),
+        model=vbt.models.SupHopf(a=-0.5, omega=0.06),
+        connectome=conn,
+        coupling=vbt.coupling.Linear(a=0.2),
         noise=vbt.noise.Additive(nsig=[0.01, 0.01]),
     )
     start = jax.numpy.zeros((2, 76))  # at rest: random states in SupHopf's range (|x| <= 5) are stiff at dt = 0.1 ms

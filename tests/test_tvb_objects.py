@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import vbtjax as vbt
-from vbtjax.data.tvb_objects import connectome_from_tvb
 
 HAVE_TVB = importlib.util.find_spec("tvb") is not None
 
@@ -37,7 +36,7 @@ def test_from_tvb_keeps_values_orientation_and_labels():
     assert conn.labels == ("reg0", "reg1", "reg2", "reg3")
     # the same as reading TVB's own file of the 76-region connectome
     ref = vbt.datasets.tvb_connectome(76)
-    again = connectome_from_tvb(
+    again = vbt.Connectome.from_tvb(
         types.SimpleNamespace(
             weights=np.asarray(ref.weights),
             tract_lengths=np.asarray(ref.lengths),

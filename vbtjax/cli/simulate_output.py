@@ -451,7 +451,13 @@ def plot_regions(path: Path, ts, x, fc, t_discard, setup) -> None:
     ax_ts.set_xlim(0, setup["duration"])
 
     sc = sc_fc_correlation(np.asarray(setup["connectome"].weights), fc)
-    fc_panel(fig, ax_fc, fc, f"FC of {svar}, SC-FC r = {sc:.2f}\n(t > {t_discard:g} ms, diagonal omitted)", labels=setup.get("labels"))
+    fc_panel(
+        fig,
+        ax_fc,
+        fc,
+        f"FC of {svar}, SC-FC r = {sc:.2f}\n(t > {t_discard:g} ms, diagonal omitted)",
+        labels=setup.get("labels"),
+    )
     fig.suptitle(
         f"{setup['connectome_source']}, {a.coupling} a={fmt(setup['coupling_strength'])}, "
         f"speed {setup['speed']:g} mm/ms, noise nsig={fmt_list(setup['nsig'])}, dt={setup['dt']:g} ms, "

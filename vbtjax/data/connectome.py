@@ -37,6 +37,7 @@ from ._readers import (
     real_array,
 )
 from .parcellation import DEFAULT_RADIUS, LabelImage, map_tractogram
+from .tvb_objects import connectivity_arrays, tvb_connectivity
 
 __all__ = ["Connectome"]
 
@@ -492,17 +493,13 @@ class Connectome(eqx.Module):
     @classmethod
     def from_tvb(cls, connectivity: Any) -> Connectome:
         """From a TVB ``Connectivity`` object (weights, tract lengths in mm, centres, labels; TVB need not be
-        installed to read one): :func:`vbtjax.data.tvb_objects.connectome_from_tvb`."""
-        from .tvb_objects import connectome_from_tvb
-
-        return connectome_from_tvb(connectivity)
+        installed to read one); unset or mis-shaped centres and labels are left out. A TVB connectivity's ``speed``
+        (mm/ms) belongs to the simulation: pass it to :class:`~vbtjax.Network`."""
+        return cls(**connectivity_arrays(connectivity))
 
     def to_tvb(self, speed: float | None = None) -> Any:
-        """A configured TVB ``Connectivity`` (needs ``tvb-library``), with `speed` in mm/ms if given:
-        :func:`vbtjax.data.tvb_objects.connectome_to_tvb`."""
-        from .tvb_objects import connectome_to_tvb
-
-        return connectome_to_tvb(self, speed)
+        """A configured TVB ``Connectivity`` (needs ``tvb-library``), with `speed` in mm/ms if given."""
+        return tvb_connectivity(self.weights, self.lengths, self.centres, self.labels, speed)
 
     @classmethod
     def from_file(

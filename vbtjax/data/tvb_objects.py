@@ -1,8 +1,9 @@
-"""TVB objects in and out: a TVB ``Connectivity`` as a :class:`~vbtjax.Connectome`, and back.
+"""TVB objects in and out, as plain arrays: what :meth:`vbtjax.Connectome.from_tvb` and
+:meth:`~vbtjax.Connectome.to_tvb` use.
 
-TVB is not a dependency. :func:`connectome_from_tvb` reads the attributes of any object shaped like TVB's
+TVB is not a dependency. :func:`connectivity_arrays` reads the attributes of any object shaped like TVB's
 ``tvb.datatypes.connectivity.Connectivity`` (``weights``, ``tract_lengths``, ``centres``, ``region_labels``), so a
-configured TVB connectivity converts without importing TVB; :func:`connectome_to_tvb` needs ``tvb-library``
+configured TVB connectivity converts without importing TVB; :func:`tvb_connectivity` needs ``tvb-library``
 installed (``pip install tvb-library``). Both keep TVB's orientation, which is vbtjax's: ``weights[i, j]`` is from
 source ``j`` to target ``i``; tract lengths and centres in mm.
 """
@@ -13,18 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from .connectome import Connectome
-
-__all__ = ["connectome_from_tvb", "connectome_to_tvb"]
+__all__ = ["connectivity_arrays", "tvb_connectivity"]
 
 _REQUIRED = ("weights", "tract_lengths")
 
 
-def connectome_from_tvb(connectivity: Any) -> Connectome:
-    """A :class:`~vbtjax.Connectome` from a TVB ``Connectivity`` (or any object with its attributes).
+def connectivity_arrays(connectivity: Any) -> dict[str, Any]:
+    """The arguments of a :class:`~vbtjax.Connectome` (``weights``, ``lengths``, ``centres``, ``labels``) from a
+    TVB ``Connectivity`` (or any object with its attributes).
 
     Reads ``weights`` ``(N, N)``, ``tract_lengths`` ``(N, N)`` (mm), and where present and of the right shape
-    ``centres`` ``(N, 3)`` (mm) and ``region_labels`` ``(N,)``. The weights are used as given (TVB's
+    ``centres`` ``(N, 3)`` (mm) and ``region_labels`` ``(N,)`` (else None). The weights are used as given (TVB's
     ``Connectivity.configure()`` does not normalise them either). A TVB connectivity's ``speed`` (mm/ms) belongs to
     the simulation: pass it to :class:`~vbtjax.Network` (``speed=float(conn.speed[0])``)."""
     missing = [a for a in _REQUIRED if getattr(connectivity, a, None) is None]
@@ -45,12 +45,12 @@ def connectome_from_tvb(connectivity: Any) -> Connectome:
     labels = [str(s) for s in np.asarray(labels).reshape(-1)] if labels is not None and np.size(labels) else None
     if labels is not None and len(labels) != n:
         labels = None
-    return Connectome(weights=weights, lengths=lengths, centres=centres, labels=labels)
+    return dict(weights=weights, lengths=lengths, centres=centres, labels=labels)
 
 
-def connectome_to_tvb(connectome: Connectome, speed: float | None = None) -> Any:
-    """A configured TVB ``Connectivity`` with the connectome's weights, tract lengths (mm), centres and labels (regions
-    named ``"r0", "r1", ...`` and centres at the origin when the connectome has none), and `speed` (mm/ms) when
+def tvb_connectivity(weights: Any, lengths: Any, centres: Any = None, labels: Any = None, speed: float | None = None):
+    """A configured TVB ``Connectivity`` with these weights ``(N, N)``, tract lengths ``(N, N)`` (mm), centres
+    ``(N, 3)`` (mm; the origin when None) and labels (``"r0", "r1", ...`` when None), and `speed` (mm/ms) when
     given. Needs ``tvb-library``."""
     try:
         from tvb.datatypes.connectivity import Connectivity
@@ -58,9 +58,9 @@ def connectome_to_tvb(connectome: Connectome, speed: float | None = None) -> Any
         raise ImportError(
             "Connectome.to_tvb needs TVB: pip install tvb-library (vbtjax does not depend on it)."
         ) from None
-    n = connectome.n_regions
-    labels = connectome.labels if connectome.labels is not None else tuple(f"r{i}" for i in range(n))
-    centres = np.zeros((n, 3)) if connectome.centres is None else np.asarray(connectome.centres, dtype=float)
+    n = np.shape(weights)[0]
+    labels = tuple(labels) if labels is not None else tuple(f"r{i}" for i in range(n))
+    centres = np.zeros((n, 3)) if centres is None else np.asarray(centres, dtype=float)
     kwargs: dict[str, Any] = {}
     if speed is not None:
         speed = float(speed)
@@ -68,8 +68,8 @@ def connectome_to_tvb(connectome: Connectome, speed: float | None = None) -> Any
             raise ValueError(f"Connectome.to_tvb: speed must be a positive number of mm/ms, got {speed}.")
         kwargs["speed"] = np.array([speed])
     conn = Connectivity(
-        weights=np.array(connectome.weights, dtype=float),
-        tract_lengths=np.array(connectome.lengths, dtype=float),
+        weights=np.array(weights, dtype=float),
+        tract_lengths=np.array(lengths, dtype=float),
         centres=centres,
         region_labels=np.array(labels),
         **kwargs,
