@@ -36,8 +36,11 @@ DEFAULT_SUBJECT = "101309"
 
 EPILOG = """\
 examples:
-  vbtjax fit                                   # the embedded HCP subject 101309, global coupling, 40 steps
-  vbtjax fit --fit coupling,a --steps 60       # also the per-region bifurcation parameter a (1/ms)
+  vbtjax fit                                   # the embedded HCP subject 101309: global coupling and a map of
+                                               # a on 10 SC eigenmodes (--heterogeneity auto), 40 steps
+  vbtjax fit --heterogeneity none              # global coupling only (one a for all regions)
+  vbtjax fit --heterogeneity myelin.txt        # a map of a along a user map (one value per region)
+  vbtjax fit --heterogeneity none --fit coupling,a --steps 60   # a free per region (1/ms)
   vbtjax fit --sc DTI_CM.mat --lengths DTI_LEN.mat --bold TC_rsfMRI_REST1_LR.mat --tr 0.72s --name 102311 \\
              --out fit-102311                  # fitted on volumes 1-600, scored on 601-1200 too
   vbtjax fit --sc sc.csv --lengths len.csv --bold sub-01_timeseries.tsv   # any region count; TR from the sidecar
@@ -114,6 +117,7 @@ def add_fit(sub) -> None:
         help="comma-separated parameters to fit: coupling (global coupling), a (per-region bifurcation parameter), "
         "omega (frequency); default: coupling",
     )
+    _add_model_arguments(g)
     g.add_argument("--steps", type=int, default=40, help="optimiser steps (default 40)")
     g.add_argument("--lr", type=float, default=0.1, help="Adam step size in unconstrained space (default 0.1)")
     g.add_argument(
@@ -163,6 +167,36 @@ def add_fit(sub) -> None:
     g.add_argument("--no-plot", action="store_true", help="do not write fit.png")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=run_fit)
+
+
+def _add_model_arguments(g) -> None:
+    """The options of the model's parameter maps and of the loss."""
+    g.add_argument(
+        "--heterogeneity",
+        default="auto",
+        metavar="MAP",
+        help="a map of the bifurcation parameter a over the regions, fitted with the coupling: a_i = c_0 + sum_k c_k "
+        "z_k(i), each map z_k of zero mean and unit sd. strength (node strength of the SC), eigenmodes:K (the K "
+        "smoothest non-constant eigenmodes of the SC's Laplacian, e.g. eigenmodes:10), a FILE of one value per region "
+        "(N values, or N x K: one map per column; .npy, .csv, .txt, .tsv, .mat; e.g. T1w/T2w myelin), none (one a "
+        "for all regions), or auto (default): eigenmodes:K with K = min(10, N // 9) for N >= 18 regions (eigenmodes:10 "
+        "for 94), else none",
+    )
+    g.add_argument(
+        "--fcd-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of the FCD term of the loss: 1 - r + W * smooth KS(FCD simulated, FCD empirical), on windows "
+        "of --fcd-window (default 0: FC only; needs the BOLD series)",
+    )
+    g.add_argument(
+        "--fcd-temperature",
+        type=float,
+        default=0.02,
+        metavar="T",
+        help="smoothing of the KS distance of the FCD term, in units of correlation (default 0.02)",
+    )
 
 
 def _add_nifti_arguments(p) -> None:
@@ -300,6 +334,12 @@ def _check(args) -> tuple[str, ...] | None:
         raise UsageError("--lr", f"must be a positive step size, got {args.lr:g}")
     if args.dt is not None and not (np.isfinite(args.dt) and args.dt > 0):
         raise UsageError("--dt", f"must be a positive step in ms, got {args.dt:g}")
+    if not (np.isfinite(args.fcd_weight) and args.fcd_weight >= 0):
+        raise UsageError("--fcd-weight", f"must be a weight >= 0, got {args.fcd_weight:g}")
+    if not (np.isfinite(args.fcd_temperature) and args.fcd_temperature > 0):
+        raise UsageError(
+            "--fcd-temperature", f"must be positive (units of correlation, e.g. 0.02), got {args.fcd_temperature:g}"
+        )
     if args.fit is None:
         return None
     names = tuple(s.strip() for s in args.fit.split(",") if s.strip())
@@ -308,18 +348,59 @@ def _check(args) -> tuple[str, ...] | None:
     return names
 
 
-def _resume(args, data, dt: float, names, folder: Path, holdout: str) -> list[dict[str, Any]]:
+def _heterogeneity(args, data, names):
+    """The maps of ``--heterogeneity``: None, a name (strength, eigenmodes:K) or the array read from the file,
+    checked against the subject's regions."""
+    from ..data.empirical import read_matrix
+    from ..files import FileReadError
+    from ..inference.resting_state import heterogeneity_basis
+
+    spec = args.heterogeneity_used = _auto_heterogeneity(args.heterogeneity, data.n_regions, names)
+    if spec == "none":
+        return None
+    if spec != "strength" and not spec.startswith("eigenmodes:"):
+        if not Path(spec).exists():
+            raise UsageError(
+                "--heterogeneity",
+                f"{spec!r} is neither strength, eigenmodes:K nor an existing file of one value per region",
+            )
+        try:
+            spec = read_matrix(spec, what="--heterogeneity")
+        except (ValueError, OSError, FileReadError) as e:
+            raise UsageError("--heterogeneity", str(e)) from None
+        if spec.ndim == 2 and spec.shape[0] == 1:
+            spec = spec[0]
+    try:
+        heterogeneity_basis(data.connectome, spec)
+    except ValueError as e:
+        raise UsageError("--heterogeneity", str(e).removeprefix("heterogeneity: ")) from None
+    return spec
+
+
+def _auto_heterogeneity(spec: str, n_regions: int, names=None) -> str:
+    """``--heterogeneity auto``: ``eigenmodes:K``, ``K = min(10, N // 9)``, for ``N >= 18`` regions, else ``none``
+    (the best variant of benchmarks/resting_state.py on the HCP subjects, a map of a few coefficients); ``none`` too
+    when ``--fit`` leaves ``a`` out."""
+    if spec != "auto":
+        return spec
+    if n_regions < 18 or (names is not None and "a" not in names):
+        return "none"
+    return f"eigenmodes:{min(10, n_regions // 9)}"
+
+
+def _resume(args, data, dt: float, names, folder: Path, holdout: str, maps=None) -> list[dict[str, Any]]:
     """Check ``--resume`` against the checkpoint's settings (or record a fresh run's): see ``--help``."""
     from ..inference.fitting import fingerprint
-    from ..inference.resting_state import fc_network, fc_parameters
+    from ..inference.resting_state import fc_network, fc_parameters, heterogeneity_basis
 
     net = fc_network(data.connectome, args.model)
+    basis = heterogeneity_basis(data.connectome, maps)
     conn = data.connectome
     arrays = tuple(np.asarray(x, np.float64) for x in (conn.weights, conn.lengths, data.fc, data.tr, data.n_samples))
     settings = {
         "subject data": fingerprint(arrays, max_values=0),  # float64: the same data with and without --x64
         "--model": args.model,
-        "--fit": list(fc_parameters(net, dt, names, args.model).names(net)),
+        "--fit": list(fc_parameters(net, dt, names, args.model, basis).names(net)),
         "--lr": args.lr,
         "--dt": dt,
         "--realisations": args.realisations,
@@ -329,6 +410,10 @@ def _resume(args, data, dt: float, names, folder: Path, holdout: str) -> list[di
     }
     if holdout != "none":  # fits of the whole recording keep the settings of earlier checkpoints
         settings["--holdout"] = holdout
+    if basis is not None:  # so do fits without a map or an FCD term
+        settings["--heterogeneity"] = fingerprint((np.asarray(basis, np.float64),), max_values=0)
+    if args.fcd_weight:
+        settings["--fcd-weight"] = [args.fcd_weight, args.fcd_temperature]
     return resume_settings(folder, "checkpoint.npz", settings, args.resume, allowed=("--steps",))
 
 
@@ -352,6 +437,7 @@ def _twin(args, data, res) -> Path:
     inputs = [p for p in (args.sc, args.lengths, args.bold, args.fc) if p is not None]
     twin = Twin.from_fit(
         res.result,
+        res.selection,
         simulation=simulation,
         metadata={
             "kind": "resting-state",
@@ -375,7 +461,7 @@ def run_fit(args: argparse.Namespace) -> int:
     )
     import jax
 
-    from ..inference.resting_state import default_dt, fc_network, fc_parameters, fit_fc
+    from ..inference.resting_state import default_dt, fc_network, fc_parameters, fit_fc, heterogeneity_basis
 
     names = _check(args)
     out = Path(args.out)
@@ -384,8 +470,10 @@ def run_fit(args: argparse.Namespace) -> int:
         dt = default_dt(data.tr) if args.dt is None else args.dt
         if abs(data.tr / dt - round(data.tr / dt)) > 1e-9:
             raise UsageError("--dt", f"{dt:g} ms must divide the repetition time ({data.tr:g} ms)")
+        maps = _heterogeneity(args, data, names)
         try:
-            fc_parameters(fc_network(data.connectome, args.model), dt, names, args.model)
+            fc_parameters(fc_network(data.connectome, args.model), dt, names, args.model,
+                          heterogeneity_basis(data.connectome, maps))  # fmt: skip
         except ValueError as e:
             raise UsageError("--fit", str(e)) from None
         holdout = _holdout(args, data)
@@ -397,7 +485,7 @@ def run_fit(args: argparse.Namespace) -> int:
                 f"{data.sc_fc_correlation():.3f}",
                 flush=True,
             )
-        resumed = _resume(args, data, dt, names, out / "checkpoint", holdout)
+        resumed = _resume(args, data, dt, names, out / "checkpoint", holdout, maps)
         if args.resume and not resumed and not args.quiet:
             print(f"--resume: no checkpoint in {out / 'checkpoint'} to continue; starting afresh", flush=True)
         stages(
@@ -421,6 +509,9 @@ def run_fit(args: argparse.Namespace) -> int:
             holdout=holdout,
             fcd_window=args.fcd_window,
             fcd_step=args.fcd_step,
+            heterogeneity=maps,
+            fcd_weight=args.fcd_weight,
+            fcd_temperature=args.fcd_temperature,
         )
     stages("writing fit.npz, fit.json, the twin" + ("" if args.no_plot else " and fit.png"))
     wall = time.perf_counter() - t_start
@@ -450,6 +541,8 @@ def run_fit(args: argparse.Namespace) -> int:
             "fc_empirical_test": np.asarray(data.split()[1].fc, np.float64),
             "baseline_r_test": np.float64(res.test.baseline),
         }
+    if res.basis is not None:
+        arrays |= {"a_map": np.asarray(res.net.model.a, np.float64), "heterogeneity_basis": np.asarray(res.basis)}
     for k, v in res.params.items():
         arrays[f"param_{k}"] = np.asarray(v, np.float64)
         arrays[f"history_{k}"] = np.asarray(res.result.history[k], np.float64)
@@ -461,7 +554,7 @@ def run_fit(args: argparse.Namespace) -> int:
         _plot(out / "fit.png", data, res)
         written.append(out / "fit.png")
     if not args.quiet:
-        params = ", ".join(f"{k} = {_short(v)}" for k, v in res.params.items())
+        params = _params_text(res)
         print(f"fitted {params} in {wall:.1f} s (start: FC r = {np.mean(res.r_start):.3f})")
         print(_table(res))
         for path in written:
@@ -497,9 +590,17 @@ def _table(res) -> str:
     return "\n".join(lines)
 
 
-def _short(v) -> str:
+def _short(v, what: str = "regions") -> str:
     a = np.asarray(v)
-    return f"{float(a):.4g}" if a.ndim == 0 else f"[{a.min():.3g} .. {a.max():.3g}] ({a.size} regions)"
+    return f"{float(a):.4g}" if a.ndim == 0 else f"[{a.min():.3g} .. {a.max():.3g}] ({a.size} {what})"
+
+
+def _params_text(res) -> str:
+    """The fitted values, with a heterogeneity map's coefficients and the map of a they make."""
+    text = ", ".join(
+        f"{k} = {_short(v, 'coefficients' if k.endswith('.coef') else 'regions')}" for k, v in res.params.items()
+    )
+    return text if res.basis is None else f"{text}: model.a = {_short(res.net.model.a)}"
 
 
 def _summary(args, data, res, wall) -> dict[str, Any]:
@@ -520,6 +621,10 @@ def _summary(args, data, res, wall) -> dict[str, Any]:
             "model": res.model,
             "model_description": MODELS[res.model].description,
             "fitted": {k: np.asarray(v) for k, v in res.params.items()},
+            "heterogeneity": getattr(args, "heterogeneity_used", args.heterogeneity),
+            **({"a_map": np.asarray(res.net.model.a)} if res.basis is not None else {}),
+            "fcd_weight": res.fcd_weight,
+            "fcd_temperature": args.fcd_temperature if res.fcd_weight else None,
             "steps_done": res.result.steps_done,
             "stopped_early": res.result.stopped_early,
             "dt_ms": res.dt,
@@ -542,7 +647,14 @@ def _summary(args, data, res, wall) -> dict[str, Any]:
             },
             "fcd": {"window_ms": res.train.fcd_window, "step_ms": res.train.fcd_step, "pairs": "not overlapping"},
             "seed": args.seed,
-            "units": {"time": "ms", "lengths": "mm", "coupling.a": "1/ms", "model.a": "1/ms", "model.omega": "rad/ms"},
+            "units": {
+                "time": "ms",
+                "lengths": "mm",
+                "coupling.a": "1/ms",
+                "model.a": "1/ms",
+                "model.a.coef": "1/ms",
+                "model.omega": "rad/ms",
+            },  # fmt: skip
             "wall_time_s": wall,
             "versions": {"vbtjax": version(), "jax": jax.__version__},
         }
@@ -619,7 +731,7 @@ def _plot(path: Path, data, res) -> None:
     ax_l.legend(loc="best", fontsize="small")
     ax_l.grid(True, alpha=0.3)
     _scores_panel(ax_b, res)
-    params = ", ".join(f"{k} = {_short(v)}" for k, v in res.params.items())
+    params = _params_text(res)
     part = f"volumes 1-{res.n_samples}, scored on the rest too" if res.test is not None else "all volumes"
     fig.suptitle(f"{data.name}: {res.model} fitted to the FC of {part} ({params}; dt {res.dt:g} ms)", fontsize="medium")
     save_figure(fig, path, dpi=100)

@@ -35,6 +35,8 @@ _NAMES = {
     "fc_distance_loss": "losses",
     "fcd_ks_loss": "losses",
     "log_psd_loss": "losses",
+    "quantile_ks_loss": "losses",
+    "sample_quantiles": "losses",
     "timeseries_loss": "losses",
     "weighted_sum": "losses",
     "numpyro_model": "numpyro_path",
@@ -58,6 +60,7 @@ _NAMES = {
     "FCScore": "resting_state",
     "HOLDOUTS": "resting_state",
     "fit_fc": "resting_state",
+    "heterogeneity_basis": "resting_state",
     "score_fc": "resting_state",
     "SBCResult": "calibration",
     "rank_pvalues": "calibration",
@@ -122,6 +125,8 @@ if TYPE_CHECKING:  # static analysers and documentation tools see the eager impo
     from .losses import fc_distance_loss as fc_distance_loss
     from .losses import fcd_ks_loss as fcd_ks_loss
     from .losses import log_psd_loss as log_psd_loss
+    from .losses import quantile_ks_loss as quantile_ks_loss
+    from .losses import sample_quantiles as sample_quantiles
     from .losses import timeseries_loss as timeseries_loss
     from .losses import weighted_sum as weighted_sum
     from .numpyro_path import numpyro_model as numpyro_model
@@ -138,11 +143,12 @@ if TYPE_CHECKING:  # static analysers and documentation tools see the eager impo
     from .params import Selection as Selection
     from .posterior import Latent as Latent
     from .posterior import Posterior as Posterior
-    from .resting_state import MODELS as MODELS
     from .resting_state import HOLDOUTS as HOLDOUTS
+    from .resting_state import MODELS as MODELS
     from .resting_state import FCFit as FCFit
     from .resting_state import FCScore as FCScore
     from .resting_state import fit_fc as fit_fc
+    from .resting_state import heterogeneity_basis as heterogeneity_basis
     from .resting_state import score_fc as score_fc
     from .tempering import SMCResult as SMCResult
     from .tempering import smc as smc

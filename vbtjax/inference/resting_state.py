@@ -13,6 +13,11 @@ triangles) with the noise drawn anew at every step, then evaluates the fitted ne
 (:func:`score_fc`: FC r, FCD KS distance, the log-SC baseline). With ``holdout="half"`` it fits on the first half of
 the BOLD recording and scores on the second as well, beside the test-retest ceiling r(FC half 1, FC half 2).
 
+``heterogeneity=`` makes the bifurcation parameter a map over the regions, ``a_i = c_0 + sum_k c_k z_k(i)``, on a basis
+of a few maps (:func:`heterogeneity_basis`: node strength, the smoothest eigenmodes of the SC's Laplacian, or maps
+given per region), its coefficients fitted with the coupling; ``fcd_weight=`` adds a smooth KS distance between the
+simulated and the empirical FCD values to the loss. ``vbtjax fit`` fits a map on 10 eigenmodes by default.
+
 Reference: Deco, G., Kringelbach, M. L., Jirsa, V. K., & Ritter, P. (2017). The dynamics of resting fluctuations in
 the brain: metastability and its dynamical cortical core. *Scientific Reports*, 7, 3095.
 """
@@ -29,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .. import coupling as _coupling
 from .. import models as _models
@@ -41,7 +46,7 @@ from ..observation import features as _features
 from ..observation import monitors as _monitors
 from ..simulation.simulate import simulate
 from .fitting import FitResult, fit
-from .losses import fc_correlation_loss
+from .losses import fc_correlation_loss, quantile_ks_loss, sample_quantiles
 from .params import Interval, Parameter, Selection
 
 __all__ = [
@@ -54,6 +59,7 @@ __all__ = [
     "fc_parameters",
     "fcd_sample",
     "fcd_windows",
+    "heterogeneity_basis",
     "score_fc",
     "simulated_bold",
     "simulated_fc",
@@ -83,7 +89,7 @@ class _Preset:
 
     description: str
     build: Callable[[Connectome], Network]
-    parameters: Callable[[Network, float], dict[str, Parameter]]  # (net, dt) -> fittable parameters by short name
+    parameters: Callable[..., dict[str, Parameter]]  # (net, dt, basis) -> fittable parameters by short name
     default_fit: tuple[str, ...]
     signal: Callable[[Array], Array]  # monitor output (T, n_svar, N) -> BOLD-like (T, N)
 
@@ -110,10 +116,29 @@ def _coupling_bound(net: Network, dt: float) -> float:
     return 1.5 / (dt * rho) if rho > 0 else 1.0
 
 
-def _hopf_parameters(net: Network, dt: float) -> dict[str, Parameter]:
+A_RANGE = (-1e-4, 2e-5)
+"""Interval of the Hopf bifurcation parameter ``a`` (1/ms) per region; with a parameter map, of its mean."""
+
+A_MAP_RANGE = 1e-3
+"""Bound (1/ms) of each coefficient of a heterogeneity map of ``a`` (the maps have unit standard deviation): about
+the global coupling times a node's strength, the scale at which ``a`` shapes the FC (the linearised network's FC is
+that of ``(G L - diag(a))^-1``, with ``L`` the Laplacian of the SC)."""
+
+A_MAP_MEAN_RANGE = (-1e-3, 2e-5)
+"""Interval of the mean of ``a`` (1/ms) with a heterogeneity map."""
+
+
+def _hopf_parameters(net: Network, dt: float, basis: Array | None = None) -> dict[str, Parameter]:
+    if basis is None:
+        a = Parameter(lambda n: n.model.a, Interval(*A_RANGE), name="model.a")
+    else:
+        k = basis.shape[1] - 1
+        lo = jnp.asarray([A_MAP_MEAN_RANGE[0]] + [-A_MAP_RANGE] * k)
+        hi = jnp.asarray([A_MAP_MEAN_RANGE[1]] + [A_MAP_RANGE] * k)
+        a = Parameter(lambda n: n.model.a, Interval(lo, hi), name="model.a.coef", basis=basis)
     return {
         "coupling": Parameter(lambda n: n.coupling.a, Interval(0.0, _coupling_bound(net, dt)), name="coupling.a"),
-        "a": Parameter(lambda n: n.model.a, Interval(-1e-4, 2e-5), name="model.a"),
+        "a": a,
         "omega": Parameter(
             lambda n: n.model.omega, Interval(2 * math.pi * 0.01e-3, 2 * math.pi * 0.1e-3), name="model.omega"
         ),
@@ -135,6 +160,53 @@ MODELS: dict[str, _Preset] = {
 """Models available to :func:`fit_fc` and ``vbtjax fit --model``, by name."""
 
 
+def heterogeneity_basis(connectome: Connectome, maps: str | ArrayLike | None) -> np.ndarray | None:
+    """The basis ``(N, 1 + K)`` of a heterogeneity map: a column of ones (the mean) and ``K`` maps, each shifted to
+    zero mean and scaled to unit standard deviation, so that a fitted parameter is ``c_0 + sum_k c_k z_k`` per region.
+
+    ``maps`` is ``None`` or ``"none"`` (no map: None), ``"strength"`` (the node strength ``sum_j W_ij`` of the
+    max-normalised SC without self connections), ``"eigenmodes:K"`` (the first ``K`` non-constant eigenmodes, the
+    smoothest, of the Laplacian ``diag(sum_j W_ij) - W`` of the symmetrised SC: 1 <= K < N), or user maps, one value
+    per region: an array ``(N,)`` or ``(N, K)`` (e.g. T1w/T2w myelin, gene expression)."""
+    if maps is None or (isinstance(maps, str) and maps == "none"):
+        return None
+    n = connectome.n_regions
+    w = np.asarray(connectome.without_self_connections().normalised("max").weights, np.float64)
+    if isinstance(maps, str):
+        kind, _, arg = maps.partition(":")
+        if kind == "strength" and not arg:
+            z = w.sum(axis=1)[:, None]
+        elif kind == "eigenmodes" and arg.isdigit() and 1 <= int(arg) < n:
+            ws = 0.5 * (w + w.T)
+            _, modes = np.linalg.eigh(np.diag(ws.sum(axis=1)) - ws)  # ascending: the constant mode first
+            z = modes[:, 1 : int(arg) + 1]
+        else:
+            raise ValueError(
+                f"heterogeneity: {maps!r} is not a map; use 'strength', 'eigenmodes:K' with 1 <= K < {n} "
+                "(e.g. 'eigenmodes:10'), or an array of one value per region (N,) or (N, K)."
+            )
+    else:
+        z = np.asarray(maps, np.float64)
+        z = z[:, None] if z.ndim == 1 else z
+        if z.ndim != 2 or z.shape[0] != n or z.shape[1] < 1:
+            raise ValueError(
+                f"heterogeneity: maps must hold one value per region, shape ({n},) or ({n}, K), got {np.shape(maps)}."
+            )
+        if not np.all(np.isfinite(z)):
+            raise ValueError("heterogeneity: the maps contain NaN or inf; give a finite value for every region.")
+    sd = z.std(axis=0)
+    flat = np.flatnonzero(sd <= 1e-12 * (np.abs(z).max(axis=0) + 1e-300))
+    if flat.size:
+        raise ValueError(
+            f"heterogeneity: map(s) {flat.tolist()} are constant across regions; a constant map adds nothing to the "
+            "mean (drop it)."
+        )
+    basis = np.concatenate([np.ones((n, 1)), (z - z.mean(axis=0)) / sd], axis=1)
+    if np.linalg.matrix_rank(basis) < basis.shape[1]:
+        raise ValueError("heterogeneity: the maps are linearly dependent (on each other or a constant); drop one.")
+    return basis
+
+
 def _preset(model: str) -> _Preset:
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r} for resting-state fitting; available: {', '.join(MODELS)}.")
@@ -152,18 +224,46 @@ def fc_network(connectome: Connectome, model: str = "SupHopf") -> Network:
     return _preset(model).build(connectome)
 
 
-def fc_parameters(net: Network, dt: float, fit: Sequence[str] | None = None, model: str = "SupHopf") -> Selection:
+def fc_parameters(
+    net: Network,
+    dt: float,
+    fit: Sequence[str] | None = None,
+    model: str = "SupHopf",
+    basis: ArrayLike | None = None,
+) -> Selection:
     """The :class:`Selection` of the parameters named in ``fit`` (e.g. ``("coupling", "a")``; default the model's
-    default), with the constraints of the preset (the coupling bounded for the stability of steps of ``dt`` ms)."""
+    default), with the constraints of the preset (the coupling bounded for the stability of steps of ``dt`` ms).
+    With a heterogeneity ``basis`` (:func:`heterogeneity_basis`), ``"a"`` is a parameter map: its coefficients
+    ``"model.a.coef"`` (1/ms; the mean in :data:`A_MAP_MEAN_RANGE`, each map's in ``+-A_MAP_RANGE``), fitted by
+    default."""
     preset = _preset(model)
-    available = preset.parameters(net, dt)
+    if basis is not None:
+        basis = jnp.asarray(basis, dtype=jnp.result_type(float))
+        if basis.ndim != 2 or basis.shape[0] != net.n_regions:
+            raise ValueError(f"fc_parameters: basis must be (N={net.n_regions}, K), got shape {basis.shape}.")
+        net = _per_region_a(net)
+    available = preset.parameters(net, dt, basis)
     names = preset.default_fit if fit is None else tuple(fit)
+    if basis is not None and fit is None:
+        names = (*names, "a") if "a" not in names else names
+    if basis is not None and "a" not in names:
+        raise ValueError(f"fit_fc: a heterogeneity map sets 'a'; add it to the fitted parameters ({names}).")
     unknown = [n for n in names if n not in available]
     if unknown or not names:
         raise ValueError(
             f"fit_fc: cannot fit {unknown or 'nothing'} for model {model!r}; choose among {', '.join(available)}."
         )
     return Selection([available[n] for n in names])
+
+
+def _per_region_a(net: Network) -> Network:
+    """``net`` with a per-region ``model.a`` (a map needs one value per region)."""
+    a = jnp.asarray(net.model.a)
+    return (
+        net
+        if a.shape == (net.n_regions,)
+        else eqx.tree_at(lambda n: n.model.a, net, jnp.broadcast_to(a, (net.n_regions,)))
+    )
 
 
 def simulated_bold(
@@ -222,8 +322,8 @@ class FCScore(eqx.Module):
     r_mean_fc: float = eqx.field(static=True)
     baseline: float = eqx.field(static=True)
     n_samples: int = eqx.field(static=True)
-    fcd_window: float = eqx.field(default=FCD_WINDOW, static=True)
-    fcd_step: float = eqx.field(default=FCD_STEP, static=True)
+    fcd_window: float = eqx.field(default=60_000.0, static=True)  # FCD_WINDOW, written out for the API page
+    fcd_step: float = eqx.field(default=2_000.0, static=True)  # FCD_STEP
 
 
 class FCFit(eqx.Module):
@@ -245,6 +345,9 @@ class FCFit(eqx.Module):
       (realisations as long as it; half of it held out), comparable with a fit of the whole recording.
     - `ceiling`: the test-retest ceiling r(FC of the first half, FC of the second half) of the recording: what a
       model of one half can hope for on the other (NaN without a BOLD series).
+    - `selection`: the fitted :class:`~vbtjax.inference.Selection` (for ``Twin.from_fit(result, selection)``);
+      `basis`: ``(N, 1 + K)`` the heterogeneity basis of ``a`` (:func:`heterogeneity_basis`) or None;
+      `fcd_weight`: the weight of the FCD term of the loss.
     """
 
     net: Network
@@ -264,6 +367,9 @@ class FCFit(eqx.Module):
     whole: FCScore | None = None
     holdout: str = eqx.field(default="none", static=True)
     ceiling: float = eqx.field(default=float("nan"), static=True)
+    selection: Selection | None = None
+    basis: Float[Array, "N K"] | None = None
+    fcd_weight: float = eqx.field(default=0.0, static=True)
 
 
 _simulated_bold_jit = eqx.filter_jit(simulated_bold)  # Python numbers and strings static: one compilation per set-up
@@ -317,6 +423,41 @@ def score_fc(
     return _score(bolds, data, fcd_window, fcd_step)
 
 
+def _fcd_term(train: RestingStateData, weight: float, temperature: float, window: float, step: float):
+    """``bold -> weight * smooth KS(FCD(bold), FCD of train)``, or None for a weight of 0."""
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"fit_fc: fcd_weight must be a finite weight >= 0, got {weight!r}.")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(
+            f"fit_fc: fcd_temperature must be positive (units of correlation, e.g. 0.02), got {temperature!r}."
+        )
+    if weight == 0:
+        return None
+    w, s = fcd_windows(train.tr, window, step)
+    emp = None if train.bold is None else fcd_sample(jnp.asarray(train.bold).T, w, s)
+    if emp is None:
+        raise ValueError(
+            f"fit_fc: fcd_weight > 0 needs a BOLD series of at least about two FCD windows ({window / 1000:g} s each); "
+            f"{train.name} has {'none' if train.bold is None else f'{train.n_samples} volumes'}."
+        )
+
+    emp_q = sample_quantiles(emp)
+
+    def term(bold):
+        return weight * quantile_ks_loss(fcd_sample(bold, w, s), emp_q, temperature=temperature)
+
+    return term
+
+
+def _held_out(net, bolds, data, held, dt, key, n_eval, model, fcd) -> tuple[FCScore, FCScore]:
+    """The scores of the fitted ``net`` on the held-out part (reusing the in-sample ``bolds`` when as long) and on
+    the whole recording, on the same ``n_eval`` keys."""
+    if held.n_samples != bolds[0].shape[0]:
+        bolds = _simulate_eval(net, held.tr, held.n_samples, dt, key, n_eval, model)
+    whole = _score(_simulate_eval(net, data.tr, data.n_samples, dt, key, n_eval, model), data, *fcd)
+    return _score(bolds, held, *fcd), whole
+
+
 def fit_fc(
     data: RestingStateData,
     *,
@@ -337,6 +478,9 @@ def fit_fc(
     holdout: str = "none",
     fcd_window: float = FCD_WINDOW,
     fcd_step: float = FCD_STEP,
+    heterogeneity: str | ArrayLike | None = None,
+    fcd_weight: float = 0.0,
+    fcd_temperature: float = 0.02,
 ) -> FCFit:
     """Fit a resting-state network to a subject's FC by gradient descent (Adam) on ``1 - r(FC_sim, FC_emp)``.
 
@@ -353,6 +497,11 @@ def fit_fc(
     - `holdout`: ``"none"`` (fit and score on the whole recording) or ``"half"`` (fit on the first half of
       ``data.bold``, score on both halves: :meth:`RestingStateData.split`; needs the BOLD series).
     - `fcd_window`, `fcd_step`: FCD windows and their shift (ms) for the FCD KS distance of the scores.
+    - `heterogeneity`: a map of ``a`` (:func:`heterogeneity_basis`: ``"strength"``, ``"eigenmodes:K"``, maps ``(N,)``
+      or ``(N, K)``): ``a_i = c_0 + sum_k c_k z_k(i)``, the coefficients ``params["model.a.coef"]`` fitted too.
+    - `fcd_weight`: weight ``w`` of the FCD term of the loss ``1 - r + w KS_smooth(FCD_sim, FCD_emp)`` (0: FC only),
+      the smooth KS (temperature `fcd_temperature`, in units of correlation) between 256 quantiles of the simulated
+      and the empirical FCD values (:func:`~vbtjax.inference.losses.quantile_ks_loss`; windows as for the scores).
 
     Each simulated series has as many samples as the data it is compared with, so the simulated and empirical FC
     carry the same sampling noise. The evaluation uses the same ``n_eval`` keys for the start and the fitted
@@ -371,13 +520,18 @@ def fit_fc(
         data.split()  # raises the reason: no BOLD series, or too short
     train = halves[0] if holdout == "half" else data
     net = fc_network(data.connectome, model) if start is None else start
-    selection = fc_parameters(net, dt, fit_parameters, model)
+    basis = heterogeneity_basis(data.connectome, heterogeneity)
+    net = net if basis is None else _per_region_a(net)
+    selection = fc_parameters(net, dt, fit_parameters, model, basis)
     key = jax.random.key(0) if key is None else key
     k_fit, k_eval = jax.random.split(key)
     emp = jnp.asarray(train.fc)
+    fcd_term = _fcd_term(train, fcd_weight, fcd_temperature, fcd_window, fcd_step)
 
     def loss_fn(net, k):
-        return fc_correlation_loss(simulated_fc(net, train.tr, train.n_samples, dt, key=k, model=model), emp)
+        bold = simulated_bold(net, train.tr, train.n_samples, dt, key=k, model=model)
+        loss = fc_correlation_loss(_features.fc(bold), emp)
+        return loss if fcd_term is None else loss + fcd_term(bold)
 
     res = fit(
         loss_fn,
@@ -398,13 +552,8 @@ def fit_fc(
     bolds = _simulate_eval(res.net, train.tr, train.n_samples, dt, k_eval, n_eval, model)
     in_sample = _score(bolds, train, fcd_window, fcd_step)
     test = whole = None
-    fcd = (fcd_window, fcd_step)
     if holdout == "half":
-        held = halves[1]
-        if held.n_samples != train.n_samples:
-            bolds = _simulate_eval(res.net, held.tr, held.n_samples, dt, k_eval, n_eval, model)
-        test = _score(bolds, held, fcd_window, fcd_step)
-        whole = _score(_simulate_eval(res.net, data.tr, data.n_samples, dt, k_eval, n_eval, model), data, *fcd)
+        test, whole = _held_out(res.net, bolds, data, halves[1], dt, k_eval, n_eval, model, (fcd_window, fcd_step))
     ceiling = float("nan") if halves is None else float(_features.fc_correlation(halves[0].fc, halves[1].fc))
     return FCFit(
         net=res.net,
@@ -424,4 +573,7 @@ def fit_fc(
         whole=whole,
         holdout=holdout,
         ceiling=ceiling,
+        selection=selection,
+        basis=None if basis is None else jnp.asarray(basis),
+        fcd_weight=float(fcd_weight),
     )
