@@ -397,12 +397,42 @@ def test_npe_agrees_with_nuts_on_a_small_network():
         assert 0.8 < c["sd_ratio"] < 2, (name, c)
 
 
+def _calibrated_max_coverage_error(T, L, d, levels, prob=0.99, n=500, seed=0, chunk=50):
+    """The `prob` quantile of ``Calibration.max_coverage_error()`` for a calibrated estimator: `T` tests, `L` draws
+    each, `d` parameters (truth and draws i.i.d., central intervals from the draws' quantiles as ``calibrate`` takes
+    them) and the joint HPD coverage (uniform ranks), at `levels`; simulated `n` times."""
+    rng = np.random.default_rng(seed)
+    worst = []
+    for _ in range(n // chunk):
+        draws = rng.normal(size=(chunk, T, L, d)).astype(np.float32)
+        truth = rng.normal(size=(chunk, T, d)).astype(np.float32)
+        lo = np.quantile(draws, 0.5 - levels / 2, axis=2)
+        hi = np.quantile(draws, 0.5 + levels / 2, axis=2)
+        cov = ((truth[None] >= lo) & (truth[None] <= hi)).mean(axis=2)  # (K, chunk, d)
+        marg = np.abs(cov - levels[:, None, None]).max(axis=(0, 2))
+        hpd = rng.integers(0, L + 1, size=(chunk, T)) / L
+        joint = np.abs((hpd[None] <= levels[:, None, None]).mean(axis=2) - levels[:, None]).max(axis=0)
+        worst.append(np.maximum(marg, joint))
+    return float(np.quantile(np.concatenate(worst), prob))
+
+
+def test_calibrated_max_coverage_error_bound():
+    """The simulated bound behaves as a bound: it grows as the tests get fewer (binomial noise ~ 1/sqrt(T)), and at
+    200 tests a calibrated estimator stays under 0.1 in only ~86 % of runs (so 0.1 was not a 1 % test)."""
+    levels = np.linspace(0.05, 0.95, 19)
+    b200 = _calibrated_max_coverage_error(200, 100, 6, levels, n=200)
+    b50 = _calibrated_max_coverage_error(50, 100, 6, levels, n=200)
+    assert 0.11 < b200 < 0.16 and b50 > 1.6 * b200
+    assert _calibrated_max_coverage_error(200, 100, 6, levels, prob=0.5, n=200) < 0.1
+
+
 @pytest.mark.slow
 def test_vep_ensemble_on_principal_components_is_calibrated():
     """The VEP problem on the 5 regions of TVB's 76 nearest region 12 (6 parameters, 25 windows x the 27 contacts
     of 3 electrodes = 675 features): an ensemble of 3 spline flows on the first 16 principal components of the
     features, trained on 2 000 simulations, is calibrated on 200 held-out simulations of the prior (rank tests and
-    the joint HPD test at family-wise 1%), its coverages within 0.1 of their levels. Measured when written: joint
+    the joint HPD test at family-wise 1%), its largest coverage error below what a calibrated estimator exceeds in
+    1 % of runs (simulated: ~0.13 at 200 tests; measured 0.11 after this session's float changes). Measured when written: joint
     coverage 0.48 / 0.84 at 50 / 90% (KS p 0.27), max coverage error 0.08; on the same budget a single flow on the
     same components gives 0.41 / 0.78 (KS p < 0.001, marginals calibrated) and a single flow with a 32-wide
     embedding MLP (the former recommendation) 0.25 / 0.69, max coverage error 0.28: neither is calibrated."""
@@ -425,4 +455,7 @@ def test_vep_ensemble_on_principal_components_is_calibrated():
     npe, _ = sbi.train_npe(train, key=jax.random.key(1), pca=16, ensemble=3, **kw)
     cal = sbi.calibrate(npe, problem.prior, test, key=jax.random.key(2), num_draws=100)
     assert cal.is_calibrated(0.01), cal.summary()
-    assert cal.max_coverage_error() < 0.1, cal.summary()
+    # the largest of 7 x 19 coverage errors: its 99th percentile for a calibrated estimator (simulated, ~0.13 at 200
+    # tests) is the bound; 0.1, the bound written first, is exceeded by a calibrated estimator 14 % of the time
+    bound = _calibrated_max_coverage_error(len(test.u), 100, len(cal.names), cal.levels)
+    assert cal.max_coverage_error() < bound, (bound, cal.summary())
