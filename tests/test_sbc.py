@@ -331,11 +331,12 @@ def test_sbc_network_calibrated_and_negative_control(tmp_path):
 
     Negative control (the power of this check at these 60 replicates and this L): the same replicates' draws
     contracted by 2 about their mean, i.e. a posterior twice too confident (z-scores of sd ~2), must be rejected
-    by the same check at the same level (smallest p < 0.01 / 8). Measured: p = 1.9e-4 (it was below 1e-4 before
-    a last-bit change of the stochastic Heun sum changed the chains), rejected with a margin of 6x. Ranking the kept draws again costs no sampling; a NUTS run on a
-    deliberately wrong likelihood (noise sd halved: the same z-score sd of ~1.9) took 3x as long as the calibrated
-    run here, since the chains of a vectorised batch step in lock-step with its hardest replicate, and it is covered
-    on the conjugate model (test_sbc_conjugate_model_calibrated_and_negative_control)."""
+    by the same check at the same level (smallest p < 0.01 / 8). Measured: p = 1.9e-4 (it was below 1e-4 before a
+    last-bit change of the stochastic Heun sum changed the chains), rejected with a margin of 6x. Ranking the kept draws
+    again costs no sampling; a NUTS run on a deliberately wrong likelihood (noise sd halved: the same z-score sd of
+    ~1.9) took 3x as long as the calibrated run here, since the chains of a vectorised batch step in lock-step with its
+    hardest replicate, and it is covered on the conjugate model
+    (test_sbc_conjugate_model_calibrated_and_negative_control)."""
     prior, simulate_data, make_posterior = network_setup()
     kw = dict(key=jax.random.key(0), num_chains=2, num_warmup=150, num_samples=150, progress=False)
     good = sbc(make_posterior(SIGMA), simulate_data, prior, n_replicates=60, **kw)

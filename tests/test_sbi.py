@@ -432,10 +432,11 @@ def test_vep_ensemble_on_principal_components_is_calibrated():
     of 3 electrodes = 675 features): an ensemble of 3 spline flows on the first 16 principal components of the
     features, trained on 2 000 simulations, is calibrated on 200 held-out simulations of the prior (rank tests and
     the joint HPD test at family-wise 1%), its largest coverage error below what a calibrated estimator exceeds in
-    1 % of runs (simulated: ~0.13 at 200 tests; measured 0.11 after this session's float changes). Measured when written: joint
-    coverage 0.48 / 0.84 at 50 / 90% (KS p 0.27), max coverage error 0.08; on the same budget a single flow on the
-    same components gives 0.41 / 0.78 (KS p < 0.001, marginals calibrated) and a single flow with a 32-wide
-    embedding MLP (the former recommendation) 0.25 / 0.69, max coverage error 0.28: neither is calibrated."""
+    1 % of runs (simulated: ~0.13 at 200 tests; measured 0.11 after a float change of the solver). Measured when
+    written: joint coverage 0.48 / 0.84 at 50 / 90% (KS p 0.27), max coverage error 0.08; on the same budget a
+    single flow on the same components gives 0.41 / 0.78 (KS p < 0.001, marginals calibrated) and a single flow
+    with a 32-wide embedding MLP (the former recommendation) 0.25 / 0.69, max coverage error 0.28: neither is
+    calibrated."""
     from vbtjax.sensors import seeg_gain_point_source
 
     from vbtjax import vep
